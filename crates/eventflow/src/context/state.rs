@@ -1,0 +1,395 @@
+//! The run's shared state: key/value pairs, one typed state struct, and collect buffers.
+//!
+//! Each part has its own lock, and only the typed state runs user code while holding it (the
+//! closure given to `edit_state`). A nested edit on the same thread is refused with
+//! [`StateError::Reentrant`] instead of deadlocking.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::event::{AnyEvent, EventJson, EventType};
+
+/// A context state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// No value is stored under the key.
+    #[error("no value is stored under key `{key}`")]
+    Missing {
+        /// The key.
+        key: String,
+    },
+    /// The stored value does not deserialize into the type asked for.
+    #[error("the value under key `{key}` is not a valid `{expected}`: {source}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The value could not be serialized to JSON.
+    #[error("the value for key `{key}` cannot be stored: {source}")]
+    Unserializable {
+        /// The key.
+        key: String,
+        /// Why serialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The typed state is of another type than the one asked for.
+    #[error("the typed state is a `{found}`, not a `{expected}`")]
+    StateTypeMismatch {
+        /// The type asked for.
+        expected: &'static str,
+        /// The type the run's state holds.
+        found: &'static str,
+    },
+    /// The typed state restored from a snapshot does not deserialize into the type asked for.
+    #[error("the typed state is not a valid `{expected}`: {source}")]
+    InvalidState {
+        /// The type asked for.
+        expected: &'static str,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The typed state was accessed from inside an `edit_state` closure of the same run.
+    #[error(
+        "the typed state is already being edited on this thread (edit_state called inside edit_state)"
+    )]
+    Reentrant,
+}
+
+trait ErasedState: Any + Send {
+    fn to_json(&self) -> Result<Value, serde_json::Error>;
+    fn type_name(&self) -> &'static str;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Serialize + Send + 'static> ErasedState for T {
+    fn to_json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+enum TypedState {
+    /// Restored from a snapshot, not yet read with a type.
+    Json(Value),
+    Live(Box<dyn ErasedState>),
+}
+
+thread_local! {
+    /// The typed states being edited on this thread, by address.
+    static EDITING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+struct EditingGuard(usize);
+
+impl EditingGuard {
+    fn enter(address: usize) -> Result<Self, StateError> {
+        EDITING.with_borrow_mut(|editing| {
+            if editing.contains(&address) {
+                Err(StateError::Reentrant)
+            } else {
+                editing.push(address);
+                Ok(EditingGuard(address))
+            }
+        })
+    }
+}
+
+impl Drop for EditingGuard {
+    fn drop(&mut self) {
+        EDITING.with_borrow_mut(|editing| editing.retain(|a| *a != self.0));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a step fails that step; the state stays usable for the rest of the run.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The state one run's steps share.
+#[derive(Default)]
+pub(crate) struct StateStore {
+    kv: Mutex<HashMap<String, Value>>,
+    typed: Mutex<Option<TypedState>>,
+    collect: Mutex<HashMap<(usize, u64), CollectBuffer>>,
+}
+
+impl StateStore {
+    pub(crate) fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        let value = serde_json::to_value(value).map_err(|source| StateError::Unserializable {
+            key: key.to_owned(),
+            source,
+        })?;
+        lock(&self.kv).insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
+        let kv = lock(&self.kv);
+        let value = kv.get(key).ok_or_else(|| StateError::Missing {
+            key: key.to_owned(),
+        })?;
+        T::deserialize(value).map_err(|source| StateError::WrongType {
+            key: key.to_owned(),
+            expected: std::any::type_name::<T>(),
+            source,
+        })
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        lock(&self.kv).contains_key(key)
+    }
+
+    pub(crate) fn remove(&self, key: &str) -> Option<Value> {
+        lock(&self.kv).remove(key)
+    }
+
+    pub(crate) fn edit<S, R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R, StateError>
+    where
+        S: Serialize + DeserializeOwned + Default + Send + 'static,
+    {
+        let _editing = EditingGuard::enter(std::ptr::from_ref(self) as usize)?;
+        let mut typed = lock(&self.typed);
+        let state = match typed.take() {
+            None => Box::new(S::default()) as Box<dyn ErasedState>,
+            Some(TypedState::Json(value)) => match S::deserialize(&value) {
+                Ok(state) => Box::new(state),
+                Err(source) => {
+                    *typed = Some(TypedState::Json(value));
+                    return Err(StateError::InvalidState {
+                        expected: std::any::type_name::<S>(),
+                        source,
+                    });
+                }
+            },
+            Some(TypedState::Live(state)) => state,
+        };
+        let state = typed.insert(TypedState::Live(state));
+        let TypedState::Live(state) = state else {
+            unreachable!("just inserted")
+        };
+        let found = state.type_name();
+        let state =
+            state
+                .as_any_mut()
+                .downcast_mut::<S>()
+                .ok_or(StateError::StateTypeMismatch {
+                    expected: std::any::type_name::<S>(),
+                    found,
+                })?;
+        Ok(f(state))
+    }
+
+    /// Adds `event` to the buffer for `expected` and, when the buffer holds every expected
+    /// event, drains them in expected order.
+    pub(crate) fn collect(
+        &self,
+        step: usize,
+        event: AnyEvent,
+        expected: &[(EventType, usize)],
+    ) -> Option<Vec<AnyEvent>> {
+        let mut hasher = DefaultHasher::new();
+        for (ty, count) in expected {
+            ty.type_id().hash(&mut hasher);
+            count.hash(&mut hasher);
+        }
+        let mut buffers = lock(&self.collect);
+        let buffer = buffers
+            .entry((step, hasher.finish()))
+            .or_insert_with(|| CollectBuffer::new(expected));
+        if !buffer.push(event) {
+            return None;
+        }
+        buffer.take_complete()
+    }
+
+    pub(crate) fn snapshot(
+        &self,
+        step_names: &[String],
+    ) -> Result<StateSnapshot, serde_json::Error> {
+        let kv: Map<String, Value> = lock(&self.kv)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let typed = match &*lock(&self.typed) {
+            None => None,
+            Some(TypedState::Json(value)) => Some(value.clone()),
+            Some(TypedState::Live(state)) => Some(state.to_json()?),
+        };
+        let mut collect = Vec::new();
+        for ((step, _), buffer) in lock(&self.collect).iter() {
+            if buffer.buffered.iter().all(|(_, events)| events.is_empty()) {
+                continue;
+            }
+            collect.push(CollectSnapshot {
+                step: step_names[*step].clone(),
+                expected: buffer
+                    .expected
+                    .iter()
+                    .map(|(ty, n)| (ty.name().to_owned(), *n))
+                    .collect(),
+                events: buffer
+                    .buffered
+                    .iter()
+                    .flat_map(|(_, events)| events.iter().map(EventJson::encode))
+                    .collect::<Result<_, _>>()?,
+            });
+        }
+        Ok(StateSnapshot { kv, typed, collect })
+    }
+
+    pub(crate) fn restore(
+        snapshot: StateSnapshot,
+        step_index: impl Fn(&str) -> Option<usize>,
+        event_type: impl Fn(&str) -> Option<EventType>,
+    ) -> Result<Self, String> {
+        let store = StateStore::default();
+        *lock(&store.kv) = snapshot.kv.into_iter().collect();
+        *lock(&store.typed) = snapshot.typed.map(TypedState::Json);
+        for buffer in snapshot.collect {
+            let step = step_index(&buffer.step)
+                .ok_or_else(|| format!("collect buffer of unknown step `{}`", buffer.step))?;
+            let expected = buffer
+                .expected
+                .iter()
+                .map(|(name, n)| {
+                    event_type(name)
+                        .map(|ty| (ty, *n))
+                        .ok_or_else(|| format!("unknown event type `{name}`"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for event in buffer.events {
+                let ty = event_type(&event.name)
+                    .ok_or_else(|| format!("unknown event type `{}`", event.name))?;
+                let event = ty
+                    .decode(event.value)
+                    .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
+                store.collect(step, event, &expected);
+            }
+        }
+        Ok(store)
+    }
+
+    /// A description of the collect buffers still waiting, for the message of a stalled run.
+    pub(crate) fn describe_waiting_collects(&self, step_names: &[String]) -> Vec<String> {
+        lock(&self.collect)
+            .iter()
+            .filter_map(|((step, _), buffer)| {
+                let have: usize = buffer.buffered.iter().map(|(_, events)| events.len()).sum();
+                if have == 0 {
+                    return None;
+                }
+                let want: usize = buffer.expected.iter().map(|(_, n)| n).sum();
+                let types: Vec<&str> = buffer.expected.iter().map(|(ty, _)| ty.name()).collect();
+                Some(format!(
+                    "step `{}` collected {have} of {want} events ({})",
+                    step_names[*step],
+                    types.join(", ")
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Events buffered by `collect_events` until the expected set is complete.
+struct CollectBuffer {
+    /// The expected events in order, run-length encoded: `[A, A, B]` is `[(A, 2), (B, 1)]`.
+    expected: Vec<(EventType, usize)>,
+    /// Arrived events by type, with how many of that type complete the set.
+    buffered: Vec<(EventType, VecDeque<AnyEvent>)>,
+    needed: Vec<usize>,
+}
+
+impl CollectBuffer {
+    fn new(expected: &[(EventType, usize)]) -> Self {
+        let mut buffered: Vec<(EventType, VecDeque<AnyEvent>)> = Vec::new();
+        let mut needed: Vec<usize> = Vec::new();
+        for (ty, count) in expected {
+            match buffered.iter().position(|(known, _)| known == ty) {
+                Some(index) => needed[index] += count,
+                None => {
+                    buffered.push((*ty, VecDeque::new()));
+                    needed.push(*count);
+                }
+            }
+        }
+        CollectBuffer {
+            expected: expected.to_vec(),
+            buffered,
+            needed,
+        }
+    }
+
+    /// Buffers the event; false when it is of a type this buffer does not expect.
+    fn push(&mut self, event: AnyEvent) -> bool {
+        let type_id = event.type_id();
+        match self
+            .buffered
+            .iter_mut()
+            .find(|(ty, _)| ty.type_id() == type_id)
+        {
+            Some((_, events)) => {
+                events.push_back(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take_complete(&mut self) -> Option<Vec<AnyEvent>> {
+        let complete = self
+            .buffered
+            .iter()
+            .zip(&self.needed)
+            .all(|((_, events), needed)| events.len() >= *needed);
+        if !complete {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.needed.iter().sum());
+        for (ty, count) in &self.expected {
+            let (_, events) = self
+                .buffered
+                .iter_mut()
+                .find(|(known, _)| known == ty)
+                .expect("every expected type has a buffer");
+            out.extend(events.drain(..*count));
+        }
+        Some(out)
+    }
+}
+
+/// The serialized context state of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StateSnapshot {
+    kv: Map<String, Value>,
+    typed: Option<Value>,
+    collect: Vec<CollectSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct CollectSnapshot {
+    step: String,
+    expected: Vec<(String, usize)>,
+    events: Vec<EventJson>,
+}

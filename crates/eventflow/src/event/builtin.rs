@@ -1,0 +1,290 @@
+//! The events every workflow shares: start, stop, human-in-the-loop and the terminal events.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Event;
+
+/// A field of an event could not be read as the type asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum EventFieldError {
+    /// The event has no such field.
+    #[error("{event} has no field `{key}` (it has: {available})")]
+    Missing {
+        /// The event's name.
+        event: &'static str,
+        /// The field asked for.
+        key: String,
+        /// The fields the event does have, comma-separated.
+        available: String,
+    },
+    /// The field exists but does not deserialize into the type asked for.
+    #[error("{event} field `{key}` is not a valid `{expected}`: {source}")]
+    WrongType {
+        /// The event's name.
+        event: &'static str,
+        /// The field asked for.
+        key: String,
+        /// The Rust type asked for.
+        expected: &'static str,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn read_field<T: DeserializeOwned>(
+    event: &'static str,
+    fields: &Map<String, Value>,
+    key: &str,
+) -> Result<T, EventFieldError> {
+    let value = fields.get(key).ok_or_else(|| EventFieldError::Missing {
+        event,
+        key: key.to_owned(),
+        available: if fields.is_empty() {
+            "no fields".to_owned()
+        } else {
+            fields
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })?;
+    T::deserialize(value).map_err(|source| EventFieldError::WrongType {
+        event,
+        key: key.to_owned(),
+        expected: std::any::type_name::<T>(),
+        source,
+    })
+}
+
+/// The event that starts a run: the run's keyword arguments as a JSON map.
+///
+/// ```
+/// use eventflow::StartEvent;
+/// use serde_json::json;
+///
+/// let start = StartEvent::from_json(json!({"query": "What is AI?", "top_k": 5})).unwrap();
+/// assert_eq!(start.get::<String>("query").unwrap(), "What is AI?");
+/// let err = start.get::<String>("top_k").unwrap_err();
+/// assert!(err.to_string().contains("`top_k` is not a valid `alloc::string::String`"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StartEvent {
+    kwargs: Map<String, Value>,
+}
+
+impl Event for StartEvent {
+    const NAME: &'static str = "StartEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Start;
+}
+
+impl StartEvent {
+    /// A start event with no arguments.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A start event from a JSON object; anything else is handed back.
+    pub fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Object(kwargs) => Ok(StartEvent { kwargs }),
+            Value::Null => Ok(StartEvent::default()),
+            other => Err(other),
+        }
+    }
+
+    /// Adds an argument.
+    pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.kwargs.insert(key.into(), value);
+        self
+    }
+
+    /// Reads the argument `key` as a `T`, with an error naming the key and the type.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, EventFieldError> {
+        read_field(Self::NAME, &self.kwargs, key)
+    }
+
+    /// Reads the argument `key` as a `T`, or `None` when it is absent or null.
+    pub fn get_opt<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EventFieldError> {
+        match self.kwargs.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.get(key).map(Some),
+        }
+    }
+
+    /// All arguments.
+    pub fn kwargs(&self) -> &Map<String, Value> {
+        &self.kwargs
+    }
+}
+
+impl From<Map<String, Value>> for StartEvent {
+    fn from(kwargs: Map<String, Value>) -> Self {
+        StartEvent { kwargs }
+    }
+}
+
+/// The event that ends a run: it carries the run's result as JSON.
+///
+/// ```
+/// use eventflow::StopEvent;
+///
+/// let stop = StopEvent::new(vec!["a", "b"]);
+/// assert_eq!(stop.result::<Vec<String>>().unwrap(), ["a", "b"]);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopEvent {
+    result: Value,
+}
+
+impl Event for StopEvent {
+    const NAME: &'static str = "StopEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Stop;
+}
+
+impl StopEvent {
+    /// A stop event carrying `result`.
+    ///
+    /// # Panics
+    ///
+    /// If `result` cannot be represented as JSON (a map with non-string keys, a `Serialize`
+    /// implementation that fails); [`StopEvent::try_new`] returns the error instead. Inside a
+    /// step the panic fails the run with the step's name, not the process.
+    pub fn new(result: impl Serialize) -> Self {
+        Self::try_new(result).expect("StopEvent result must serialize to JSON")
+    }
+
+    /// A stop event carrying `result`, or the serialization error.
+    pub fn try_new(result: impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(StopEvent {
+            result: serde_json::to_value(result)?,
+        })
+    }
+
+    /// The result as a `T`.
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.result)
+    }
+
+    /// The result as JSON.
+    pub fn result_json(&self) -> &Value {
+        &self.result
+    }
+}
+
+/// A question for a human: published on the run's event stream, answered with a
+/// [`HumanResponseEvent`] sent through the handler.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputRequiredEvent {
+    /// The text shown to the human.
+    pub prefix: String,
+    /// Any other fields (a request id, what is to be approved, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Event for InputRequiredEvent {
+    const NAME: &'static str = "InputRequiredEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Outbound;
+}
+
+impl InputRequiredEvent {
+    /// A question with the given prompt.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        InputRequiredEvent {
+            prefix: prefix.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds an extra field.
+    pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// Reads an extra field as a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, EventFieldError> {
+        read_field(Self::NAME, &self.extra, key)
+    }
+}
+
+/// A human's answer, sent into a run from outside.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HumanResponseEvent {
+    /// The answer.
+    pub response: String,
+    /// Any other fields (the request id it answers, who answered, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Event for HumanResponseEvent {
+    const NAME: &'static str = "HumanResponseEvent";
+    const ROLE: crate::EventRole = crate::EventRole::External;
+}
+
+impl HumanResponseEvent {
+    /// An answer.
+    pub fn new(response: impl Into<String>) -> Self {
+        HumanResponseEvent {
+            response: response.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds an extra field.
+    pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// Reads an extra field as a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, EventFieldError> {
+        read_field(Self::NAME, &self.extra, key)
+    }
+}
+
+/// Published last when a run fails: a step failed after its retries, or the run stalled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFailedEvent {
+    /// The step that failed, when a step did.
+    pub step: Option<String>,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl Event for RunFailedEvent {
+    const NAME: &'static str = "RunFailedEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Terminal;
+}
+
+/// Published last when a run exceeds its timeout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunTimedOutEvent {
+    /// The run's timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// The steps that were running when it expired.
+    pub active_steps: Vec<String>,
+}
+
+impl Event for RunTimedOutEvent {
+    const NAME: &'static str = "RunTimedOutEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Terminal;
+}
+
+/// Published last when a run is cancelled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunCancelledEvent {}
+
+impl Event for RunCancelledEvent {
+    const NAME: &'static str = "RunCancelledEvent";
+    const ROLE: crate::EventRole = crate::EventRole::Terminal;
+}

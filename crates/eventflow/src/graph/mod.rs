@@ -1,0 +1,178 @@
+//! Drawing: a workflow as a graph of steps and events, and the path a run took through it.
+
+mod html;
+mod text;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventRole;
+use crate::workflow::WorkflowSpec;
+
+/// A node of a workflow graph: a step or an event type, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum NodeId {
+    /// A step.
+    Step(String),
+    /// An event type.
+    Event(String),
+}
+
+impl NodeId {
+    /// The step's or event's name.
+    pub fn name(&self) -> &str {
+        match self {
+            NodeId::Step(name) | NodeId::Event(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeId::Step(name) => write!(f, "step:{name}"),
+            NodeId::Event(name) => write!(f, "event:{name}"),
+        }
+    }
+}
+
+/// A node with what it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// The node.
+    pub id: NodeId,
+    /// For an event node, its role; `None` for a step.
+    pub role: Option<EventRole>,
+    /// For a step node, its number of workers.
+    pub num_workers: Option<usize>,
+}
+
+/// An edge: an event type accepted by a step (event -> step) or emitted by one (step -> event).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    /// Where the edge starts.
+    pub from: NodeId,
+    /// Where it ends.
+    pub to: NodeId,
+    /// How often a run fired it, when the graph carries a run's path.
+    pub count: Option<u64>,
+}
+
+/// An edge a run took, and how often.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathEdge {
+    /// Where the edge starts.
+    pub from: NodeId,
+    /// Where it ends.
+    pub to: NodeId,
+    /// How many times it fired.
+    pub count: u64,
+}
+
+/// The path a run took: every edge that fired, with how often.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPath {
+    /// The edges that fired at least once.
+    pub edges: Vec<PathEdge>,
+}
+
+impl RunPath {
+    /// How often the edge `from -> to` fired (0 if never).
+    pub fn count(&self, from: &NodeId, to: &NodeId) -> u64 {
+        self.edges
+            .iter()
+            .find(|edge| &edge.from == from && &edge.to == to)
+            .map_or(0, |edge| edge.count)
+    }
+
+    /// How many times the step named `step` was given an event (retries not counted).
+    pub fn step_runs(&self, step: &str) -> u64 {
+        self.edges
+            .iter()
+            .filter(|edge| matches!(&edge.to, NodeId::Step(name) if name == step))
+            .map(|edge| edge.count)
+            .sum()
+    }
+}
+
+/// A workflow drawn as a graph, built from the step signatures alone.
+///
+/// ```
+/// use eventflow::prelude::*;
+///
+/// #[derive(Event, Clone, Serialize, Deserialize)]
+/// struct Middle;
+///
+/// let workflow = Workflow::builder("two")
+///     .add_step("first", |_: StartEvent| async { Middle })
+///     .add_step("second", |_: Middle| async { StopEvent::new(()) })
+///     .build()
+///     .unwrap();
+/// let mermaid = workflow.graph().to_mermaid();
+/// assert!(mermaid.contains("flowchart"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowGraph {
+    /// The workflow's name.
+    pub name: String,
+    /// Steps first, in the order they were added, then event types.
+    pub nodes: Vec<Node>,
+    /// Event -> step for what steps accept, step -> event for what they emit.
+    pub edges: Vec<Edge>,
+}
+
+impl WorkflowGraph {
+    pub(crate) fn of(spec: &WorkflowSpec) -> Self {
+        let mut nodes: Vec<Node> = spec
+            .steps
+            .iter()
+            .map(|step| Node {
+                id: NodeId::Step(step.name.clone()),
+                role: None,
+                num_workers: Some(step.num_workers),
+            })
+            .collect();
+        nodes.extend(spec.events.iter().map(|ty| Node {
+            id: NodeId::Event(ty.name().to_owned()),
+            role: Some(ty.role()),
+            num_workers: None,
+        }));
+        let mut edges = Vec::new();
+        for step in &spec.steps {
+            for ty in &step.accepts {
+                edges.push(Edge {
+                    from: NodeId::Event(ty.name().to_owned()),
+                    to: NodeId::Step(step.name.clone()),
+                    count: None,
+                });
+            }
+            for ty in &step.emits {
+                edges.push(Edge {
+                    from: NodeId::Step(step.name.clone()),
+                    to: NodeId::Event(ty.name().to_owned()),
+                    count: None,
+                });
+            }
+        }
+        WorkflowGraph {
+            name: spec.name.clone(),
+            nodes,
+            edges,
+        }
+    }
+
+    /// The same graph with each edge labelled by how often `path` fired it.
+    pub fn with_path(mut self, path: &RunPath) -> Self {
+        for edge in &mut self.edges {
+            edge.count = Some(path.count(&edge.from, &edge.to));
+        }
+        self
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: &NodeId) -> Option<&Node> {
+        self.nodes.iter().find(|node| &node.id == id)
+    }
+}

@@ -1,0 +1,99 @@
+//! # eventflow
+//!
+//! An event-driven workflow engine for AI applications: the programming model of LlamaIndex
+//! Workflows, typed at compile time and run by a pure reducer on tokio.
+//!
+//! A workflow is a set of **steps**, async functions that each accept one event type (or a union)
+//! and emit events. What a step accepts and emits is read from its signature, so the graph is
+//! known, validated and drawable before anything runs.
+//!
+//! ```
+//! use eventflow::prelude::*;
+//!
+//! #[derive(Event, Clone, Debug, Serialize, Deserialize)]
+//! struct Draft { text: String }
+//!
+//! struct Writer;
+//!
+//! #[workflow]
+//! impl Writer {
+//!     #[step]
+//!     async fn write(&self, ev: StartEvent) -> Result<Draft> {
+//!         let topic: String = ev.get("topic")?;
+//!         Ok(Draft { text: format!("A few words on {topic}.") })
+//!     }
+//!
+//!     #[step]
+//!     async fn publish(&self, ctx: &Context, ev: Draft) -> Result<StopEvent> {
+//!         ctx.set("length", ev.text.len())?;
+//!         Ok(StopEvent::new(ev.text))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let workflow = Writer.into_workflow()?;
+//! let output = workflow.run(json!({"topic": "rust"})).await?;
+//! assert_eq!(output.result::<String>()?, "A few words on rust.");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See the crate's README for the map from LlamaIndex Workflows to eventflow, and
+//! `docs/ARCHITECTURE.md` for how runs are executed.
+
+#![warn(missing_docs)]
+
+// Lets the derive macros, which name `::eventflow`, be used inside this crate too.
+extern crate self as eventflow;
+
+mod context;
+mod error;
+mod event;
+pub mod graph;
+mod run;
+mod step;
+mod workflow;
+
+pub use context::{Context, StateError, WaitError, WaitForEvent};
+pub use error::{SendEventError, WorkflowError};
+pub use event::{
+    AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
+    InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StopEvent,
+};
+pub use eventflow_macros::{Event, EventUnion, step, workflow};
+pub use graph::{RunPath, WorkflowGraph};
+pub use run::{EventStream, RunOutput, RunSnapshot, WorkflowHandler};
+pub use step::{
+    Backoff, BoxError, DEFAULT_NUM_WORKERS, IntoStepResult, RetryPolicy, Step, StepError, StepFn,
+    StepInput, StepOutput,
+};
+pub use workflow::{
+    IntoWorkflow, StartInput, ValidationErrors, ValidationProblem, Workflow, WorkflowBuilder,
+};
+
+/// The result type of steps: any error converts into [`BoxError`] with `?`.
+pub type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+/// Everything a workflow author needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        AnyEvent, BoxError, Context, Event, EventFieldError, EventType, EventUnion,
+        HumanResponseEvent, InputRequiredEvent, IntoWorkflow, Result, RetryPolicy, StartEvent,
+        StateError, Step, StepError, StopEvent, WaitError, Workflow, WorkflowError,
+        WorkflowHandler, step, workflow,
+    };
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::json;
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Items the macros expand to; not part of the public API.
+
+    /// Compile-time check that a step's event parameter is something a step can accept.
+    pub const fn assert_step_input<T: crate::StepInput>() {}
+
+    /// Compile-time check that a step's return type is something a step can return.
+    pub const fn assert_step_return<T: crate::IntoStepResult>() {}
+}

@@ -1,0 +1,431 @@
+//! The tokio driver: feeds ticks to the reducer and carries out its commands.
+//!
+//! One task per run owns the [`RunState`]; step invocations run as their own tasks and report
+//! back through the run's inbox. The driver is the only place that touches tokio, clocks and
+//! panics, so the reducer stays pure.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tracing::Instrument;
+
+use crate::context::Context;
+use crate::error::WorkflowError;
+use crate::event::{AnyEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
+use crate::run::handler::RunOutput;
+use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
+use crate::run::{Msg, RunShared, RunSnapshot};
+use crate::step::StepError;
+use crate::workflow::WorkflowSpec;
+
+/// How a driver begins.
+pub(crate) enum Initial {
+    /// With a tick (the start event).
+    Tick(Tick),
+    /// With a restored state whose pending invocations are to be started.
+    Resume,
+    /// Not at all: the run fails before any step runs.
+    Fail(WorkflowError),
+}
+
+type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
+
+/// How many queued messages the driver handles before yielding to the runtime.
+const BATCH: usize = 256;
+
+pub(crate) struct Driver {
+    shared: Arc<RunShared>,
+    spec: Arc<WorkflowSpec>,
+    state: RunState,
+    inbox: mpsc::UnboundedReceiver<Msg>,
+    tasks: HashMap<InvocationId, AbortHandle>,
+    timers: HashMap<u64, AbortHandle>,
+    waiters: HashMap<u64, (InvocationId, oneshot::Sender<AnyEvent>)>,
+    result: Option<ResultSender>,
+    commands: Vec<Command>,
+    follow_ups: VecDeque<Tick>,
+}
+
+impl Driver {
+    pub(crate) fn spawn(
+        shared: Arc<RunShared>,
+        state: RunState,
+        inbox: mpsc::UnboundedReceiver<Msg>,
+        result: ResultSender,
+        initial: Initial,
+    ) {
+        let span = tracing::info_span!(
+            "workflow_run",
+            workflow = %shared.workflow.name(),
+            run_id = %shared.run_id,
+        );
+        let driver = Driver {
+            spec: shared.workflow.spec.clone(),
+            shared,
+            state,
+            inbox,
+            tasks: HashMap::new(),
+            timers: HashMap::new(),
+            waiters: HashMap::new(),
+            result: Some(result),
+            commands: Vec::new(),
+            follow_ups: VecDeque::new(),
+        };
+        tokio::spawn(driver.run(initial).instrument(span));
+    }
+
+    async fn run(mut self, initial: Initial) {
+        tracing::debug!("run started");
+        match initial {
+            Initial::Tick(tick) => self.apply(tick),
+            Initial::Resume => {
+                self.state.resume(&self.spec, &mut self.commands);
+                self.execute();
+            }
+            Initial::Fail(error) => {
+                self.shared.stream.close_with(AnyEvent::new(RunFailedEvent {
+                    step: None,
+                    error: error.to_string(),
+                }));
+                self.report(Err(error));
+                return;
+            }
+        }
+        let timeout = self.shared.workflow.timeout;
+        let deadline = tokio::time::sleep(timeout.unwrap_or_default());
+        tokio::pin!(deadline);
+        while !self.state.is_finished() {
+            let message = tokio::select! {
+                message = self.inbox.recv() => message,
+                () = &mut deadline, if timeout.is_some() => {
+                    Some(Msg::Tick(Tick::TimedOut { timeout: timeout.unwrap_or_default() }))
+                }
+            };
+            let Some(message) = message else { break };
+            self.handle(message);
+            for _ in 0..BATCH {
+                if self.state.is_finished() {
+                    break;
+                }
+                match self.inbox.try_recv() {
+                    Ok(message) => self.handle(message),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, message: Msg) {
+        match message {
+            Msg::Tick(tick) => {
+                match &tick {
+                    Tick::StepDone { invocation, .. } => {
+                        self.tasks.remove(invocation);
+                        self.waiters.retain(|_, (owner, _)| owner != invocation);
+                    }
+                    Tick::WaitEnded { waiter } => {
+                        self.waiters.remove(waiter);
+                    }
+                    Tick::RetryDue { timer } => {
+                        self.timers.remove(timer);
+                    }
+                    _ => {}
+                }
+                self.apply(tick);
+            }
+            Msg::Wait {
+                waiter,
+                invocation,
+                event_type,
+                requirements,
+                reply,
+            } => {
+                // A wait from an invocation that already ended is dropped with its reply.
+                if self.tasks.contains_key(&invocation) {
+                    self.waiters.insert(waiter, (invocation, reply));
+                    self.apply(Tick::Wait {
+                        waiter,
+                        invocation,
+                        event_type,
+                        requirements,
+                    });
+                }
+            }
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    /// Applies a tick and carries out its commands, and the ticks those give, until quiet.
+    fn apply(&mut self, tick: Tick) {
+        self.follow_ups.push_back(tick);
+        while let Some(tick) = self.follow_ups.pop_front() {
+            self.state.apply(&self.spec, tick, &mut self.commands);
+            self.execute();
+        }
+    }
+
+    fn execute(&mut self) {
+        let mut commands = std::mem::take(&mut self.commands);
+        for command in commands.drain(..) {
+            match command {
+                Command::StartStep {
+                    invocation,
+                    step,
+                    event,
+                    attempt,
+                } => self.start_step(invocation, step, event, attempt),
+                Command::ScheduleRetry { timer, delay } => {
+                    let inbox = self.shared.inbox.clone();
+                    let task = tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = inbox.send(Msg::Tick(Tick::RetryDue { timer }));
+                    });
+                    self.timers.insert(timer, task.abort_handle());
+                }
+                Command::Deliver { waiter, event } => {
+                    let undelivered = match self.waiters.remove(&waiter) {
+                        Some((_, reply)) => reply.send(event).err(),
+                        None => Some(event),
+                    };
+                    // The waiter gave up just now: the event goes back to be routed again.
+                    if let Some(event) = undelivered {
+                        self.follow_ups.push_back(Tick::Emit {
+                            event,
+                            target: None,
+                            from: None,
+                        });
+                    }
+                }
+                Command::Publish(event) => {
+                    self.shared.stream.push(event);
+                }
+                Command::Finish(outcome) => self.finish(outcome),
+            }
+        }
+        self.commands = commands;
+    }
+
+    fn start_step(
+        &mut self,
+        invocation: InvocationId,
+        step_index: usize,
+        event: AnyEvent,
+        attempt: u32,
+    ) {
+        let step = &self.spec.steps[step_index];
+        let span = tracing::info_span!(
+            "step",
+            step = %step.name,
+            event = event.name(),
+            attempt,
+        );
+        let verbose = self.shared.workflow.verbose;
+        if verbose {
+            println!(
+                "[{}] step `{}` started on {} (attempt {attempt})",
+                short_id(&self.shared.run_id),
+                step.name,
+                event.name()
+            );
+        }
+        let ctx = Context {
+            run: self.shared.clone(),
+            step: step_index,
+            invocation,
+            attempt,
+        };
+        let body = step.body.clone();
+        let timeout = step.timeout;
+        let inbox = self.shared.inbox.clone();
+        let spec = self.spec.clone();
+        let run_id = self.shared.run_id.clone();
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                // The body is called inside the guarded future, so a panic while building the
+                // step's future is caught like one while polling it.
+                let guarded =
+                    AssertUnwindSafe(async move { body(ctx, event).await }).catch_unwind();
+                let caught = match timeout {
+                    None => Some(guarded.await),
+                    Some(limit) => tokio::time::timeout(limit, guarded).await.ok(),
+                };
+                let outcome = match caught {
+                    Some(Ok(Ok(events))) => Ok(events),
+                    Some(Ok(Err(error))) => Err(StepError::Failed(error)),
+                    Some(Err(panic)) => Err(StepError::Panicked(panic_message(panic.as_ref()))),
+                    None => Err(StepError::TimedOut(timeout.unwrap_or_default())),
+                };
+                let name = &spec.steps[step_index].name;
+                let elapsed = started.elapsed();
+                match &outcome {
+                    Ok(events) => {
+                        tracing::debug!(?elapsed, emitted = events.len(), "step finished");
+                        if verbose {
+                            let names: Vec<&str> = events.iter().map(AnyEvent::name).collect();
+                            println!(
+                                "[{}] step `{name}` finished in {elapsed:.1?} -> {}",
+                                short_id(&run_id),
+                                if names.is_empty() {
+                                    "nothing".to_owned()
+                                } else {
+                                    names.join(", ")
+                                }
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(?elapsed, %error, "step failed");
+                        if verbose {
+                            println!(
+                                "[{}] step `{name}` failed on attempt {attempt}: {error}",
+                                short_id(&run_id)
+                            );
+                        }
+                    }
+                }
+                let _ = inbox.send(Msg::Tick(Tick::StepDone {
+                    invocation,
+                    outcome,
+                }));
+            }
+            .instrument(span),
+        );
+        self.tasks.insert(invocation, task.abort_handle());
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
+        self.waiters.clear();
+        self.shared.cancel_children();
+        let path = self.state.path(&self.spec);
+        let (terminal, result) = match outcome {
+            Outcome::Stopped(event) => (
+                event.clone(),
+                Ok(RunOutput {
+                    run_id: self.shared.run_id.clone(),
+                    event,
+                    path,
+                }),
+            ),
+            Outcome::Failed {
+                step,
+                attempts,
+                error,
+            } => (
+                AnyEvent::new(RunFailedEvent {
+                    step: Some(step.clone()),
+                    error: error.to_string(),
+                }),
+                Err(WorkflowError::StepFailed {
+                    step,
+                    attempts,
+                    source: error,
+                }),
+            ),
+            Outcome::TimedOut {
+                timeout,
+                active_steps,
+            } => (
+                AnyEvent::new(RunTimedOutEvent {
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    active_steps: active_steps.clone(),
+                }),
+                Err(WorkflowError::Timeout {
+                    timeout,
+                    active_steps,
+                }),
+            ),
+            Outcome::Cancelled => (
+                AnyEvent::new(RunCancelledEvent {}),
+                Err(WorkflowError::Cancelled),
+            ),
+            Outcome::Stalled { mut reason } => {
+                let step_names: Vec<String> =
+                    self.spec.steps.iter().map(|s| s.name.clone()).collect();
+                for waiting in self.shared.state.describe_waiting_collects(&step_names) {
+                    reason.push_str("; ");
+                    reason.push_str(&waiting);
+                }
+                (
+                    AnyEvent::new(RunFailedEvent {
+                        step: None,
+                        error: format!("run stalled: {reason}"),
+                    }),
+                    Err(WorkflowError::Stalled { reason }),
+                )
+            }
+        };
+        self.shared.stream.close_with(terminal);
+        self.report(result);
+    }
+
+    fn report(&mut self, result: Result<RunOutput, WorkflowError>) {
+        match &result {
+            Ok(output) => {
+                tracing::info!(result = ?output.event, "run finished");
+                if self.shared.workflow.verbose {
+                    println!(
+                        "[{}] run finished: {:?}",
+                        short_id(&self.shared.run_id),
+                        output.event
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "run failed");
+                if self.shared.workflow.verbose {
+                    println!("[{}] run failed: {error}", short_id(&self.shared.run_id));
+                }
+            }
+        }
+        if let Some(sender) = self.result.take() {
+            let _ = sender.send(result);
+        }
+    }
+
+    fn snapshot(&self) -> Result<RunSnapshot, WorkflowError> {
+        if self.state.is_finished() {
+            return Err(WorkflowError::InvalidSnapshot(
+                "the run has finished".into(),
+            ));
+        }
+        let invalid = |e: serde_json::Error| WorkflowError::InvalidSnapshot(e.to_string());
+        let reducer = self.state.snapshot(&self.spec).map_err(invalid)?;
+        let step_names: Vec<String> = self.spec.steps.iter().map(|s| s.name.clone()).collect();
+        let state = self.shared.state.snapshot(&step_names).map_err(invalid)?;
+        Ok(RunSnapshot::new(
+            &self.shared.workflow,
+            &self.shared.run_id,
+            self.shared.stream.published(),
+            reducer,
+            state,
+        ))
+    }
+}
+
+fn short_id(run_id: &str) -> &str {
+    run_id.get(..8).unwrap_or(run_id)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

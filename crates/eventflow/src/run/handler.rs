@@ -1,0 +1,185 @@
+//! The handler of a run: its result, its event streams, events in, cancel and snapshot.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::error::{SendEventError, WorkflowError};
+use crate::event::{AnyEvent, Event, StopEvent};
+use crate::graph::RunPath;
+use crate::run::{EventStream, Msg, RunShared, RunSnapshot};
+
+/// The result of a run that finished with a stop event.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    pub(crate) run_id: String,
+    pub(crate) event: AnyEvent,
+    pub(crate) path: RunPath,
+}
+
+impl RunOutput {
+    /// The run's result as a `T`: the result of a [`StopEvent`], or a typed stop event itself
+    /// (read through its JSON, so `result::<MyStopEvent>()` works too).
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, WorkflowError> {
+        let invalid = |source| WorkflowError::InvalidResult {
+            expected: std::any::type_name::<T>(),
+            source,
+        };
+        match self.event.downcast_ref::<StopEvent>() {
+            Some(stop) => stop.result().map_err(invalid),
+            None => {
+                let json = self.event.to_json().map_err(invalid)?;
+                T::deserialize(json).map_err(invalid)
+            }
+        }
+    }
+
+    /// The stop event that ended the run.
+    pub fn event(&self) -> &AnyEvent {
+        &self.event
+    }
+
+    /// The typed stop event, when the run ended with an `E`; the event is handed back otherwise.
+    pub fn into_event<E: Event>(self) -> Result<E, AnyEvent> {
+        self.event.downcast()
+    }
+
+    /// The path the run took through the graph.
+    pub fn path(&self) -> &RunPath {
+        &self.path
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+/// A running workflow: `.await` it for the result, stream its events, send it events, cancel
+/// it or snapshot it.
+///
+/// Dropping the handler does not stop the run; [`cancel`](Self::cancel) does.
+///
+/// ```
+/// use eventflow::prelude::*;
+/// use futures::StreamExt;
+///
+/// #[derive(Event, Clone, Serialize, Deserialize)]
+/// struct Progress { percent: u8 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let workflow = Workflow::builder("progress")
+///     .add_step("work", |ctx: Context, _: StartEvent| async move {
+///         ctx.write_event_to_stream(Progress { percent: 50 });
+///         StopEvent::new("done")
+///     })
+///     .build()?;
+/// let handler = workflow.run(json!({}));
+/// let mut events = handler.stream_events();
+/// let first = events.next().await.unwrap();
+/// assert_eq!(first.downcast_ref::<Progress>().unwrap().percent, 50);
+/// assert!(events.next().await.unwrap().is::<StopEvent>());
+/// assert_eq!(handler.await?.result::<String>()?, "done");
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a handler does nothing unless awaited, streamed or kept to send events"]
+pub struct WorkflowHandler {
+    shared: Arc<RunShared>,
+    result: oneshot::Receiver<Result<RunOutput, WorkflowError>>,
+}
+
+impl WorkflowHandler {
+    pub(crate) fn new(
+        shared: Arc<RunShared>,
+    ) -> (Self, oneshot::Sender<Result<RunOutput, WorkflowError>>) {
+        let (sender, result) = oneshot::channel();
+        (WorkflowHandler { shared, result }, sender)
+    }
+
+    pub(crate) fn shared(&self) -> Arc<RunShared> {
+        self.shared.clone()
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.shared.run_id
+    }
+
+    /// The name of the workflow being run.
+    pub fn workflow_name(&self) -> &str {
+        self.shared.workflow.name()
+    }
+
+    /// A stream of every event the run publishes, from its first, ending with its terminal
+    /// event. Any number of streams may be open at once.
+    pub fn stream_events(&self) -> EventStream {
+        EventStream::follow(self.shared.clone())
+    }
+
+    /// Sends an event into the run from outside (a [`HumanResponseEvent`](crate::HumanResponseEvent),
+    /// say), to every step that accepts it or the first step waiting for it.
+    pub fn send_event<E: Event>(&self, event: E) -> Result<(), SendEventError> {
+        self.shared.send(AnyEvent::new(event), None, None)
+    }
+
+    /// Sends an event into the run, to the step named `step` only.
+    pub fn send_event_to<E: Event>(&self, step: &str, event: E) -> Result<(), SendEventError> {
+        self.shared.send(AnyEvent::new(event), Some(step), None)
+    }
+
+    /// Sends a type-erased event into the run, optionally to one step.
+    pub fn send_any(&self, event: AnyEvent, step: Option<&str>) -> Result<(), SendEventError> {
+        self.shared.send(event, step, None)
+    }
+
+    /// Cancels the run: running steps are stopped, child runs cancelled, and the run ends with
+    /// [`WorkflowError::Cancelled`]. Cancelling a finished run does nothing.
+    pub fn cancel(&self) {
+        self.shared.cancel();
+    }
+
+    /// Whether the run has finished (its terminal event is published).
+    pub fn is_finished(&self) -> bool {
+        self.shared.stream.is_closed()
+    }
+
+    /// A snapshot of the run as it is now, between two ticks; the run goes on.
+    pub async fn snapshot(&self) -> Result<RunSnapshot, WorkflowError> {
+        let (reply, snapshot) = oneshot::channel();
+        if self.shared.inbox.send(Msg::Snapshot(reply)).is_err() {
+            return Err(WorkflowError::InvalidSnapshot(
+                "the run has finished".into(),
+            ));
+        }
+        snapshot.await.unwrap_or_else(|_| {
+            Err(WorkflowError::InvalidSnapshot(
+                "the run has finished".into(),
+            ))
+        })
+    }
+}
+
+impl Future for WorkflowHandler {
+    type Output = Result<RunOutput, WorkflowError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.result)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(WorkflowError::RunLost)))
+    }
+}
+
+impl std::fmt::Debug for WorkflowHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowHandler")
+            .field("run_id", &self.run_id())
+            .field("workflow", &self.workflow_name())
+            .finish()
+    }
+}

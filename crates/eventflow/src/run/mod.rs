@@ -1,0 +1,184 @@
+//! Running a workflow: the reducer, its tokio driver, the handler and the event stream.
+
+mod driver;
+mod handler;
+pub(crate) mod reducer;
+mod snapshot;
+mod stream;
+
+pub use handler::{RunOutput, WorkflowHandler};
+pub use snapshot::RunSnapshot;
+pub use stream::EventStream;
+
+pub(crate) use reducer::Tick;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::context::{StateStore, may_lack_consumer};
+use crate::error::{SendEventError, WorkflowError};
+use crate::event::{AnyEvent, EventType};
+use crate::workflow::Workflow;
+use driver::{Driver, Initial};
+use reducer::{InvocationId, RunState};
+use stream::StreamLog;
+
+/// A message to a run's driver.
+pub(crate) enum Msg {
+    Tick(Tick),
+    /// A step begins waiting; the event is handed over through `reply`.
+    Wait {
+        waiter: u64,
+        invocation: InvocationId,
+        event_type: EventType,
+        requirements: Vec<(String, Value)>,
+        reply: oneshot::Sender<AnyEvent>,
+    },
+    Snapshot(oneshot::Sender<Result<RunSnapshot, WorkflowError>>),
+}
+
+/// What a run's driver, its steps' contexts and its handler share.
+pub(crate) struct RunShared {
+    pub(crate) run_id: String,
+    pub(crate) workflow: Workflow,
+    pub(crate) inbox: mpsc::UnboundedSender<Msg>,
+    pub(crate) state: StateStore,
+    pub(crate) stream: StreamLog,
+    children: Mutex<Vec<Arc<RunShared>>>,
+    next_waiter: AtomicU64,
+}
+
+impl RunShared {
+    /// Checks an event against the workflow's steps and hands it to the driver.
+    pub(crate) fn send(
+        &self,
+        event: AnyEvent,
+        target: Option<&str>,
+        from: Option<InvocationId>,
+    ) -> Result<(), SendEventError> {
+        let spec = &self.workflow.spec;
+        let target = match target {
+            Some(name) => {
+                let Some(step) = spec.step_index(name) else {
+                    return Err(SendEventError::UnknownStep {
+                        step: name.to_owned(),
+                        event,
+                    });
+                };
+                if !spec.steps[step].accepts.contains(&event.event_type()) {
+                    return Err(SendEventError::NotAccepted {
+                        step: name.to_owned(),
+                        event,
+                    });
+                }
+                Some(step)
+            }
+            None => {
+                if spec.consumers_of(event.type_id()).is_empty() && !may_lack_consumer(event.role())
+                {
+                    return Err(SendEventError::NoConsumer { event });
+                }
+                None
+            }
+        };
+        self.inbox
+            .send(Msg::Tick(Tick::Emit {
+                event,
+                target,
+                from,
+            }))
+            .map_err(|rejected| match rejected.0 {
+                Msg::Tick(Tick::Emit { event, .. }) => SendEventError::RunFinished { event },
+                _ => unreachable!("an Emit was sent"),
+            })
+    }
+
+    pub(crate) fn next_waiter(&self) -> u64 {
+        self.next_waiter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn cancel(&self) {
+        let _ = self.inbox.send(Msg::Tick(Tick::Cancel));
+    }
+
+    /// Makes `child` end when this run ends.
+    pub(crate) fn adopt(&self, child: Arc<RunShared>) {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(child);
+    }
+
+    fn cancel_children(&self) {
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(PoisonError::into_inner));
+        for child in children {
+            child.cancel();
+        }
+    }
+}
+
+fn new_run(
+    workflow: &Workflow,
+    run_id: String,
+    state: StateStore,
+    first_sequence: u64,
+) -> (Arc<RunShared>, mpsc::UnboundedReceiver<Msg>) {
+    let (inbox, receiver) = mpsc::unbounded_channel();
+    let shared = Arc::new(RunShared {
+        run_id,
+        workflow: workflow.clone(),
+        inbox,
+        state,
+        stream: StreamLog::new(first_sequence),
+        children: Mutex::new(Vec::new()),
+        next_waiter: AtomicU64::new(1),
+    });
+    (shared, receiver)
+}
+
+/// Starts a fresh run.
+pub(crate) fn start(
+    workflow: &Workflow,
+    start: Result<AnyEvent, WorkflowError>,
+) -> WorkflowHandler {
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let seed = fastrand::u64(..);
+    let (shared, receiver) = new_run(workflow, run_id, StateStore::default(), 0);
+    let expected = workflow.spec.start;
+    let initial = match start {
+        Ok(event) if event.event_type() == expected => Initial::Tick(Tick::Start(event)),
+        Ok(event) => Initial::Fail(WorkflowError::InvalidStart {
+            expected: expected.name(),
+            found: event.name().to_owned(),
+        }),
+        Err(error) => Initial::Fail(error),
+    };
+    let state = RunState::new(&workflow.spec, seed);
+    let (handler, result) = WorkflowHandler::new(shared.clone());
+    Driver::spawn(shared, state, receiver, result, initial);
+    handler
+}
+
+/// Resumes a run from a snapshot.
+pub(crate) fn resume(
+    workflow: &Workflow,
+    snapshot: RunSnapshot,
+) -> Result<WorkflowHandler, WorkflowError> {
+    let parts = snapshot.into_parts(workflow)?;
+    let spec = &workflow.spec;
+    let state = RunState::restore(spec, parts.reducer).map_err(WorkflowError::InvalidSnapshot)?;
+    let store = StateStore::restore(
+        parts.state,
+        |name| spec.step_index(name),
+        |name| spec.event_by_name(name),
+    )
+    .map_err(WorkflowError::InvalidSnapshot)?;
+    let (shared, receiver) = new_run(workflow, parts.run_id, store, parts.published);
+    let (handler, result) = WorkflowHandler::new(shared.clone());
+    Driver::spawn(shared, state, receiver, result, Initial::Resume);
+    Ok(handler)
+}

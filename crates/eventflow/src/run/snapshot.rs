@@ -1,0 +1,100 @@
+//! Snapshots: a whole run as JSON, to resume in this process or another.
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::StateSnapshot;
+use crate::error::WorkflowError;
+use crate::run::reducer::ReducerSnapshot;
+use crate::workflow::Workflow;
+
+const FORMAT: u32 = 1;
+
+/// A run frozen at a tick boundary: queued and in-flight step invocations with their attempt
+/// numbers, events waiting for a waiter, collect buffers, the context state and the path so far.
+///
+/// Take one with `WorkflowHandler::snapshot`, store it as JSON, and resume it with
+/// `Workflow::resume` on a workflow of the same shape (checked by fingerprint). Step
+/// invocations that were running when it was taken run again from their start, so a step
+/// that waits for a human asks again and then receives the answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    format: u32,
+    workflow: String,
+    fingerprint: String,
+    run_id: String,
+    /// How many events the run had published, so sequence numbers continue after resume.
+    published: u64,
+    reducer: ReducerSnapshot,
+    state: StateSnapshot,
+}
+
+pub(crate) struct SnapshotParts {
+    pub(crate) run_id: String,
+    pub(crate) published: u64,
+    pub(crate) reducer: ReducerSnapshot,
+    pub(crate) state: StateSnapshot,
+}
+
+impl RunSnapshot {
+    pub(crate) fn new(
+        workflow: &Workflow,
+        run_id: &str,
+        published: u64,
+        reducer: ReducerSnapshot,
+        state: StateSnapshot,
+    ) -> Self {
+        RunSnapshot {
+            format: FORMAT,
+            workflow: workflow.name().to_owned(),
+            fingerprint: workflow.fingerprint().to_owned(),
+            run_id: run_id.to_owned(),
+            published,
+            reducer,
+            state,
+        }
+    }
+
+    /// The id of the snapshotted run; a resumed run keeps it.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The name of the workflow the run belongs to.
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+
+    /// The snapshot as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("snapshots hold only JSON values")
+    }
+
+    /// Reads a snapshot from JSON.
+    pub fn from_json(json: &str) -> Result<Self, WorkflowError> {
+        serde_json::from_str(json).map_err(|e| WorkflowError::InvalidSnapshot(e.to_string()))
+    }
+
+    pub(crate) fn into_parts(self, workflow: &Workflow) -> Result<SnapshotParts, WorkflowError> {
+        if self.format != FORMAT {
+            return Err(WorkflowError::InvalidSnapshot(format!(
+                "snapshot format {} is not supported (expected {FORMAT})",
+                self.format
+            )));
+        }
+        if self.fingerprint != workflow.fingerprint() {
+            return Err(WorkflowError::InvalidSnapshot(format!(
+                "the snapshot is of workflow `{}` (fingerprint {}), which differs from `{}` (fingerprint {})",
+                self.workflow,
+                self.fingerprint,
+                workflow.name(),
+                workflow.fingerprint()
+            )));
+        }
+        Ok(SnapshotParts {
+            run_id: self.run_id,
+            published: self.published,
+            reducer: self.reducer,
+            state: self.state,
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! Steps: async functions from one event to the events they emit.
+//!
+//! What a step accepts and emits is read from its type, not from its body: [`StepInput`] says
+//! which event types a step's parameter accepts, [`StepOutput`] which ones its return value can
+//! carry. [`StepFn`] turns any async function or closure of the supported shapes into a step, the
+//! way axum turns functions into handlers, so the `#[workflow]` macro and the builder API produce
+//! the very same graph.
+
+mod retry;
+
+pub use retry::{Backoff, RetryPolicy};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::context::Context;
+use crate::event::{AnyEvent, Event, EventType};
+
+/// The error type a step may fail with: any error that is `Send + Sync`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why one attempt of a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step returned an error.
+    #[error(transparent)]
+    Failed(BoxError),
+    /// The step panicked; the panic's message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// The step ran longer than its timeout.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+/// What a step accepts: one event type, or a union of event types derived with
+/// `#[derive(EventUnion)]` (a step that accepts `StartEvent` or `RefineEvent`, say).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be accepted by a step",
+    label = "not an event or a union of events",
+    note = "a step accepts one event (`#[derive(Event)]`) or an enum of events (`#[derive(EventUnion)]`)"
+)]
+pub trait StepInput: Send + 'static {
+    /// The event types this input accepts.
+    fn accepted_types() -> Vec<EventType>;
+    /// Converts a routed event into the input; hands the event back when it is of another type.
+    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent>
+    where
+        Self: Sized;
+}
+
+impl<E: Event> StepInput for E {
+    fn accepted_types() -> Vec<EventType> {
+        vec![EventType::of::<E>()]
+    }
+
+    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent> {
+        event.downcast::<E>()
+    }
+}
+
+/// What a step emits: an event, `Option<E>` (nothing this time, as when collecting), `Vec<E>`
+/// (fan-out), a union derived with `#[derive(EventUnion)]` (branching), or `()` (nothing; for a
+/// step that only sends events with `Context::send_event`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not something a step can emit",
+    label = "not an event, an `Option`/`Vec` of events, or a union of events",
+    note = "a step returns an event, `Option<E>`, `Vec<E>`, an enum of events (`#[derive(EventUnion)]`), `()`, or a `Result` of one of those"
+)]
+pub trait StepOutput: Send + 'static {
+    /// The event types a value of this type can carry.
+    fn emitted_types() -> Vec<EventType>;
+    /// Appends the carried events to `out`.
+    fn into_events(self, out: &mut Vec<AnyEvent>);
+}
+
+impl<E: Event> StepOutput for E {
+    fn emitted_types() -> Vec<EventType> {
+        vec![EventType::of::<E>()]
+    }
+
+    fn into_events(self, out: &mut Vec<AnyEvent>) {
+        out.push(AnyEvent::new(self));
+    }
+}
+
+impl<T: StepOutput> StepOutput for Option<T> {
+    fn emitted_types() -> Vec<EventType> {
+        T::emitted_types()
+    }
+
+    fn into_events(self, out: &mut Vec<AnyEvent>) {
+        if let Some(inner) = self {
+            inner.into_events(out);
+        }
+    }
+}
+
+impl<T: StepOutput> StepOutput for Vec<T> {
+    fn emitted_types() -> Vec<EventType> {
+        T::emitted_types()
+    }
+
+    fn into_events(self, out: &mut Vec<AnyEvent>) {
+        out.reserve(self.len());
+        for item in self {
+            item.into_events(out);
+        }
+    }
+}
+
+impl StepOutput for () {
+    fn emitted_types() -> Vec<EventType> {
+        Vec::new()
+    }
+
+    fn into_events(self, _out: &mut Vec<AnyEvent>) {}
+}
+
+/// What a step function returns: a [`StepOutput`], or a `Result` of one whose error converts
+/// into [`BoxError`] (so `?` works on any error, `anyhow::Error` included).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not something a step can return",
+    label = "not an event, an `Option`/`Vec` of events, a union of events, or a `Result` of one",
+    note = "a step returns an event, `Option<E>`, `Vec<E>`, an enum of events (`#[derive(EventUnion)]`), `()`, or a `Result` of one of those"
+)]
+pub trait IntoStepResult: Send + 'static {
+    /// The events carried on success.
+    type Output: StepOutput;
+    /// Splits into the output or the step's error.
+    fn into_step_result(self) -> Result<Self::Output, BoxError>;
+}
+
+impl<T: StepOutput> IntoStepResult for T {
+    type Output = T;
+
+    fn into_step_result(self) -> Result<T, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<T: StepOutput, E: Into<BoxError> + Send + 'static> IntoStepResult for Result<T, E> {
+    type Output = T;
+
+    fn into_step_result(self) -> Result<T, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// An async function or closure that can run as a step.
+///
+/// Implemented for `Fn(E) -> impl Future` and `Fn(Context, E) -> impl Future`, where `E` is a
+/// [`StepInput`] and the future's output an [`IntoStepResult`]. `Args` only tells the two shapes
+/// apart; you never name it.
+///
+/// ```
+/// use eventflow::prelude::*;
+///
+/// let workflow = Workflow::builder("echo")
+///     .step(Step::new("echo", |ev: StartEvent| async move {
+///         Ok::<_, EventFieldError>(StopEvent::new(ev.get::<String>("text")?))
+///     }))
+///     .build()
+///     .unwrap();
+/// # let _ = workflow;
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as a step",
+    label = "not an async step function",
+    note = "a step is an async fn or closure taking `(event)` or `(Context, event)` and returning an event, `Option`/`Vec` of events, a union of events, or a `Result` of one",
+    note = "annotate closure parameters with their types: `|ctx: Context, ev: StartEvent| async move {{ ... }}`"
+)]
+pub trait StepFn<Args>: Send + Sync + 'static {
+    /// What the step accepts.
+    type Input: StepInput;
+    /// What the step emits.
+    type Output: StepOutput;
+    /// Runs the step once.
+    fn call(
+        &self,
+        ctx: Context,
+        input: Self::Input,
+    ) -> BoxFuture<'static, Result<Self::Output, BoxError>>;
+}
+
+impl<F, Fut, I, R> StepFn<(I,)> for F
+where
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    I: StepInput,
+    R: IntoStepResult,
+{
+    type Input = I;
+    type Output = R::Output;
+
+    fn call(&self, _ctx: Context, input: I) -> BoxFuture<'static, Result<R::Output, BoxError>> {
+        let fut = self(input);
+        Box::pin(async move { fut.await.into_step_result() })
+    }
+}
+
+impl<F, Fut, I, R> StepFn<(Context, I)> for F
+where
+    F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    I: StepInput,
+    R: IntoStepResult,
+{
+    type Input = I;
+    type Output = R::Output;
+
+    fn call(&self, ctx: Context, input: I) -> BoxFuture<'static, Result<R::Output, BoxError>> {
+        let fut = self(ctx, input);
+        Box::pin(async move { fut.await.into_step_result() })
+    }
+}
+
+/// A step's body with its types erased: event in, events out.
+pub(crate) type ErasedStep = Arc<
+    dyn Fn(Context, AnyEvent) -> BoxFuture<'static, Result<Vec<AnyEvent>, BoxError>> + Send + Sync,
+>;
+
+/// The default number of concurrent invocations of a step within one run, as in the reference.
+pub const DEFAULT_NUM_WORKERS: usize = 4;
+
+/// A step: a name, what it accepts and emits, its options and its body.
+///
+/// Built by `#[workflow]` for every `#[step]` method, or by hand for workflows assembled at run
+/// time:
+///
+/// ```
+/// use std::time::Duration;
+/// use eventflow::prelude::*;
+///
+/// let step = Step::new("fetch", |ev: StartEvent| async move { StopEvent::new(ev.kwargs().len()) })
+///     .num_workers(2)
+///     .timeout(Duration::from_secs(5))
+///     .retry(RetryPolicy::fixed(Duration::from_millis(100)).max_attempts(3));
+/// assert_eq!(step.name(), "fetch");
+/// ```
+#[derive(Clone)]
+pub struct Step {
+    pub(crate) name: String,
+    pub(crate) accepts: Vec<EventType>,
+    pub(crate) emits: Vec<EventType>,
+    pub(crate) num_workers: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) body: ErasedStep,
+}
+
+impl Step {
+    /// A step named `name` running `f`.
+    pub fn new<Args, F: StepFn<Args>>(name: impl Into<String>, f: F) -> Self {
+        let name = name.into();
+        let f = Arc::new(f);
+        let body: ErasedStep =
+            Arc::new(
+                move |ctx: Context, event: AnyEvent| match F::Input::from_event(event) {
+                    Ok(input) => {
+                        let fut = f.call(ctx, input);
+                        Box::pin(async move {
+                            let output = fut.await?;
+                            let mut events = Vec::new();
+                            output.into_events(&mut events);
+                            Ok(events)
+                        })
+                    }
+                    Err(event) => {
+                        let message = format!(
+                            "step was routed an event it does not accept: {}",
+                            event.name()
+                        );
+                        Box::pin(async move { Err(message.into()) })
+                    }
+                },
+            );
+        Step {
+            name,
+            accepts: F::Input::accepted_types(),
+            emits: F::Output::emitted_types(),
+            num_workers: DEFAULT_NUM_WORKERS,
+            retry: RetryPolicy::none(),
+            timeout: None,
+            body,
+        }
+    }
+
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event types the step accepts.
+    pub fn accepts(&self) -> &[EventType] {
+        &self.accepts
+    }
+
+    /// The event types the step can emit (from its return type and [`Step::emits`]).
+    pub fn emitted(&self) -> &[EventType] {
+        &self.emits
+    }
+
+    /// How many invocations of this step may run at once within one run (at least 1; default 4).
+    pub fn num_workers(mut self, num_workers: usize) -> Self {
+        self.num_workers = num_workers.max(1);
+        self
+    }
+
+    /// How failed attempts are retried (default: not at all).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How long one attempt may run before it fails with [`StepError::TimedOut`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Declares that the step sends events of type `E` with `Context::send_event`, so the graph,
+    /// validation and drawing know about them.
+    pub fn emits<E: Event>(mut self) -> Self {
+        let ty = EventType::of::<E>();
+        if !self.emits.contains(&ty) {
+            self.emits.push(ty);
+        }
+        self
+    }
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("accepts", &self.accepts)
+            .field("emits", &self.emits)
+            .field("num_workers", &self.num_workers)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,235 @@
+//! Retry policies: how many attempts a step gets and how long to wait between them.
+//!
+//! A policy only answers "retry after how long, if at all"; the run loop does the waiting, so
+//! attempts and pending retries are part of the run's state and survive a snapshot.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::StepError;
+
+/// How long to wait before the next attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backoff {
+    /// The same delay every time.
+    Fixed(Duration),
+    /// `initial * factor^(attempt - 1)`, capped at `max`.
+    Exponential {
+        /// The delay before the second attempt.
+        initial: Duration,
+        /// The growth factor between attempts.
+        factor: f64,
+        /// The longest delay.
+        max: Duration,
+    },
+}
+
+type RetryPredicate = Arc<dyn Fn(&StepError) -> bool + Send + Sync>;
+
+/// How a failed step attempt is retried.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventflow::{RetryPolicy, StepError};
+///
+/// let policy = RetryPolicy::exponential(Duration::from_millis(100))
+///     .max_attempts(5)
+///     .max_delay(Duration::from_secs(2))
+///     .jitter(true)
+///     .retry_if(|err| !matches!(err, StepError::Panicked(_)));
+/// assert_eq!(policy.attempts(), 5);
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    backoff: Backoff,
+    jitter: bool,
+    predicate: Option<RetryPredicate>,
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry: the default.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            backoff: Backoff::Fixed(Duration::ZERO),
+            jitter: false,
+            predicate: None,
+        }
+    }
+
+    /// Up to 3 attempts (change with [`max_attempts`](Self::max_attempts)), `delay` apart.
+    pub fn fixed(delay: Duration) -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::Fixed(delay),
+            ..Self::none()
+        }
+    }
+
+    /// Up to 3 attempts, the delay doubling from `initial` up to 30 s.
+    pub fn exponential(initial: Duration) -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::Exponential {
+                initial,
+                factor: 2.0,
+                max: Duration::from_secs(30),
+            },
+            ..Self::none()
+        }
+    }
+
+    /// The total number of attempts, the first included (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The growth factor of an exponential backoff.
+    pub fn factor(mut self, factor: f64) -> Self {
+        if let Backoff::Exponential { factor: f, .. } = &mut self.backoff {
+            *f = factor.max(1.0);
+        }
+        self
+    }
+
+    /// The longest delay of an exponential backoff.
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        if let Backoff::Exponential { max: m, .. } = &mut self.backoff {
+            *m = max;
+        }
+        self
+    }
+
+    /// Full jitter: each delay is drawn uniformly between zero and the computed delay, so many
+    /// runs failing together do not retry together.
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Retries only errors for which `predicate` is true; others fail the run at once.
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&StepError) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// The total number of attempts allowed.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The backoff between attempts.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// The delay before the attempt after `failed_attempt` (1-based), or `None` when the step
+    /// must not be retried.
+    pub(crate) fn delay_after(
+        &self,
+        failed_attempt: u32,
+        error: &StepError,
+        rng: &mut fastrand::Rng,
+    ) -> Option<Duration> {
+        if failed_attempt >= self.max_attempts {
+            return None;
+        }
+        if let Some(predicate) = &self.predicate
+            && !predicate(error)
+        {
+            return None;
+        }
+        let delay = match self.backoff {
+            Backoff::Fixed(delay) => delay,
+            Backoff::Exponential {
+                initial,
+                factor,
+                max,
+            } => {
+                let exponent = i32::try_from(failed_attempt - 1).unwrap_or(i32::MAX);
+                let scaled = initial.as_secs_f64() * factor.powi(exponent);
+                Duration::from_secs_f64(scaled.min(max.as_secs_f64()))
+            }
+        };
+        Some(if self.jitter {
+            delay.mul_f64(rng.f64())
+        } else {
+            delay
+        })
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("jitter", &self.jitter)
+            .field("predicate", &self.predicate.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure() -> StepError {
+        StepError::Failed("boom".into())
+    }
+
+    #[test]
+    fn exponential_grows_and_caps() {
+        let policy = RetryPolicy::exponential(Duration::from_millis(100))
+            .max_attempts(10)
+            .max_delay(Duration::from_millis(500));
+        let mut rng = fastrand::Rng::with_seed(1);
+        let delays: Vec<_> = (1..10)
+            .map(|a| {
+                policy
+                    .delay_after(a, &failure(), &mut rng)
+                    .unwrap()
+                    .as_millis()
+            })
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500, 500, 500, 500, 500]);
+        assert_eq!(policy.delay_after(10, &failure(), &mut rng), None);
+    }
+
+    #[test]
+    fn jitter_stays_below_the_delay() {
+        let policy = RetryPolicy::fixed(Duration::from_millis(100))
+            .max_attempts(100)
+            .jitter(true);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for attempt in 1..100 {
+            let delay = policy.delay_after(attempt, &failure(), &mut rng).unwrap();
+            assert!(delay <= Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn predicate_refuses_retry() {
+        let policy =
+            RetryPolicy::fixed(Duration::ZERO).retry_if(|e| matches!(e, StepError::TimedOut(_)));
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert_eq!(policy.delay_after(1, &failure(), &mut rng), None);
+        assert!(
+            policy
+                .delay_after(1, &StepError::TimedOut(Duration::ZERO), &mut rng)
+                .is_some()
+        );
+    }
+}

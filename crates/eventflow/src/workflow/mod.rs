@@ -1,0 +1,359 @@
+//! Workflows: a validated set of steps, and how runs of it are started.
+
+mod validate;
+
+pub use validate::{ValidationErrors, ValidationProblem};
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::WorkflowError;
+use crate::event::{AnyEvent, Event, EventRole, EventType, StartEvent};
+use crate::graph::WorkflowGraph;
+use crate::run::{RunSnapshot, WorkflowHandler};
+use crate::step::{Step, StepFn};
+
+/// A type whose `#[step]` methods make a workflow; implemented by `#[workflow]`.
+///
+/// ```
+/// use eventflow::prelude::*;
+///
+/// struct Greeter {
+///     greeting: String,
+/// }
+///
+/// #[workflow]
+/// impl Greeter {
+///     #[step]
+///     async fn greet(&self, ev: StartEvent) -> Result<StopEvent> {
+///         let name: String = ev.get("name")?;
+///         Ok(StopEvent::new(format!("{}, {name}!", self.greeting)))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let workflow = Greeter { greeting: "Hello".into() }.into_workflow()?;
+/// let output = workflow.run(json!({"name": "Ada"})).await?;
+/// assert_eq!(output.result::<String>()?, "Hello, Ada!");
+/// # Ok(())
+/// # }
+/// ```
+pub trait IntoWorkflow: Sized {
+    /// A builder holding this value's steps, to add options before building.
+    fn workflow_builder(self) -> WorkflowBuilder;
+
+    /// Builds and validates the workflow.
+    fn into_workflow(self) -> Result<Workflow, WorkflowError> {
+        self.workflow_builder().build()
+    }
+}
+
+/// Assembles a workflow from steps; [`build`](Self::build) validates it.
+#[derive(Debug)]
+pub struct WorkflowBuilder {
+    name: String,
+    steps: Vec<Step>,
+    extra_events: Vec<EventType>,
+}
+
+impl WorkflowBuilder {
+    /// Adds a step.
+    pub fn step(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// Adds `f` as a step named `name` with default options.
+    pub fn add_step<Args, F: StepFn<Args>>(self, name: impl Into<String>, f: F) -> Self {
+        self.step(Step::new(name, f))
+    }
+
+    /// Registers an event type that appears in no step signature, so that it can be decoded
+    /// when a snapshot holds one (an event a step waits for with `Context::wait_for_event`).
+    pub fn event<E: Event>(mut self) -> Self {
+        self.extra_events.push(EventType::of::<E>());
+        self
+    }
+
+    /// Validates the steps and builds the workflow, reporting every problem found at once.
+    pub fn build(self) -> Result<Workflow, WorkflowError> {
+        let spec = WorkflowSpec::new(self.name, self.steps, self.extra_events)?;
+        Ok(Workflow {
+            spec: Arc::new(spec),
+            timeout: None,
+            verbose: false,
+        })
+    }
+}
+
+/// The validated, immutable part of a workflow that every run shares.
+pub(crate) struct WorkflowSpec {
+    pub(crate) name: String,
+    pub(crate) steps: Vec<Step>,
+    /// Every event type the workflow knows: those in step signatures and those registered.
+    pub(crate) events: Vec<EventType>,
+    event_index: HashMap<TypeId, usize>,
+    /// For each event type (by index), the steps that accept it.
+    pub(crate) consumers: Vec<Vec<usize>>,
+    pub(crate) start: EventType,
+    /// Whether some step accepts an event from outside, so an idle run may still be woken.
+    pub(crate) accepts_external: bool,
+    pub(crate) fingerprint: String,
+}
+
+impl WorkflowSpec {
+    fn new(
+        name: String,
+        steps: Vec<Step>,
+        extra_events: Vec<EventType>,
+    ) -> Result<Self, WorkflowError> {
+        let problems = validate::validate(&steps);
+        if !problems.is_empty() {
+            return Err(WorkflowError::Validation(ValidationErrors::new(
+                name, problems,
+            )));
+        }
+        let mut events: Vec<EventType> = Vec::new();
+        let mut event_index = HashMap::new();
+        let mut note = |ty: EventType, events: &mut Vec<EventType>| {
+            *event_index.entry(ty.type_id()).or_insert_with(|| {
+                events.push(ty);
+                events.len() - 1
+            })
+        };
+        for step in &steps {
+            for ty in step.accepts.iter().chain(&step.emits) {
+                note(*ty, &mut events);
+            }
+        }
+        for ty in extra_events {
+            note(ty, &mut events);
+        }
+        let mut consumers = vec![Vec::new(); events.len()];
+        for (index, step) in steps.iter().enumerate() {
+            for ty in &step.accepts {
+                consumers[event_index[&ty.type_id()]].push(index);
+            }
+        }
+        let start = *events
+            .iter()
+            .find(|ty| ty.role() == EventRole::Start)
+            .expect("validation guarantees a start event");
+        let accepts_external = steps.iter().any(|step| {
+            step.accepts
+                .iter()
+                .any(|ty| ty.role() == EventRole::External)
+        });
+        let fingerprint = fingerprint(&name, &steps);
+        Ok(WorkflowSpec {
+            name,
+            steps,
+            events,
+            event_index,
+            consumers,
+            start,
+            accepts_external,
+            fingerprint,
+        })
+    }
+
+    /// The index of an event type in [`Self::events`].
+    pub(crate) fn event_index(&self, type_id: TypeId) -> Option<usize> {
+        self.event_index.get(&type_id).copied()
+    }
+
+    pub(crate) fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|step| step.name == name)
+    }
+
+    pub(crate) fn event_by_name(&self, name: &str) -> Option<EventType> {
+        self.events.iter().copied().find(|ty| ty.name() == name)
+    }
+
+    pub(crate) fn consumers_of(&self, type_id: TypeId) -> &[usize] {
+        match self.event_index(type_id) {
+            Some(index) => &self.consumers[index],
+            None => &[],
+        }
+    }
+}
+
+/// A stable digest of a workflow's shape: step names and the names of the event types each
+/// accepts and emits. Snapshots record it so a run is never resumed on a different graph.
+fn fingerprint(name: &str, steps: &[Step]) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |text: &str| {
+        for byte in text.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(name);
+    let mut sorted: Vec<&Step> = steps.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for step in sorted {
+        feed(&step.name);
+        for ty in &step.accepts {
+            feed(ty.name());
+        }
+        feed("->");
+        for ty in &step.emits {
+            feed(ty.name());
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// A validated workflow, ready to run any number of times, concurrently.
+///
+/// Cloning is cheap. Build one with `#[workflow]` and [`IntoWorkflow::into_workflow`], or with
+/// [`Workflow::builder`].
+#[derive(Clone)]
+pub struct Workflow {
+    pub(crate) spec: Arc<WorkflowSpec>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) verbose: bool,
+}
+
+impl Workflow {
+    /// A builder for a workflow named `name`, for steps assembled at run time.
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    ///
+    /// #[derive(Event, Clone, Serialize, Deserialize)]
+    /// struct Doubled { value: i64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let workflow = Workflow::builder("double")
+    ///     .add_step("double", |ev: StartEvent| async move {
+    ///         Ok::<_, EventFieldError>(Doubled { value: ev.get::<i64>("x")? * 2 })
+    ///     })
+    ///     .add_step("finish", |ev: Doubled| async move { StopEvent::new(ev.value) })
+    ///     .build()?;
+    /// let output = workflow.run(json!({"x": 21})).await?;
+    /// assert_eq!(output.result::<i64>()?, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
+        WorkflowBuilder {
+            name: name.into(),
+            steps: Vec::new(),
+            extra_events: Vec::new(),
+        }
+    }
+
+    /// Fails every run that takes longer than `timeout` with [`WorkflowError::Timeout`]. Runs
+    /// have no timeout unless set.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Prints a line when each step starts and finishes, and the run's result.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The workflow's steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.spec.steps
+    }
+
+    /// Every event type the workflow knows.
+    pub fn event_types(&self) -> &[EventType] {
+        &self.spec.events
+    }
+
+    /// The event type that starts a run.
+    pub fn start_event(&self) -> EventType {
+        self.spec.start
+    }
+
+    /// A digest of the workflow's steps and event types; equal for equal shapes.
+    pub fn fingerprint(&self) -> &str {
+        &self.spec.fingerprint
+    }
+
+    /// The workflow as a graph of steps and events, for drawing.
+    pub fn graph(&self) -> WorkflowGraph {
+        WorkflowGraph::of(&self.spec)
+    }
+
+    /// Starts a run and returns its handler at once; the run proceeds in the background.
+    ///
+    /// `start` is the start event: a JSON object of keyword arguments for `StartEvent`, a
+    /// `StartEvent`, or the workflow's own typed start event.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn run(&self, start: impl StartInput) -> WorkflowHandler {
+        crate::run::start(self, start.into_start_event())
+    }
+
+    /// Resumes a run from a snapshot taken with `WorkflowHandler::snapshot`, in this process or
+    /// another. Steps that were running when the snapshot was taken run again.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, WorkflowError> {
+        crate::run::resume(self, snapshot)
+    }
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflow")
+            .field("name", &self.spec.name)
+            .field("steps", &self.spec.steps)
+            .field("timeout", &self.timeout)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
+}
+
+/// What a run can be started with: keyword arguments as JSON, a [`StartEvent`], or a typed
+/// start event.
+pub trait StartInput {
+    /// Converts into the start event.
+    fn into_start_event(self) -> Result<AnyEvent, WorkflowError>;
+}
+
+impl<E: Event> StartInput for E {
+    fn into_start_event(self) -> Result<AnyEvent, WorkflowError> {
+        Ok(AnyEvent::new(self))
+    }
+}
+
+impl StartInput for Value {
+    fn into_start_event(self) -> Result<AnyEvent, WorkflowError> {
+        StartEvent::from_json(self)
+            .map(AnyEvent::new)
+            .map_err(|value| WorkflowError::InvalidStart {
+                expected: StartEvent::NAME,
+                found: format!("JSON that is not an object: {value}"),
+            })
+    }
+}
+
+impl StartInput for Map<String, Value> {
+    fn into_start_event(self) -> Result<AnyEvent, WorkflowError> {
+        Ok(AnyEvent::new(StartEvent::from(self)))
+    }
+}

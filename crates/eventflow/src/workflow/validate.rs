@@ -1,0 +1,361 @@
+//! Validation of a workflow's graph, run once when it is built.
+//!
+//! Every check runs and every problem is reported, each naming the steps and event types
+//! involved, so one build shows the whole list.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use crate::event::{EventRole, EventType};
+use crate::step::Step;
+
+/// One thing wrong with a workflow's graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidationProblem {
+    /// The workflow has no steps.
+    NoSteps,
+    /// No step accepts a start event.
+    NoStartStep,
+    /// Steps accept more than one start event type.
+    SeveralStartTypes {
+        /// Each start event type with the steps that accept it.
+        types: Vec<(String, Vec<String>)>,
+    },
+    /// No step emits a stop event, so no run could ever finish.
+    NoStopEvent,
+    /// A step accepts a stop event; stop events end the run and are never delivered.
+    AcceptsStop {
+        /// The step.
+        step: String,
+        /// The stop event type.
+        event: String,
+    },
+    /// Two steps have the same name.
+    DuplicateStep {
+        /// The name.
+        step: String,
+    },
+    /// Two different Rust types use the same event name.
+    DuplicateEventName {
+        /// The name.
+        event: String,
+        /// The two Rust types.
+        types: (String, String),
+    },
+    /// A step accepts no event at all (an empty union).
+    NoInput {
+        /// The step.
+        step: String,
+    },
+    /// An event is emitted but no step accepts it.
+    NotAccepted {
+        /// The event type.
+        event: String,
+        /// The steps that emit it.
+        emitted_by: Vec<String>,
+    },
+    /// An event is accepted but no step emits it and it cannot come from outside.
+    NeverProduced {
+        /// The event type.
+        event: String,
+        /// The steps that accept it.
+        accepted_by: Vec<String>,
+    },
+    /// A step can never run: no chain of events leads to it from the start event (or from an
+    /// event that comes from outside).
+    Unreachable {
+        /// The step.
+        step: String,
+    },
+    /// No chain of events leads from a step to a stop event.
+    CannotStop {
+        /// The step.
+        step: String,
+    },
+}
+
+impl fmt::Display for ValidationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSteps => write!(f, "the workflow has no steps"),
+            Self::NoStartStep => write!(
+                f,
+                "no step accepts a start event (StartEvent, or a type marked #[event(start)])"
+            ),
+            Self::SeveralStartTypes { types } => {
+                write!(f, "steps accept more than one start event type:")?;
+                for (event, steps) in types {
+                    write!(f, " {event} (by {})", steps.join(", "))?;
+                }
+                write!(f, "; a workflow has exactly one")
+            }
+            Self::NoStopEvent => write!(
+                f,
+                "no step emits a stop event (StopEvent, or a type marked #[event(stop)]), so no run could finish"
+            ),
+            Self::AcceptsStop { step, event } => write!(
+                f,
+                "step `{step}` accepts {event}, a stop event; stop events end the run and are never delivered to steps"
+            ),
+            Self::DuplicateStep { step } => write!(f, "two steps are named `{step}`"),
+            Self::DuplicateEventName { event, types } => write!(
+                f,
+                "the event name `{event}` is used by two types, {} and {}; rename one with #[event(name = \"...\")]",
+                types.0, types.1
+            ),
+            Self::NoInput { step } => write!(f, "step `{step}` accepts no event"),
+            Self::NotAccepted { event, emitted_by } => write!(
+                f,
+                "{event} is emitted by {} but no step accepts it",
+                list_steps(emitted_by)
+            ),
+            Self::NeverProduced { event, accepted_by } => write!(
+                f,
+                "{event} is accepted by {} but no step emits it; declare #[step(emits({event}))] on a step that sends it with ctx.send_event, or mark it #[event(external)] if it comes from outside",
+                list_steps(accepted_by)
+            ),
+            Self::Unreachable { step } => write!(
+                f,
+                "step `{step}` can never run: no chain of events leads to it from the start event"
+            ),
+            Self::CannotStop { step } => write!(
+                f,
+                "no chain of events leads from step `{step}` to a stop event; if it sends events with ctx.send_event, declare them with #[step(emits(...))]"
+            ),
+        }
+    }
+}
+
+fn list_steps(steps: &[String]) -> String {
+    let quoted: Vec<String> = steps.iter().map(|s| format!("`{s}`")).collect();
+    match quoted.len() {
+        1 => format!("step {}", quoted[0]),
+        _ => format!("steps {}", quoted.join(", ")),
+    }
+}
+
+/// Everything wrong with a workflow, found when it was built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationErrors {
+    workflow: String,
+    problems: Vec<ValidationProblem>,
+}
+
+impl ValidationErrors {
+    pub(crate) fn new(workflow: String, problems: Vec<ValidationProblem>) -> Self {
+        ValidationErrors { workflow, problems }
+    }
+
+    /// The problems, in the order the checks found them.
+    pub fn problems(&self) -> &[ValidationProblem] {
+        &self.problems
+    }
+
+    /// The name of the workflow.
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "workflow `{}` is invalid ({count} problem{}):",
+            self.workflow,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Runs every check over `steps` and returns all problems found.
+pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
+    let mut problems = Vec::new();
+    if steps.is_empty() {
+        problems.push(ValidationProblem::NoSteps);
+        return problems;
+    }
+
+    let mut seen = BTreeSet::new();
+    for step in steps {
+        if !seen.insert(step.name.as_str()) {
+            problems.push(ValidationProblem::DuplicateStep {
+                step: step.name.clone(),
+            });
+        }
+        if step.accepts.is_empty() {
+            problems.push(ValidationProblem::NoInput {
+                step: step.name.clone(),
+            });
+        }
+        for ty in &step.accepts {
+            if ty.role() == EventRole::Stop {
+                problems.push(ValidationProblem::AcceptsStop {
+                    step: step.name.clone(),
+                    event: ty.name().to_owned(),
+                });
+            }
+        }
+    }
+
+    // Event types by name, to catch two types sharing one name.
+    let mut by_name: BTreeMap<&str, EventType> = BTreeMap::new();
+    let mut accepted_by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut emitted_by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for step in steps {
+        for (types, index) in [
+            (&step.accepts, &mut accepted_by),
+            (&step.emits, &mut emitted_by),
+        ] {
+            for ty in types {
+                match by_name.get(ty.name()) {
+                    Some(known) if known != ty => {
+                        let problem = ValidationProblem::DuplicateEventName {
+                            event: ty.name().to_owned(),
+                            types: (known.rust_name().to_owned(), ty.rust_name().to_owned()),
+                        };
+                        if !problems.contains(&problem) {
+                            problems.push(problem);
+                        }
+                    }
+                    _ => {
+                        by_name.insert(ty.name(), *ty);
+                    }
+                }
+                let steps = index.entry(ty.name()).or_default();
+                if !steps.contains(&step.name) {
+                    steps.push(step.name.clone());
+                }
+            }
+        }
+    }
+
+    let role_of = |name: &str| by_name[name].role();
+    let start_types: Vec<(String, Vec<String>)> = accepted_by
+        .iter()
+        .filter(|(name, _)| role_of(name) == EventRole::Start)
+        .map(|(name, steps)| ((*name).to_owned(), steps.clone()))
+        .collect();
+    match start_types.len() {
+        0 => problems.push(ValidationProblem::NoStartStep),
+        1 => {}
+        _ => problems.push(ValidationProblem::SeveralStartTypes { types: start_types }),
+    }
+    if !emitted_by
+        .keys()
+        .any(|name| role_of(name) == EventRole::Stop)
+    {
+        problems.push(ValidationProblem::NoStopEvent);
+    }
+    for (name, emitters) in &emitted_by {
+        let exempt = matches!(
+            role_of(name),
+            EventRole::Stop | EventRole::Outbound | EventRole::Terminal
+        );
+        if !exempt && !accepted_by.contains_key(name) {
+            problems.push(ValidationProblem::NotAccepted {
+                event: (*name).to_owned(),
+                emitted_by: emitters.clone(),
+            });
+        }
+    }
+    for (name, acceptors) in &accepted_by {
+        let exempt = matches!(
+            role_of(name),
+            EventRole::Start | EventRole::External | EventRole::Stop
+        );
+        if !exempt && !emitted_by.contains_key(name) {
+            problems.push(ValidationProblem::NeverProduced {
+                event: (*name).to_owned(),
+                accepted_by: acceptors.clone(),
+            });
+        }
+    }
+
+    reachability(steps, &mut problems);
+    problems
+}
+
+/// Reports steps no event chain reaches from the start (or from outside), and steps from which
+/// no chain reaches a stop event. An outbound event (a question for a human) is taken to lead to
+/// the steps that accept external events (the answer).
+fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
+    let accepts_role =
+        |step: &Step, role: EventRole| step.accepts.iter().any(|ty| ty.role() == role);
+    let emits_role = |step: &Step, role: EventRole| step.emits.iter().any(|ty| ty.role() == role);
+    let mut consumers: HashMap<EventType, Vec<usize>> = HashMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        for ty in &step.accepts {
+            consumers.entry(*ty).or_default().push(index);
+        }
+    }
+    let external_acceptors: Vec<usize> = (0..steps.len())
+        .filter(|&i| accepts_role(&steps[i], EventRole::External))
+        .collect();
+    let successors: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|step| {
+            let mut next: Vec<usize> = step
+                .emits
+                .iter()
+                .flat_map(|ty| consumers.get(ty).into_iter().flatten().copied())
+                .collect();
+            if emits_role(step, EventRole::Outbound) {
+                next.extend(&external_acceptors);
+            }
+            next
+        })
+        .collect();
+
+    let roots = (0..steps.len()).filter(|&i| {
+        accepts_role(&steps[i], EventRole::Start) || accepts_role(&steps[i], EventRole::External)
+    });
+    let reached = closure(steps.len(), roots, |i| successors[i].clone());
+    let mut predecessors = vec![Vec::new(); steps.len()];
+    for (from, next) in successors.iter().enumerate() {
+        for &to in next {
+            predecessors[to].push(from);
+        }
+    }
+    let stoppers = (0..steps.len()).filter(|&i| emits_role(&steps[i], EventRole::Stop));
+    let can_stop = closure(steps.len(), stoppers, |i| predecessors[i].clone());
+
+    for (index, step) in steps.iter().enumerate() {
+        if step.accepts.is_empty() {
+            continue; // already reported as NoInput
+        }
+        if !reached[index] {
+            problems.push(ValidationProblem::Unreachable {
+                step: step.name.clone(),
+            });
+        } else if !can_stop[index] {
+            problems.push(ValidationProblem::CannotStop {
+                step: step.name.clone(),
+            });
+        }
+    }
+}
+
+/// The set of nodes reachable from `roots` following `next`.
+fn closure(
+    nodes: usize,
+    roots: impl Iterator<Item = usize>,
+    next: impl Fn(usize) -> Vec<usize>,
+) -> Vec<bool> {
+    let mut seen = vec![false; nodes];
+    let mut stack: Vec<usize> = roots.collect();
+    while let Some(node) = stack.pop() {
+        if std::mem::replace(&mut seen[node], true) {
+            continue;
+        }
+        stack.extend(next(node));
+    }
+    seen
+}
