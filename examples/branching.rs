@@ -1,0 +1,2 @@
+//! Placeholder for the `branching` example; being written.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder for the `caching` example; being written.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder for the `draw` example; being written.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder for the `hitl` example; being written.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder for the `parallel_search` example; being written.
+fn main() {}

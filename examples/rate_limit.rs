@@ -1,0 +1,2 @@
+//! Placeholder for the `rate_limit` example; being written.
+fn main() {}

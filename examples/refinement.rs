@@ -1,0 +1,2 @@
+//! Placeholder for the `refinement` example; being written.
+fn main() {}

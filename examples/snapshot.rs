@@ -1,0 +1,2 @@
+//! Placeholder for the `snapshot` example; being written.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder for the `state` example; being written.
+fn main() {}

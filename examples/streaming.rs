@@ -1,0 +1,2 @@
+//! Placeholder for the `streaming` example; being written.
+fn main() {}
