@@ -325,6 +325,8 @@ fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
         }
     }
     let stoppers = (0..steps.len()).filter(|&i| emits_role(&steps[i], EventRole::Stop));
+    // Without any stop event, NoStopEvent already says it all; one line per step would be noise.
+    let any_stopper = stoppers.clone().next().is_some();
     let can_stop = closure(steps.len(), stoppers, |i| predecessors[i].clone());
 
     for (index, step) in steps.iter().enumerate() {
@@ -335,7 +337,7 @@ fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
             problems.push(ValidationProblem::Unreachable {
                 step: step.name.clone(),
             });
-        } else if !can_stop[index] {
+        } else if !can_stop[index] && any_stopper {
             problems.push(ValidationProblem::CannotStop {
                 step: step.name.clone(),
             });

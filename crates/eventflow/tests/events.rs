@@ -1,0 +1,147 @@
+//! Events: names, roles, the built-in events, typed start and stop events.
+
+use eventflow::prelude::*;
+use eventflow::{EventRole, RunFailedEvent};
+
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(name = "app.Query")]
+struct Renamed {
+    q: String,
+}
+
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(start)]
+struct Order {
+    item: String,
+    quantity: u32,
+}
+
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(stop)]
+struct Invoice {
+    total_cents: u64,
+    lines: Vec<String>,
+}
+
+#[test]
+fn names_default_to_the_type_and_can_be_overridden() {
+    assert_eq!(Order::NAME, "Order");
+    assert_eq!(Renamed::NAME, "app.Query");
+    assert_eq!(Order::ROLE, EventRole::Start);
+    assert_eq!(Invoice::ROLE, EventRole::Stop);
+    assert_eq!(Renamed::ROLE, EventRole::Plain);
+    assert_eq!(HumanResponseEvent::ROLE, EventRole::External);
+    assert_eq!(InputRequiredEvent::ROLE, EventRole::Outbound);
+}
+
+#[test]
+fn start_event_get_names_the_key_and_the_type() {
+    let start = StartEvent::new().with("query", "hi").with("k", 5);
+    assert_eq!(start.get::<String>("query").unwrap(), "hi");
+    assert_eq!(start.get::<u8>("k").unwrap(), 5);
+    let missing = start.get::<String>("topic").unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "StartEvent has no field `topic` (it has: k, query)"
+    );
+    let wrong = start.get::<Vec<u32>>("query").unwrap_err();
+    assert!(
+        wrong
+            .to_string()
+            .starts_with("StartEvent field `query` is not a valid `alloc::vec::Vec<u32>`:"),
+        "{wrong}"
+    );
+    assert_eq!(start.get_opt::<String>("absent").unwrap(), None);
+}
+
+#[test]
+fn human_in_the_loop_events_carry_extra_fields() {
+    let question = InputRequiredEvent::new("Approve?").with("request_id", 7);
+    let json = serde_json::to_value(&question).unwrap();
+    assert_eq!(json, json!({"prefix": "Approve?", "request_id": 7}));
+    let answer: HumanResponseEvent =
+        serde_json::from_value(json!({"response": "yes", "user": "ada"})).unwrap();
+    assert_eq!(answer.response, "yes");
+    assert_eq!(answer.get::<String>("user").unwrap(), "ada");
+}
+
+struct Shop;
+
+#[workflow]
+impl Shop {
+    #[step]
+    async fn bill(&self, order: Order) -> Invoice {
+        Invoice {
+            total_cents: 250 * u64::from(order.quantity),
+            lines: vec![format!("{} x{}", order.item, order.quantity)],
+        }
+    }
+}
+
+#[tokio::test]
+async fn typed_start_and_stop_events() -> anyhow::Result<()> {
+    let workflow = Shop.into_workflow()?;
+    assert_eq!(workflow.start_event().name(), "Order");
+    let order = Order {
+        item: "tea".into(),
+        quantity: 4,
+    };
+    let output = workflow.run(order.clone()).await?;
+    let invoice: Invoice = output.result()?;
+    assert_eq!(invoice.total_cents, 1000);
+    assert_eq!(output.clone().into_event::<Invoice>().unwrap(), invoice);
+
+    // Keyword arguments are not an Order: the run fails at once, saying what it expected.
+    let error = workflow.run(json!({"item": "tea"})).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid start event: expected Order, got StartEvent"
+    );
+    // So does JSON that is not an object.
+    let error = Workflow::builder("w")
+        .add_step("s", |_: StartEvent| async { StopEvent::new(1) })
+        .build()?
+        .run(json!([1, 2]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, WorkflowError::InvalidStart { .. }),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stop_event_result_of_the_wrong_type_is_a_clear_error() -> anyhow::Result<()> {
+    let workflow = Workflow::builder("w")
+        .add_step("s", |_: StartEvent| async { StopEvent::new("text") })
+        .build()?;
+    let output = workflow.run(json!({})).await?;
+    let error = output.result::<u32>().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the run's result is not a valid `u32`"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let workflow = Workflow::builder("w")
+        .add_step("s", |_: StartEvent| async {
+            Err::<StopEvent, _>(std::io::Error::other("disk full"))
+        })
+        .build()?;
+    let handler = workflow.run(json!({}));
+    let events: Vec<AnyEvent> = handler.stream_events().collect().await;
+    assert_eq!(events.len(), 1);
+    let failed = events[0].downcast_ref::<RunFailedEvent>().unwrap();
+    assert_eq!(failed.step.as_deref(), Some("s"));
+    assert_eq!(failed.error, "disk full");
+    assert!(events[0].is_terminal());
+    assert!(handler.await.is_err());
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Validation: every problem of a workflow's graph, reported at once when it is built.
+
+use eventflow::prelude::*;
+use eventflow::{ValidationProblem, WorkflowBuilder};
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct A;
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct B;
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Orphan;
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct NeverSent;
+#[derive(Event, Clone, Serialize, Deserialize)]
+#[event(start)]
+struct OtherStart;
+#[derive(Event, Clone, Serialize, Deserialize)]
+#[event(external)]
+struct Approval;
+
+mod elsewhere {
+    use eventflow::prelude::*;
+    /// Same name as the outer `A`, another type.
+    #[derive(Event, Clone, Serialize, Deserialize)]
+    pub struct A;
+}
+
+fn problems(builder: WorkflowBuilder) -> Vec<ValidationProblem> {
+    match builder.build() {
+        Err(WorkflowError::Validation(errors)) => errors.problems().to_vec(),
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("the workflow should be invalid"),
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let builder = Workflow::builder("broken")
+        .add_step("begin", |_: StartEvent| async { A })
+        .add_step("other_begin", |_: OtherStart| async { B })
+        .add_step("emit_orphan", |_: A| async { Orphan })
+        .add_step("wait_never", |_: NeverSent| async { StopEvent::new(()) })
+        .add_step("eats_stop", |_: StopEvent| async { B })
+        .add_step("begin", |_: B| async { StopEvent::new(()) })
+        .add_step("clash", |_: B| async { elsewhere::A });
+    let problems = problems(builder);
+    let expected = [
+        ValidationProblem::DuplicateStep {
+            step: "begin".into(),
+        },
+        ValidationProblem::AcceptsStop {
+            step: "eats_stop".into(),
+            event: "StopEvent".into(),
+        },
+        ValidationProblem::SeveralStartTypes {
+            types: vec![
+                ("OtherStart".into(), vec!["other_begin".into()]),
+                ("StartEvent".into(), vec!["begin".into()]),
+            ],
+        },
+        ValidationProblem::NotAccepted {
+            event: "Orphan".into(),
+            emitted_by: vec!["emit_orphan".into()],
+        },
+        ValidationProblem::NeverProduced {
+            event: "NeverSent".into(),
+            accepted_by: vec!["wait_never".into()],
+        },
+    ];
+    for problem in &expected {
+        assert!(
+            problems.contains(problem),
+            "missing {problem:?} in {problems:#?}"
+        );
+    }
+    assert!(
+        problems.iter().any(
+            |p| matches!(p, ValidationProblem::DuplicateEventName { event, .. } if event == "A")
+        )
+    );
+    assert!(problems.contains(&ValidationProblem::Unreachable {
+        step: "wait_never".into()
+    }));
+    assert!(problems.contains(&ValidationProblem::CannotStop {
+        step: "emit_orphan".into()
+    }));
+}
+
+#[test]
+fn the_error_message_lists_each_problem_with_steps_and_events() {
+    let error = Workflow::builder("broken")
+        .add_step("begin", |_: StartEvent| async { A })
+        .add_step("emit_orphan", |_: A| async { Orphan })
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        "workflow `broken` is invalid (2 problems):\n  \
+         - no step emits a stop event (StopEvent, or a type marked #[event(stop)]), so no run could finish\n  \
+         - Orphan is emitted by step `emit_orphan` but no step accepts it"
+    );
+}
+
+#[test]
+fn a_workflow_needs_a_start_step_and_steps_at_all() {
+    assert_eq!(
+        problems(Workflow::builder("empty")),
+        [ValidationProblem::NoSteps]
+    );
+    let problems =
+        problems(Workflow::builder("headless").add_step("s", |_: A| async { StopEvent::new(()) }));
+    assert!(
+        problems.contains(&ValidationProblem::NoStartStep),
+        "{problems:?}"
+    );
+    assert!(problems.contains(&ValidationProblem::NeverProduced {
+        event: "A".into(),
+        accepted_by: vec!["s".into()]
+    }));
+}
+
+#[test]
+fn outside_events_are_exempt_and_reachable() {
+    // InputRequiredEvent need not be accepted; HumanResponseEvent and #[event(external)] events
+    // need not be produced; the steps that accept them count as reachable.
+    let workflow = Workflow::builder("hitl")
+        .add_step("ask", |_: StartEvent| async {
+            InputRequiredEvent::new("ok?")
+        })
+        .add_step("answer", |ev: HumanResponseEvent| async move {
+            StopEvent::new(ev.response)
+        })
+        .add_step("approve", |_: Approval| async {
+            StopEvent::new("approved")
+        })
+        .build();
+    assert!(workflow.is_ok(), "{:?}", workflow.err());
+}
+
+#[test]
+fn undeclared_send_event_is_caught_with_a_hint() {
+    // The start step sends Work with ctx.send_event but does not declare it.
+    let error = Workflow::builder("w")
+        .add_step("start", |ctx: Context, _: StartEvent| async move {
+            let _ = ctx.send_event(A);
+        })
+        .add_step("work", |_: A| async { StopEvent::new(()) })
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("declare #[step(emits(A))]"), "{message}");
+    // Declared, it is valid.
+    let ok = Workflow::builder("w")
+        .step(
+            Step::new("start", |ctx: Context, _: StartEvent| async move {
+                let _ = ctx.send_event(A);
+            })
+            .emits::<A>(),
+        )
+        .add_step("work", |_: A| async { StopEvent::new(()) })
+        .build();
+    assert!(ok.is_ok());
+}
