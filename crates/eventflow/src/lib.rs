@@ -87,6 +87,11 @@ pub mod prelude {
     pub use serde_json::json;
 }
 
+/// The README's code, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     //! Items the macros expand to; not part of the public API.
