@@ -223,7 +223,7 @@ impl Driver {
         let span = tracing::info_span!(
             "step",
             step = %step.name,
-            event = event.name(),
+            event = %event.name(),
             attempt,
         );
         let verbose = self.shared.workflow.verbose;
