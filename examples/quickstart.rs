@@ -50,7 +50,7 @@ impl Rag {
             })
             .filter(|(score, _)| *score > 0)
             .collect();
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         let nodes = scored.into_iter().take(2).map(|(_, p)| p.clone()).collect();
         Ok(RetrieveEvent { query, nodes })
     }

@@ -15,7 +15,10 @@ fn two_steps() -> Workflow {
         .add_step("first", |ev: StartEvent| async move {
             Ok::<_, BoxError>(Middle { n: ev.get("n")? })
         })
-        .add_step("second", |ev: Middle| async move { StopEvent::new(ev.n + 1) })
+        .add_step(
+            "second",
+            |ev: Middle| async move { StopEvent::new(ev.n + 1) },
+        )
         .build()
         .unwrap()
 }
@@ -46,7 +49,10 @@ fn runs_and_steps_are_traced_with_their_ids() {
         .finish();
     // A current-thread runtime keeps every task on this thread, under this subscriber.
     let run_id = tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let handler = two_steps().run(json!({"n": 1}));
             let run_id = handler.run_id().to_owned();
@@ -59,7 +65,10 @@ fn runs_and_steps_are_traced_with_their_ids() {
         .lines()
         .find(|line| line.contains("step finished") && line.contains("step=second"))
         .unwrap_or_else(|| panic!("no step line in:\n{log}"));
-    assert!(step_line.contains(&format!("run_id={run_id}")), "{step_line}");
+    assert!(
+        step_line.contains(&format!("run_id={run_id}")),
+        "{step_line}"
+    );
     assert!(step_line.contains("workflow=observed"), "{step_line}");
     assert!(step_line.contains("event=Middle"), "{step_line}");
     assert!(step_line.contains("attempt=1"), "{step_line}");
@@ -74,13 +83,22 @@ async fn verbose_child() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    two_steps().verbose(true).run(json!({"n": 41})).await.unwrap();
+    two_steps()
+        .verbose(true)
+        .run(json!({"n": 41}))
+        .await
+        .unwrap();
 }
 
 #[test]
 fn verbose_mode_prints_each_step_and_the_result() {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["verbose_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "verbose_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .output()
         .unwrap();
@@ -92,9 +110,21 @@ fn verbose_mode_prints_each_step_and_the_result() {
         .filter(|line| line.contains("] step") || line.contains("] run"))
         .collect();
     assert_eq!(lines.len(), 5, "{stdout}");
-    assert!(lines[0].ends_with("step `first` started on StartEvent (attempt 1)"), "{stdout}");
-    assert!(lines[1].contains("step `first` finished in") && lines[1].ends_with("-> Middle"), "{stdout}");
-    assert!(lines[2].ends_with("step `second` started on Middle (attempt 1)"), "{stdout}");
+    assert!(
+        lines[0].ends_with("step `first` started on StartEvent (attempt 1)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("step `first` finished in") && lines[1].ends_with("-> Middle"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].ends_with("step `second` started on Middle (attempt 1)"),
+        "{stdout}"
+    );
     assert!(lines[3].ends_with("-> StopEvent"), "{stdout}");
-    assert!(lines[4].ends_with(r#"run finished: StopEvent({"result":42})"#), "{stdout}");
+    assert!(
+        lines[4].ends_with(r#"run finished: StopEvent({"result":42})"#),
+        "{stdout}"
+    );
 }

@@ -374,7 +374,12 @@ async fn snapshot_while_waiting_for_a_human_then_resume_elsewhere() -> anyhow::R
         snapshot.to_json()
     };
     let resumed = review_workflow().resume(RunSnapshot::from_json(&json)?)?;
+    // The resumed run's stream replays its history, so a client that resumes sees the question.
+    let mut events = resumed.stream_events();
+    let question = events.next().await.unwrap();
+    assert_eq!(question.downcast_ref::<InputRequiredEvent>().unwrap().prefix, "Publish 'durability'?");
     resumed.send_event(HumanResponseEvent::new("yes"))?;
+    assert!(events.next().await.unwrap().is::<StopEvent>());
     let result: String = resumed.await?.result()?;
     assert_eq!(result, uninterrupted);
     assert_eq!(result, "durability: published");
@@ -429,6 +434,33 @@ async fn snapshot_keeps_collect_buffers_and_reruns_in_flight_steps() -> anyhow::
         1,
         "only the in-flight step ran again"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stream_events_of_unknown_types_survive_a_snapshot_as_json() -> anyhow::Result<()> {
+    let workflow = |register: bool| {
+        let builder = Workflow::builder("progress").add_step("work", |ctx: Context, _: StartEvent| async move {
+            ctx.write_event_to_stream(Tick { i: 5 });
+            let answer = ctx.wait_for_event::<HumanResponseEvent>().await?;
+            Ok::<_, WaitError>(StopEvent::new(answer.response))
+        });
+        if register { builder.event::<Tick>() } else { builder }.build().unwrap()
+    };
+    let handler = workflow(false).run(json!({}));
+    handler.stream_events().next().await.unwrap();
+    let json = handler.snapshot().await?.to_json();
+    handler.cancel();
+    for register in [false, true] {
+        let resumed = workflow(register).resume(RunSnapshot::from_json(&json)?)?;
+        let first = resumed.stream_events().next().await.unwrap();
+        assert_eq!(first.name(), "Tick");
+        assert_eq!(first.to_json()?, json!({"i": 5}));
+        // Typed again only when the workflow registered the type.
+        assert_eq!(first.downcast_ref::<Tick>().is_some(), register);
+        resumed.send_event(HumanResponseEvent::new("ok"))?;
+        assert_eq!(resumed.await?.result::<String>()?, "ok");
+    }
     Ok(())
 }
 

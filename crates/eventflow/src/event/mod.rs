@@ -156,6 +156,7 @@ impl fmt::Display for EventType {
 
 /// The object-safe face of an event, so events of any type can share one queue.
 trait DynEvent: Any + Send + Sync {
+    fn name(&self) -> &str;
     fn event_type(&self) -> EventType;
     fn to_json(&self) -> Result<Value, serde_json::Error>;
     fn as_any(&self) -> &dyn Any;
@@ -163,6 +164,10 @@ trait DynEvent: Any + Send + Sync {
 }
 
 impl<E: Event> DynEvent for E {
+    fn name(&self) -> &str {
+        E::NAME
+    }
+
     fn event_type(&self) -> EventType {
         EventType::of::<E>()
     }
@@ -202,8 +207,8 @@ impl AnyEvent {
     }
 
     /// The event's stable name.
-    pub fn name(&self) -> &'static str {
-        self.0.event_type().name()
+    pub fn name(&self) -> &str {
+        self.0.name()
     }
 
     /// The event's type descriptor.
@@ -252,6 +257,62 @@ impl AnyEvent {
 
     pub(crate) fn type_id(&self) -> TypeId {
         self.0.as_any().type_id()
+    }
+}
+
+/// An event restored from JSON whose type this process does not know: it keeps its name and
+/// fields, can be streamed and serialized, but not downcast or routed.
+struct OpaqueEvent {
+    name: String,
+    value: Value,
+}
+
+impl OpaqueEvent {
+    fn event_type() -> EventType {
+        EventType {
+            name: "OpaqueEvent",
+            role: EventRole::Plain,
+            type_id: TypeId::of::<OpaqueEvent>(),
+            rust_name: "eventflow::OpaqueEvent",
+            decode: |value| {
+                Ok(AnyEvent(Arc::new(OpaqueEvent {
+                    name: "OpaqueEvent".to_owned(),
+                    value,
+                })))
+            },
+        }
+    }
+}
+
+impl DynEvent for OpaqueEvent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn event_type(&self) -> EventType {
+        OpaqueEvent::event_type()
+    }
+
+    fn to_json(&self) -> Result<Value, serde_json::Error> {
+        Ok(self.value.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl AnyEvent {
+    /// An event of a type this process does not know, as JSON under its name.
+    pub(crate) fn opaque(json: EventJson) -> Self {
+        AnyEvent(Arc::new(OpaqueEvent {
+            name: json.name,
+            value: json.value,
+        }))
     }
 }
 
@@ -313,6 +374,19 @@ mod tests {
         let event = AnyEvent::new(Ping { n: 7 });
         let back = event.downcast::<StopEvent>().unwrap_err();
         assert_eq!(back.downcast_ref::<Ping>(), Some(&Ping { n: 7 }));
+    }
+
+    #[test]
+    fn an_opaque_event_keeps_its_name_and_fields() {
+        let event = AnyEvent::opaque(EventJson {
+            name: "app.Progress".into(),
+            value: serde_json::json!({"percent": 50}),
+        });
+        assert_eq!(event.name(), "app.Progress");
+        assert_eq!(event.to_json().unwrap(), serde_json::json!({"percent": 50}));
+        assert!(!event.is::<Ping>());
+        assert!(!event.is_terminal());
+        assert_eq!(format!("{event:?}"), r#"app.Progress({"percent":50})"#);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::WorkflowError;
-use crate::event::{AnyEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
+use crate::event::{AnyEvent, EventJson, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
 use crate::run::handler::RunOutput;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
 use crate::run::{Msg, RunShared, RunSnapshot};
@@ -409,7 +409,13 @@ impl Driver {
         Ok(RunSnapshot::new(
             &self.shared.workflow,
             &self.shared.run_id,
-            self.shared.stream.published(),
+            self.shared
+                .stream
+                .history()
+                .iter()
+                .map(EventJson::encode)
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
             reducer,
             state,
         ))

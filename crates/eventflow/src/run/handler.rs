@@ -62,7 +62,9 @@ impl RunOutput {
 /// A running workflow: `.await` it for the result, stream its events, send it events, cancel
 /// it or snapshot it.
 ///
-/// Dropping the handler does not stop the run; [`cancel`](Self::cancel) does.
+/// Dropping the handler does not stop the run; [`cancel`](Self::cancel) does. The handler is
+/// `Unpin`, so `(&mut handler).await` gives the result and keeps the handler (to open a stream
+/// afterwards, say).
 ///
 /// ```
 /// use eventflow::prelude::*;

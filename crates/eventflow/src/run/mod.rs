@@ -125,7 +125,7 @@ fn new_run(
     workflow: &Workflow,
     run_id: String,
     state: StateStore,
-    first_sequence: u64,
+    history: Vec<AnyEvent>,
 ) -> (Arc<RunShared>, mpsc::UnboundedReceiver<Msg>) {
     let (inbox, receiver) = mpsc::unbounded_channel();
     let shared = Arc::new(RunShared {
@@ -133,7 +133,7 @@ fn new_run(
         workflow: workflow.clone(),
         inbox,
         state,
-        stream: StreamLog::new(first_sequence),
+        stream: StreamLog::new(history),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
     });
@@ -147,7 +147,7 @@ pub(crate) fn start(
 ) -> WorkflowHandler {
     let run_id = uuid::Uuid::new_v4().to_string();
     let seed = fastrand::u64(..);
-    let (shared, receiver) = new_run(workflow, run_id, StateStore::default(), 0);
+    let (shared, receiver) = new_run(workflow, run_id, StateStore::default(), Vec::new());
     let expected = workflow.spec.start;
     let initial = match start {
         Ok(event) if event.event_type() == expected => Initial::Tick(Tick::Start(event)),
@@ -177,7 +177,17 @@ pub(crate) fn resume(
         |name| spec.event_by_name(name),
     )
     .map_err(WorkflowError::InvalidSnapshot)?;
-    let (shared, receiver) = new_run(workflow, parts.run_id, store, parts.published);
+    let history = parts
+        .stream
+        .into_iter()
+        .map(|json| match spec.event_by_name(&json.name) {
+            Some(ty) => ty.decode(json.value).map_err(|e| {
+                WorkflowError::InvalidSnapshot(format!("cannot decode {}: {e}", ty.name()))
+            }),
+            None => Ok(AnyEvent::opaque(json)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (shared, receiver) = new_run(workflow, parts.run_id, store, history);
     let (handler, result) = WorkflowHandler::new(shared.clone());
     Driver::spawn(shared, state, receiver, result, Initial::Resume);
     Ok(handler)

@@ -4,33 +4,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::StateSnapshot;
 use crate::error::WorkflowError;
+use crate::event::EventJson;
 use crate::run::reducer::ReducerSnapshot;
 use crate::workflow::Workflow;
 
 const FORMAT: u32 = 1;
 
 /// A run frozen at a tick boundary: queued and in-flight step invocations with their attempt
-/// numbers, events waiting for a waiter, collect buffers, the context state and the path so far.
+/// numbers, events waiting for a waiter, collect buffers, the context state, the events published
+/// so far and the path taken.
 ///
 /// Take one with `WorkflowHandler::snapshot`, store it as JSON, and resume it with
 /// `Workflow::resume` on a workflow of the same shape (checked by fingerprint). Step
 /// invocations that were running when it was taken run again from their start, so a step
-/// that waits for a human asks again and then receives the answer.
+/// that waits for a human asks again and then receives the answer. Readers of the resumed run's
+/// stream get the events published before the snapshot first; stream events of types the
+/// workflow does not know (register them with `WorkflowBuilder::event`) come back as JSON under
+/// their name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSnapshot {
     format: u32,
     workflow: String,
     fingerprint: String,
     run_id: String,
-    /// How many events the run had published, so sequence numbers continue after resume.
-    published: u64,
+    /// Every event the run had published, so readers of the resumed run see its whole history
+    /// (a question asked before the snapshot included).
+    stream: Vec<EventJson>,
     reducer: ReducerSnapshot,
     state: StateSnapshot,
 }
 
 pub(crate) struct SnapshotParts {
     pub(crate) run_id: String,
-    pub(crate) published: u64,
+    pub(crate) stream: Vec<EventJson>,
     pub(crate) reducer: ReducerSnapshot,
     pub(crate) state: StateSnapshot,
 }
@@ -39,7 +45,7 @@ impl RunSnapshot {
     pub(crate) fn new(
         workflow: &Workflow,
         run_id: &str,
-        published: u64,
+        stream: Vec<EventJson>,
         reducer: ReducerSnapshot,
         state: StateSnapshot,
     ) -> Self {
@@ -48,7 +54,7 @@ impl RunSnapshot {
             workflow: workflow.name().to_owned(),
             fingerprint: workflow.fingerprint().to_owned(),
             run_id: run_id.to_owned(),
-            published,
+            stream,
             reducer,
             state,
         }
@@ -83,7 +89,7 @@ impl RunSnapshot {
         }
         if self.fingerprint != workflow.fingerprint() {
             return Err(WorkflowError::InvalidSnapshot(format!(
-                "the snapshot is of workflow `{}` (fingerprint {}), which differs from `{}` (fingerprint {})",
+                "the snapshot is of workflow `{}` (fingerprint {}) but this is `{}` (fingerprint {}): their steps or event types differ",
                 self.workflow,
                 self.fingerprint,
                 workflow.name(),
@@ -92,7 +98,7 @@ impl RunSnapshot {
         }
         Ok(SnapshotParts {
             run_id: self.run_id,
-            published: self.published,
+            stream: self.stream,
             reducer: self.reducer,
             state: self.state,
         })

@@ -21,19 +21,18 @@ struct Log {
 pub(crate) struct StreamLog {
     log: Mutex<Log>,
     notify: Notify,
-    /// The sequence number of the first event in this log (non-zero after a resume).
-    first_sequence: u64,
 }
 
 impl StreamLog {
-    pub(crate) fn new(first_sequence: u64) -> Self {
+    /// A log holding `history` already (empty for a new run, the published events of a
+    /// resumed one).
+    pub(crate) fn new(history: Vec<AnyEvent>) -> Self {
         StreamLog {
             log: Mutex::new(Log {
-                events: Vec::new(),
+                events: history,
                 closed: false,
             }),
             notify: Notify::new(),
-            first_sequence,
         }
     }
 
@@ -71,9 +70,9 @@ impl StreamLog {
         self.lock().closed
     }
 
-    /// The number of events published over the run's whole life, resumes included.
-    pub(crate) fn published(&self) -> u64 {
-        self.first_sequence + self.lock().events.len() as u64
+    /// Every event published so far.
+    pub(crate) fn history(&self) -> Vec<AnyEvent> {
+        self.lock().events.clone()
     }
 }
 

@@ -73,8 +73,9 @@ impl WorkflowBuilder {
         self.step(Step::new(name, f))
     }
 
-    /// Registers an event type that appears in no step signature, so that it can be decoded
-    /// when a snapshot holds one (an event a step waits for with `Context::wait_for_event`).
+    /// Registers an event type that appears in no step signature, so that a resumed snapshot
+    /// gives it back typed: an event a step only waits for (`Context::wait_for_event`) or only
+    /// writes to the stream. Unregistered stream events come back as JSON under their name.
     pub fn event<E: Event>(mut self) -> Self {
         self.extra_events.push(EventType::of::<E>());
         self
@@ -95,8 +96,11 @@ impl WorkflowBuilder {
 pub(crate) struct WorkflowSpec {
     pub(crate) name: String,
     pub(crate) steps: Vec<Step>,
-    /// Every event type the workflow knows: those in step signatures and those registered.
+    /// The event types in step signatures: the routing table's and the graph's.
     pub(crate) events: Vec<EventType>,
+    /// Every event type a snapshot may hold, by name: those above, the registered ones and the
+    /// built-in events.
+    decodable: HashMap<&'static str, EventType>,
     event_index: HashMap<TypeId, usize>,
     /// For each event type (by index), the steps that accept it.
     pub(crate) consumers: Vec<Vec<usize>>,
@@ -131,9 +135,18 @@ impl WorkflowSpec {
                 note(*ty, &mut events);
             }
         }
-        for ty in extra_events {
-            note(ty, &mut events);
-        }
+        let builtins = [
+            EventType::of::<StartEvent>(),
+            EventType::of::<crate::StopEvent>(),
+            EventType::of::<crate::InputRequiredEvent>(),
+            EventType::of::<crate::HumanResponseEvent>(),
+        ];
+        let decodable = events
+            .iter()
+            .chain(&extra_events)
+            .chain(&builtins)
+            .map(|ty| (ty.name(), *ty))
+            .collect();
         let mut consumers = vec![Vec::new(); events.len()];
         for (index, step) in steps.iter().enumerate() {
             for ty in &step.accepts {
@@ -154,6 +167,7 @@ impl WorkflowSpec {
             name,
             steps,
             events,
+            decodable,
             event_index,
             consumers,
             start,
@@ -171,8 +185,9 @@ impl WorkflowSpec {
         self.steps.iter().position(|step| step.name == name)
     }
 
+    /// The event type with this name, among those a snapshot may hold.
     pub(crate) fn event_by_name(&self, name: &str) -> Option<EventType> {
-        self.events.iter().copied().find(|ty| ty.name() == name)
+        self.decodable.get(name).copied()
     }
 
     pub(crate) fn consumers_of(&self, type_id: TypeId) -> &[usize] {
