@@ -104,6 +104,17 @@ fn review_workflow() -> Workflow {
         .unwrap()
 }
 
+/// Reads the run's stream until it asks a question.
+async fn wait_for_question(handler: &WorkflowHandler) -> InputRequiredEvent {
+    let mut events = handler.stream_events();
+    while let Some(event) = events.next().await {
+        if let Ok(question) = event.downcast::<InputRequiredEvent>() {
+            return question;
+        }
+    }
+    panic!("the run ended without asking");
+}
+
 #[tokio::test]
 async fn a_human_answers_through_the_handler() -> anyhow::Result<()> {
     let handler = review_workflow().run(json!({"topic": "eventflow"}));
@@ -362,12 +373,7 @@ async fn snapshot_while_waiting_for_a_human_then_resume_elsewhere() -> anyhow::R
     // Interrupted: snapshot once the question is out, drop everything, resume from JSON.
     let json = {
         let handler = review_workflow().run(json!({"topic": "durability"}));
-        let mut events = handler.stream_events();
-        while let Some(event) = events.next().await {
-            if event.is::<InputRequiredEvent>() {
-                break;
-            }
-        }
+        wait_for_question(&handler).await;
         let snapshot = handler.snapshot().await?;
         assert_eq!(snapshot.run_id(), handler.run_id());
         handler.cancel();
@@ -377,7 +383,13 @@ async fn snapshot_while_waiting_for_a_human_then_resume_elsewhere() -> anyhow::R
     // The resumed run's stream replays its history, so a client that resumes sees the question.
     let mut events = resumed.stream_events();
     let question = events.next().await.unwrap();
-    assert_eq!(question.downcast_ref::<InputRequiredEvent>().unwrap().prefix, "Publish 'durability'?");
+    assert_eq!(
+        question
+            .downcast_ref::<InputRequiredEvent>()
+            .unwrap()
+            .prefix,
+        "Publish 'durability'?"
+    );
     resumed.send_event(HumanResponseEvent::new("yes"))?;
     assert!(events.next().await.unwrap().is::<StopEvent>());
     let result: String = resumed.await?.result()?;
@@ -440,12 +452,21 @@ async fn snapshot_keeps_collect_buffers_and_reruns_in_flight_steps() -> anyhow::
 #[tokio::test]
 async fn stream_events_of_unknown_types_survive_a_snapshot_as_json() -> anyhow::Result<()> {
     let workflow = |register: bool| {
-        let builder = Workflow::builder("progress").add_step("work", |ctx: Context, _: StartEvent| async move {
-            ctx.write_event_to_stream(Tick { i: 5 });
-            let answer = ctx.wait_for_event::<HumanResponseEvent>().await?;
-            Ok::<_, WaitError>(StopEvent::new(answer.response))
-        });
-        if register { builder.event::<Tick>() } else { builder }.build().unwrap()
+        let builder = Workflow::builder("progress").add_step(
+            "work",
+            |ctx: Context, _: StartEvent| async move {
+                ctx.write_event_to_stream(Tick { i: 5 });
+                let answer = ctx.wait_for_event::<HumanResponseEvent>().await?;
+                Ok::<_, WaitError>(StopEvent::new(answer.response))
+            },
+        );
+        if register {
+            builder.event::<Tick>()
+        } else {
+            builder
+        }
+        .build()
+        .unwrap()
     };
     let handler = workflow(false).run(json!({}));
     handler.stream_events().next().await.unwrap();
@@ -467,12 +488,7 @@ async fn stream_events_of_unknown_types_survive_a_snapshot_as_json() -> anyhow::
 #[tokio::test]
 async fn a_snapshot_does_not_resume_on_another_workflow() -> anyhow::Result<()> {
     let handler = review_workflow().run(json!({"topic": "durability"}));
-    let mut events = handler.stream_events();
-    while let Some(event) = events.next().await {
-        if event.is::<InputRequiredEvent>() {
-            break;
-        }
-    }
+    wait_for_question(&handler).await;
     let snapshot = handler.snapshot().await?;
     let error = ticker(1).resume(snapshot).unwrap_err();
     assert!(

@@ -263,9 +263,14 @@ pub struct WaitForEvent<E> {
 
 impl<E: Event> WaitForEvent<E> {
     /// Accepts only events whose field `key` equals `value`.
+    ///
+    /// # Panics
+    ///
+    /// When `value` does not serialize to JSON.
     pub fn matching(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.requirements.push((key.into(), value));
+        let key = key.into();
+        let value = crate::event::field_value(&key, value);
+        self.requirements.push((key, value));
         self
     }
 

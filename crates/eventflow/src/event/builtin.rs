@@ -98,9 +98,14 @@ impl StartEvent {
     }
 
     /// Adds an argument.
+    ///
+    /// # Panics
+    ///
+    /// When `value` does not serialize to JSON.
     pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.kwargs.insert(key.into(), value);
+        let key = key.into();
+        let value = super::field_value(&key, value);
+        self.kwargs.insert(key, value);
         self
     }
 
@@ -203,9 +208,14 @@ impl InputRequiredEvent {
     }
 
     /// Adds an extra field.
+    ///
+    /// # Panics
+    ///
+    /// When `value` does not serialize to JSON.
     pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.extra.insert(key.into(), value);
+        let key = key.into();
+        let value = super::field_value(&key, value);
+        self.extra.insert(key, value);
         self
     }
 
@@ -240,9 +250,14 @@ impl HumanResponseEvent {
     }
 
     /// Adds an extra field.
+    ///
+    /// # Panics
+    ///
+    /// When `value` does not serialize to JSON.
     pub fn with(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.extra.insert(key.into(), value);
+        let key = key.into();
+        let value = super::field_value(&key, value);
+        self.extra.insert(key, value);
         self
     }
 

@@ -331,6 +331,17 @@ impl fmt::Debug for AnyEvent {
     }
 }
 
+/// The JSON value of a field given to a builder (`with`, `matching`).
+///
+/// # Panics
+///
+/// When `value` cannot be represented as JSON (a map with non-string keys, a failing
+/// `Serialize`): a programming error at the call site, reported there rather than stored as null.
+pub(crate) fn field_value(key: &str, value: impl Serialize) -> Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|error| panic!("the value for field `{key}` does not serialize to JSON: {error}"))
+}
+
 /// An event as JSON: its name and its fields. The form events take in snapshots.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EventJson {

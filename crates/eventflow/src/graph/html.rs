@@ -300,19 +300,11 @@ impl WorkflowGraph {
                 Some(_) => ("edge fired", "arrow-fired"),
                 None => ("edge", "arrow"),
             };
-            let [p0, p1, p2, p3] = points;
+            let [a, b, c, d] = points.map(|(x, y)| format!("{x:.1},{y:.1}"));
             let _ = writeln!(
                 paths,
-                "<path class=\"{class}\" marker-end=\"url(#{marker})\" \
-                 d=\"M{:.1},{:.1} C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\"><title>{} → {}</title></path>",
-                p0.0,
-                p0.1,
-                p1.0,
-                p1.1,
-                p2.0,
-                p2.1,
-                p3.0,
-                p3.1,
+                "<path class=\"{class}\" marker-end=\"url(#{marker})\" d=\"M{a} C{b} {c} {d}\">\
+                 <title>{} → {}</title></path>",
                 escape(&edge.from.to_string()),
                 escape(&edge.to.to_string()),
             );
