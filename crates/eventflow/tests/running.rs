@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use eventflow::prelude::*;
-use eventflow::{RunCancelledEvent, RunFailedEvent, RunSnapshot, RunTimedOutEvent};
+use eventflow::{RunCancelledEvent, RunSnapshot, RunTimedOutEvent};
 use futures::StreamExt;
 
 #[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! The page carries its own layout (a small layered drawing in inline SVG) so it opens offline,
 //! in CI artifacts and in bug reports, with nothing fetched and no JavaScript.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 
@@ -215,10 +216,27 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// The point halfway along a cubic Bézier, where an edge's count label goes.
-fn midpoint(p: [(f64, f64); 4]) -> (f64, f64) {
-    let at = |k: fn((f64, f64)) -> f64| (k(p[0]) + 3.0 * k(p[1]) + 3.0 * k(p[2]) + k(p[3])) / 8.0;
-    (at(|q| q.0), at(|q| q.1))
+/// How an edge is drawn: its SVG path, where its count goes, and how far left and right it
+/// reaches (to size the picture).
+struct Route {
+    d: String,
+    label: (f64, f64),
+    reach: (f64, f64),
+}
+
+/// A cubic Bézier through four points, labelled at its halfway point.
+fn cubic(p: [(f64, f64); 4]) -> Route {
+    let half = |k: fn((f64, f64)) -> f64| (k(p[0]) + 3.0 * k(p[1]) + 3.0 * k(p[2]) + k(p[3])) / 8.0;
+    let xs = p.map(|q| q.0);
+    let [a, b, c, d] = p.map(|(x, y)| format!("{x:.1},{y:.1}"));
+    Route {
+        d: format!("M{a} C{b} {c} {d}"),
+        label: (half(|q| q.0), half(|q| q.1)),
+        reach: (
+            xs.into_iter().fold(f64::MAX, f64::min),
+            xs.into_iter().fold(f64::MIN, f64::max),
+        ),
+    }
 }
 
 /// Spreads the ends of several edges along one side of a node, so their arrows and labels stay
@@ -253,7 +271,7 @@ impl WorkflowGraph {
                 ""
             },
         );
-        out.push_str(&self.legend(has_path));
+        out.push_str(&self.legend());
         out.push_str(&self.svg(has_path));
         let _ = write!(
             out,
@@ -286,31 +304,29 @@ impl WorkflowGraph {
         let mut loops = [0; 2];
         let (mut paths, mut labels) = (String::new(), String::new());
         for &(edge, (from, to)) in &drawn {
-            let points = if layout.layer[to] > layout.layer[from] {
-                downward(&layout, &ends, from, to)
-            } else {
-                looping(&layout, from, to, &mut loops)
+            let route = match layout.layer[to].cmp(&layout.layer[from]) {
+                Ordering::Greater => downward(&layout, &ends, from, to),
+                Ordering::Equal => sideways(&layout, from, to),
+                Ordering::Less => upward(&layout, from, to, &mut loops),
             };
-            for (x, _) in points {
-                min_x = min_x.min(x);
-                max_x = max_x.max(x);
-            }
+            min_x = min_x.min(route.reach.0);
+            max_x = max_x.max(route.reach.1);
             let (class, marker) = match edge.count {
                 Some(0) => ("edge unused", "arrow-unused"),
                 Some(_) => ("edge fired", "arrow-fired"),
                 None => ("edge", "arrow"),
             };
-            let [a, b, c, d] = points.map(|(x, y)| format!("{x:.1},{y:.1}"));
             let _ = writeln!(
                 paths,
-                "<path class=\"{class}\" marker-end=\"url(#{marker})\" d=\"M{a} C{b} {c} {d}\">\
+                "<path class=\"{class}\" marker-end=\"url(#{marker})\" d=\"{}\">\
                  <title>{} → {}</title></path>",
+                route.d,
                 escape(&edge.from.to_string()),
                 escape(&edge.to.to_string()),
             );
             // Edges not taken are already dashed, as in the Mermaid text; "0×" would be clutter.
             if let Some(count @ 1..) = edge.count {
-                let (x, y) = midpoint(points);
+                let (x, y) = route.label;
                 let _ = writeln!(
                     labels,
                     "<text class=\"count\" x=\"{x:.1}\" y=\"{y:.1}\">{count}×</text>"
@@ -344,7 +360,7 @@ impl WorkflowGraph {
         )
     }
 
-    fn legend(&self, has_path: bool) -> String {
+    fn legend(&self) -> String {
         let swatch = |fill: &str, stroke: &str, radius: &str, label: &str| {
             format!(
                 "<li><span class=\"swatch\" style=\"background:{fill};border-color:{stroke};\
@@ -378,8 +394,10 @@ impl WorkflowGraph {
                 ));
             }
         }
-        if has_path {
+        if self.edges.iter().any(|e| e.count.unwrap_or(0) > 0) {
             out.push_str("<li><span class=\"line\"></span><b>n×</b>&nbsp;fired n times</li>\n");
+        }
+        if self.edges.iter().any(|e| e.count == Some(0)) {
             out.push_str("<li><span class=\"line unused\"></span>not taken</li>\n");
         }
         out.push_str("</ul>\n");
@@ -388,7 +406,7 @@ impl WorkflowGraph {
 }
 
 /// An edge to a lower row: out of the bottom of one node, into the top of the other.
-fn downward(layout: &Layout, ends: &[(usize, usize)], from: usize, to: usize) -> [(f64, f64); 4] {
+fn downward(layout: &Layout, ends: &[(usize, usize)], from: usize, to: usize) -> Route {
     let down = |&&(a, b): &&(usize, usize)| layout.layer[b] > layout.layer[a];
     let outs = sorted_by_x(
         layout,
@@ -407,33 +425,74 @@ fn downward(layout: &Layout, ends: &[(usize, usize)], from: usize, to: usize) ->
     let y0 = layout.centre[from].1 + NODE_HEIGHT / 2.0;
     let y1 = layout.centre[to].1 - NODE_HEIGHT / 2.0;
     let bend = (y1 - y0) / 2.0;
-    [(x0, y0), (x0, y0 + bend), (x1, y1 - bend), (x1, y1)]
+    cubic([(x0, y0), (x0, y0 + bend), (x1, y1 - bend), (x1, y1)])
 }
 
-/// An edge back up (a loop) or within a row: routed around the outside of every row it spans,
-/// on the nearer side, each further loop on a side a little wider, so none hides behind a node.
-fn looping(layout: &Layout, from: usize, to: usize, loops: &mut [usize; 2]) -> [(f64, f64); 4] {
-    let (a, b) = (layout.layer[to], layout.layer[from]);
-    let spanned = || layout.layers[a.min(b)..=a.max(b)].iter().flatten();
+/// An edge within a row: straight across between neighbours, else a dip under the nodes between.
+fn sideways(layout: &Layout, from: usize, to: usize) -> Route {
+    let ((x0, y), (x1, _)) = (layout.centre[from], layout.centre[to]);
+    let row = &layout.layers[layout.layer[from]];
+    let at = |node| row.iter().position(|&n| n == node).unwrap_or(0);
+    if at(from).abs_diff(at(to)) == 1 {
+        let sign = if x1 > x0 { 1.0 } else { -1.0 };
+        let (a, b) = (
+            x0 + sign * layout.width[from] / 2.0,
+            x1 - sign * layout.width[to] / 2.0,
+        );
+        let mut route = cubic([(a, y), (a, y), (b, y), (b, y)]);
+        // Above the line, clear of the short arrow.
+        route.label.1 -= 10.0;
+        return route;
+    }
+    let (bottom, dip) = (
+        y + NODE_HEIGHT / 2.0,
+        y + NODE_HEIGHT / 2.0 + LAYER_GAP * 0.6,
+    );
+    cubic([(x0, bottom), (x0, dip), (x1, dip), (x1, bottom)])
+}
+
+/// An edge back up (a loop): out of the side of one node, up a straight run outside every row
+/// it spans, and into the side of the other, so it never hides behind a node. Each further loop
+/// on a side runs a little further out.
+fn upward(layout: &Layout, from: usize, to: usize, loops: &mut [usize; 2]) -> Route {
+    let spanned = || {
+        layout.layers[layout.layer[to]..=layout.layer[from]]
+            .iter()
+            .flatten()
+    };
     let left = spanned()
         .map(|&i| layout.centre[i].0 - layout.width[i] / 2.0)
         .fold(f64::MAX, f64::min);
     let right = spanned()
         .map(|&i| layout.centre[i].0 + layout.width[i] / 2.0)
         .fold(f64::MIN, f64::max);
-    let middle = (layout.centre[from].0 + layout.centre[to].0) / 2.0;
-    let side = usize::from(right - middle <= middle - left);
-    let (sign, edge) = if side == 1 {
-        (1.0, right)
-    } else {
-        (-1.0, left)
+    // The side with fewer nodes to cross on the way out of either end; then the nearer one.
+    let beside = |node: usize, rightwards: bool| {
+        let row = &layout.layers[layout.layer[node]];
+        let at = row.iter().position(|&n| n == node).unwrap_or(0);
+        if rightwards { row.len() - 1 - at } else { at }
     };
+    let crossings = |rightwards| beside(from, rightwards) + beside(to, rightwards);
+    let middle = (layout.centre[from].0 + layout.centre[to].0) / 2.0;
+    let go_right = (crossings(true), right - middle) <= (crossings(false), middle - left);
+    let side = usize::from(go_right);
     loops[side] += 1;
-    let bulge = edge + sign * (24.0 + 18.0 * loops[side] as f64);
+    let sign = if go_right { 1.0 } else { -1.0 };
+    let x = if go_right { right } else { left } + sign * (16.0 + 14.0 * loops[side] as f64);
     let x0 = layout.centre[from].0 + sign * layout.width[from] / 2.0;
     let x1 = layout.centre[to].0 + sign * layout.width[to] / 2.0;
     let (y0, y1) = (layout.centre[from].1, layout.centre[to].1);
-    [(x0, y0), (bulge, y0), (bulge, y1), (x1, y1)]
+    let r = 10.0_f64.min((y0 - y1) / 2.0);
+    let turn = x - sign * r;
+    Route {
+        d: format!(
+            "M{x0:.1},{y0:.1} H{turn:.1} Q{x:.1},{y0:.1} {x:.1},{:.1} V{:.1} Q{x:.1},{y1:.1} {turn:.1},{y1:.1} H{x1:.1}",
+            y0 - r,
+            y1 + r
+        ),
+        label: (x, (y0 + y1) / 2.0),
+        reach: (x.min(x0), x.max(x0)),
+    }
 }
 
 fn draw_node(node: &Node, layout: &Layout, i: usize, idle: bool) -> String {
@@ -606,26 +665,33 @@ mod tests {
             html.contains("<h1>a&lt;b &amp; &quot;c&quot;</h1>"),
             "{html}"
         );
-        // Every edge drawn once; the loop Refine -> gen leaves from a node's side at its centre
-        // height, so its first control point is level with its start.
         assert_eq!(
             html.matches("<path class=\"edge\"").count(),
             graph.edges.len()
         );
+        // The loop Refine -> gen runs straight up outside every node's box.
         let looped = html
             .lines()
             .find(|l| l.contains("event:Refine → step:gen"))
             .unwrap();
-        let d = looped.split("d=\"M").nth(1).unwrap();
-        let start_y = d.split([',', ' ']).nth(1).unwrap();
-        let first_control_y = d
-            .split(['C', ' '])
-            .nth(2)
+        let run: f64 = looped
+            .split(" Q")
+            .nth(1)
             .unwrap()
             .split(',')
-            .nth(1)
+            .next()
+            .unwrap()
+            .parse()
             .unwrap();
-        assert_eq!(start_y, first_control_y, "{looped}");
+        assert!(looped.contains(" V"), "{looped}");
+        let attr = |line: &str, name: &str| -> f64 {
+            let rest = line.split(&format!(" {name}=\"")).nth(1).unwrap();
+            rest.split('"').next().unwrap().parse().unwrap()
+        };
+        for rect in html.lines().filter(|l| l.starts_with("<rect ")) {
+            let (x, width) = (attr(rect, "x"), attr(rect, "width"));
+            assert!(run < x || run > x + width, "{looped} crosses {rect}");
+        }
     }
 
     #[test]

@@ -22,9 +22,21 @@ pub(super) fn slug(id: &NodeId) -> String {
     slug
 }
 
-/// Text safe inside a quoted Mermaid label.
+/// Text safe inside a quoted Mermaid label: Mermaid renders labels as HTML, and takes entity
+/// codes written `#name;`.
 fn mermaid_label(text: &str) -> String {
-    text.replace('"', "#quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '#' => out.push_str("#35;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Text safe inside a quoted DOT label.
