@@ -1,8 +1,11 @@
 //! `#[derive(Event)]` and `#[derive(EventUnion)]`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
+
+use crate::qualified_path;
 
 pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
     if !input.generics.params.is_empty() {
@@ -29,15 +32,18 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
             } else if let Some(found) = found {
                 if let Some((previous, _)) = role {
                     return Err(meta.error(format!(
-                        "an event has one role; it is already `{previous}`"
+                        "an event has at most one role, and this one is already `{previous}`; keep one of `start`, `stop`, `external` and `outbound`"
                     )));
                 }
-                role = Some((found, meta.path.get_ident().map_or_else(proc_macro2::Span::call_site, |i| i.span())));
+                role = Some((found, meta.path.span()));
                 Ok(())
             } else {
-                Err(meta.error(
-                    "unknown event option; expected `name = \"...\"`, `start`, `stop`, `external` or `outbound`",
-                ))
+                Err(meta.error(crate::unknown_option(
+                    "event",
+                    &meta.path,
+                    &["name", "start", "stop", "external", "outbound"],
+                    "`name = \"...\"` and one role: `start`, `stop`, `external` or `outbound`",
+                )))
             }
         })?;
     }
@@ -58,82 +64,132 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
 
 pub(crate) fn derive_event_union(input: DeriveInput) -> syn::Result<TokenStream> {
     let ident = &input.ident;
-    let Data::Enum(data) = &input.data else {
-        return Err(syn::Error::new_spanned(
-            ident,
-            "`EventUnion` is derived for an enum whose variants each hold one event: `enum Next { Refine(RefineEvent), Done(StopEvent) }`",
-        ));
+    let data = match &input.data {
+        Data::Enum(data) => data,
+        Data::Struct(data) => {
+            let struct_token = data.struct_token;
+            return Err(not_an_enum(quote!(#struct_token #ident)));
+        }
+        Data::Union(data) => {
+            let union_token = data.union_token;
+            return Err(not_an_enum(quote!(#union_token #ident)));
+        }
     };
     if !input.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
             &input.generics,
-            "an event union cannot be generic",
+            "an event union cannot be generic: the event types it holds must be known when the workflow is built",
         ));
     }
     if data.variants.is_empty() {
         return Err(syn::Error::new_spanned(
             ident,
-            "an event union needs at least one variant",
+            "an event union needs at least one variant: `enum Next { Refine(RefineEvent), Done(StopEvent) }`",
         ));
     }
-    let mut variants = Vec::new();
-    let mut types = Vec::new();
+    let mut variants: Vec<&syn::Ident> = Vec::new();
+    let mut types: Vec<(&syn::Type, String)> = Vec::new();
     for variant in &data.variants {
+        let name = &variant.ident;
         let ty = match &variant.fields {
             Fields::Unnamed(fields) if fields.unnamed.len() == 1 => &fields.unnamed[0].ty,
-            _ => {
+            fields => {
+                let suggestion = match fields {
+                    Fields::Named(named) if named.named.len() == 1 => {
+                        let ty = &named.named[0].ty;
+                        crate::pretty(&quote!(#name(#ty)))
+                    }
+                    _ => format!("{name}(SomeEvent)"),
+                };
                 return Err(syn::Error::new_spanned(
                     variant,
-                    "each variant of an event union holds exactly one event: `Variant(SomeEvent)`",
+                    format!(
+                        "each variant of an event union holds exactly one event, as a tuple variant: write `{suggestion}`"
+                    ),
                 ));
             }
         };
         let rendered = quote!(#ty).to_string();
-        if types
-            .iter()
-            .any(|(_, seen): &(&syn::Type, String)| *seen == rendered)
-        {
+        if let Some(first) = types.iter().position(|(_, seen)| *seen == rendered) {
             return Err(syn::Error::new_spanned(
                 ty,
-                "this event type already has a variant; each event type appears once in a union",
+                format!(
+                    "variant `{}` already holds this event type; each event type appears once in a union, since an event is routed by its type",
+                    variants[first]
+                ),
             ));
         }
         types.push((ty, rendered));
-        variants.push(&variant.ident);
+        variants.push(name);
     }
+    // Every use of a variant's type as an event goes through `__member::<T>()`, spelled at the
+    // variant's type: a variant that is not an event is then one error, at that type, however
+    // many places use it (the compiler prints identical errors once).
+    let members: Vec<TokenStream> = types
+        .iter()
+        .map(|(ty, _)| quote_spanned!(ty.span()=> __member::<#ty>()))
+        .collect();
     let tys: Vec<&syn::Type> = types.iter().map(|(ty, _)| *ty).collect();
+    // Within one function the compiler reports an unmet bound once per span; the qualified path
+    // comes first, so the error it gives (no note pointing into the expansion) is the one shown.
+    let checks: Vec<TokenStream> = tys
+        .iter()
+        .map(|ty| {
+            let path = qualified_path(ty, quote!(::eventflow::Event > ::NAME));
+            quote!(let _ = #path;)
+        })
+        .collect();
     Ok(quote! {
-        impl ::eventflow::StepInput for #ident {
-            fn accepted_types() -> ::std::vec::Vec<::eventflow::EventType> {
-                ::std::vec![#(::eventflow::EventType::of::<#tys>()),*]
+        const _: () = {
+            #[allow(clippy::type_complexity)]
+            fn __member<E: ::eventflow::Event>() -> (
+                fn() -> ::eventflow::EventType,
+                fn(::eventflow::AnyEvent) -> ::std::result::Result<E, ::eventflow::AnyEvent>,
+                fn(E) -> ::eventflow::AnyEvent,
+            ) {
+                (
+                    ::eventflow::EventType::of::<E>,
+                    ::eventflow::AnyEvent::downcast::<E>,
+                    ::eventflow::AnyEvent::new::<E>,
+                )
             }
 
-            fn from_event(
-                event: ::eventflow::AnyEvent,
-            ) -> ::std::result::Result<Self, ::eventflow::AnyEvent> {
-                #(
-                    let event = match event.downcast::<#tys>() {
-                        ::std::result::Result::Ok(inner) => {
-                            return ::std::result::Result::Ok(#ident::#variants(inner));
-                        }
-                        ::std::result::Result::Err(event) => event,
-                    };
-                )*
-                ::std::result::Result::Err(event)
-            }
-        }
+            impl ::eventflow::StepInput for #ident {
+                fn accepted_types() -> ::std::vec::Vec<::eventflow::EventType> {
+                    #(#checks)*
+                    ::std::vec![#((#members.0)()),*]
+                }
 
-        impl ::eventflow::StepOutput for #ident {
-            fn emitted_types() -> ::std::vec::Vec<::eventflow::EventType> {
-                ::std::vec![#(::eventflow::EventType::of::<#tys>()),*]
-            }
-
-            fn into_events(self, out: &mut ::std::vec::Vec<::eventflow::AnyEvent>) {
-                match self {
-                    #( #ident::#variants(inner) => out.push(::eventflow::AnyEvent::new(inner)), )*
+                fn from_event(
+                    event: ::eventflow::AnyEvent,
+                ) -> ::std::result::Result<Self, ::eventflow::AnyEvent> {
+                    #(#checks)*
+                    #(
+                        let event = match (#members.1)(event) {
+                            ::std::result::Result::Ok(inner) => {
+                                return ::std::result::Result::Ok(#ident::#variants(inner));
+                            }
+                            ::std::result::Result::Err(event) => event,
+                        };
+                    )*
+                    ::std::result::Result::Err(event)
                 }
             }
-        }
+
+            impl ::eventflow::StepOutput for #ident {
+                fn emitted_types() -> ::std::vec::Vec<::eventflow::EventType> {
+                    #(#checks)*
+                    ::std::vec![#((#members.0)()),*]
+                }
+
+                fn into_events(self, out: &mut ::std::vec::Vec<::eventflow::AnyEvent>) {
+                    #(#checks)*
+                    match self {
+                        #( #ident::#variants(inner) => out.push((#members.2)(inner)), )*
+                    }
+                }
+            }
+        };
 
         #(
             impl ::std::convert::From<#tys> for #ident {
@@ -143,4 +199,11 @@ pub(crate) fn derive_event_union(input: DeriveInput) -> syn::Result<TokenStream>
             }
         )*
     })
+}
+
+fn not_an_enum(tokens: TokenStream) -> syn::Error {
+    syn::Error::new_spanned(
+        tokens,
+        "`EventUnion` is derived for an enum whose variants each hold one event: `enum Next { Refine(RefineEvent), Done(StopEvent) }`",
+    )
 }

@@ -7,6 +7,7 @@ mod event;
 mod workflow;
 
 use proc_macro::TokenStream;
+use quote::ToTokens;
 
 /// Derives `eventflow::Event` for a serde type.
 ///
@@ -53,13 +54,113 @@ pub fn workflow(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Marks a method of a `#[workflow]` impl block as a step; see [`macro@workflow`].
+///
+/// `#[workflow]` consumes its `#[step]` attributes, so this one only runs where there is no
+/// `#[workflow]` around, and says so.
 #[proc_macro_attribute]
 pub fn step(_args: TokenStream, input: TokenStream) -> TokenStream {
     let input = proc_macro2::TokenStream::from(input);
+    // At the attribute, but resolved like the user's tokens: the error then reads as the user's
+    // mistake rather than as something "originating in the attribute macro `step`".
+    let span = match input.clone().into_iter().next() {
+        Some(first) => proc_macro2::Span::call_site().resolved_at(first.span()),
+        None => proc_macro2::Span::call_site(),
+    };
     let error = syn::Error::new(
-        proc_macro2::Span::call_site(),
-        "`#[step]` only works on methods inside an `impl` block marked `#[workflow]`",
+        span,
+        "`#[step]` only works on methods of an `impl` block marked `#[workflow]`: add `#[workflow]` above the `impl`",
     )
     .into_compile_error();
     quote::quote!(#error #input).into()
+}
+
+/// Renders tokens the way a person writes them (`Vec<Answer>`, not `Vec < Answer >`), for
+/// messages.
+pub(crate) fn pretty(tokens: &impl ToTokens) -> String {
+    let mut text = tokens.to_token_stream().to_string();
+    for (from, to) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" : ", ": "),
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// `<ty as rest`, spanned over the whole of `ty` (first token to last), so that an error about
+/// the expression is reported at exactly the span the user wrote the type at.
+pub(crate) fn qualified_path(
+    ty: &syn::Type,
+    rest: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let tokens = ty.to_token_stream();
+    let mut spans = tokens.into_iter().map(|token| token.span());
+    let first = spans.next().unwrap_or_else(proc_macro2::Span::call_site);
+    let last = spans.last().unwrap_or(first);
+    let open = quote::quote_spanned!(first=> <);
+    let rest = respan(quote::quote!(as #rest), last);
+    quote::quote!(#open #ty #rest)
+}
+
+/// `tokens`, every one of them spanned at `span`.
+pub(crate) fn respan(
+    tokens: proc_macro2::TokenStream,
+    span: proc_macro2::Span,
+) -> proc_macro2::TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
+/// The message for an unknown option `path` of `what` (`"step"`, ...), with a suggestion when
+/// it looks like a misspelling of one of `known`.
+pub(crate) fn unknown_option(what: &str, path: &syn::Path, known: &[&str], all: &str) -> String {
+    let written = pretty(path);
+    let close = known
+        .iter()
+        .map(|k| (distance(&written.to_lowercase(), k), k))
+        .filter(|(d, k)| *d <= k.len() / 3 + 1 || k.contains(written.as_str()))
+        .min_by_key(|(d, _)| *d);
+    let hint = close.map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"));
+    format!("unknown {what} option `{written}`{hint}\nthe options are {all}")
+}
+
+/// The edit distance between `a` and `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(current)
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
 }

@@ -1,15 +1,34 @@
 //! `#[workflow]`: turns the `#[step]` methods of an impl block into a workflow.
+//!
+//! What can be seen in the syntax (no event parameter, two of them, `&mut self`, a bad option,
+//! two steps with one name) is reported here, each error at the offending tokens and saying what
+//! to write instead. What only the type checker knows (is this parameter an event? can a step
+//! return this type?) is checked by the expansion, with every type spelled at the user's tokens:
+//! a qualified path (`<String as StepInput>::accepted_types`) first, which reports a wrong type at
+//! that type, worded by the trait's `#[diagnostic::on_unimplemented]`, with no note pointing into
+//! generated code; then the helper that builds the step, whose identical obligation at the same
+//! span the compiler does not report again. Each wrong type is thus one error, at the type.
+
+use std::collections::HashSet;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, Path, ReturnType, Type};
+use syn::{
+    Expr, FnArg, GenericParam, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type,
+};
+
+use crate::{pretty, qualified_path, respan, unknown_option};
+
+const SHAPE: &str =
+    "a step is an `async fn` taking `&self`, optionally `ctx: &Context`, and exactly one event";
 
 struct StepOptions {
     name: Option<LitStr>,
-    num_workers: Option<Expr>,
-    retry: Option<Expr>,
-    timeout: Option<Expr>,
+    /// Each with the option's key, where a value of the wrong type is reported.
+    num_workers: Option<(Path, Expr)>,
+    retry: Option<(Path, Expr)>,
+    timeout: Option<(Path, Expr)>,
     emits: Vec<Path>,
 }
 
@@ -30,14 +49,32 @@ struct StepMethod {
     return_ty: Type,
 }
 
+impl StepMethod {
+    /// The step's name and where to report a clash: the `name = "..."` option or the method.
+    fn name(&self) -> (String, Span) {
+        match &self.options.name {
+            Some(name) => (name.value(), name.span()),
+            None => (self.method.to_string(), self.method.span()),
+        }
+    }
+}
+
 pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<TokenStream> {
     let mut workflow_name: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
-            workflow_name = Some(meta.value()?.parse()?);
+            if workflow_name.is_some() {
+                return Err(meta.error("`name` is given twice"));
+            }
+            workflow_name = Some(non_empty(meta.value()?.parse()?, "a workflow name")?);
             Ok(())
         } else {
-            Err(meta.error("unknown workflow option; expected `name = \"...\"`"))
+            Err(meta.error(unknown_option(
+                "workflow",
+                &meta.path,
+                &["name"],
+                "`name = \"...\"` only",
+            )))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
@@ -50,7 +87,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
     }
 
     let mut steps = Vec::new();
-    let mut errors: Option<syn::Error> = None;
+    let mut errors = Errors::default();
     for impl_item in &mut item.items {
         let ImplItem::Fn(function) = impl_item else {
             continue;
@@ -61,15 +98,22 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
         let attr = function.attrs.remove(position);
         match parse_step(&attr, function) {
             Ok(step) => steps.push(step),
-            Err(error) => match &mut errors {
-                Some(errors) => errors.combine(error),
-                None => errors = Some(error),
-            },
+            Err(error) => errors.push(error),
         }
     }
-    if let Some(errors) = errors {
-        return Err(errors);
+    let mut seen = HashSet::new();
+    for step in &steps {
+        let (name, span) = step.name();
+        if !seen.insert(name.clone()) {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "two steps of this workflow are named `{name}`; give one another name with `#[step(name = \"...\")]`"
+                ),
+            ));
+        }
     }
+    errors.finish()?;
     if steps.is_empty() {
         return Err(syn::Error::new_spanned(
             &item.self_ty,
@@ -83,38 +127,71 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
         None => type_name(self_ty),
     };
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
-    let step_exprs = steps.iter().map(step_expr);
-    let checks = steps.iter().map(|step| {
-        let check = format_ident!("__eventflow_check_{}", step.method);
-        let event_ty = &step.event_ty;
-        let return_ty = &step.return_ty;
-        let input = quote_spanned!(event_ty.span()=> ::eventflow::__private::assert_step_input::<#event_ty>(););
-        let output = quote_spanned!(return_ty.span()=> ::eventflow::__private::assert_step_return::<#return_ty>(););
-        quote! {
-            #[doc(hidden)]
-            #[allow(dead_code, non_snake_case)]
-            fn #check() {
-                #input
-                #output
-            }
+    // The steps of a run share the instance across tasks. Stated as one bound of the impl, rather
+    // than left to each step's closure, a workflow type that is not `Send + Sync + 'static` is one
+    // error, at the type, instead of several per step; and a generic workflow needs it only of the
+    // type arguments it is used with.
+    let shared = quote_spanned! {self_ty.span()=>
+        #self_ty: ::std::marker::Send + ::std::marker::Sync + 'static
+    };
+    let where_clause = match where_clause {
+        Some(clause) => {
+            let predicates = clause.predicates.iter();
+            quote!(where #(#predicates,)* #shared)
         }
-    });
+        None => quote!(where #shared),
+    };
+    let step_exprs = steps.iter().map(step_expr);
+    // Makes a step of a method: `Event` is its event parameter's type and `Return` its return
+    // type, both spelled at the user's tokens by each call. Located at `#[workflow]` but resolved
+    // like the user's code, so that the note a failed bound adds ("required by a bound in
+    // `__eventflow_step`") points at the attribute without an "originates in a macro" aside.
+    let helper = quote! {
+        fn __eventflow_step<Event, Return, Fut, F>(name: &'static str, f: F) -> ::eventflow::Step
+        where
+            Event: ::eventflow::StepInput,
+            Return: ::eventflow::IntoStepResult,
+            Fut: ::std::future::Future<Output = Return> + ::std::marker::Send + 'static,
+            F: ::std::ops::Fn(::eventflow::Context, Event) -> Fut
+                + ::std::marker::Send
+                + ::std::marker::Sync
+                + 'static,
+        {
+            ::eventflow::Step::new(name, f)
+        }
+    };
+    let helper = respan(helper, Span::call_site().resolved_at(item.impl_token.span));
 
     Ok(quote! {
         #item
 
-        impl #impl_generics #self_ty #where_clause {
-            #(#checks)*
-        }
-
         impl #impl_generics ::eventflow::IntoWorkflow for #self_ty #where_clause {
             fn workflow_builder(self) -> ::eventflow::WorkflowBuilder {
+                #helper
+
                 let this = ::std::sync::Arc::new(self);
                 ::eventflow::Workflow::builder(#name)
                     #(.step(#step_exprs))*
             }
         }
     })
+}
+
+/// Gathers several errors so that one expansion reports all of them.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
 }
 
 fn is_step_attr(attr: &syn::Attribute) -> bool {
@@ -130,63 +207,133 @@ fn type_name(ty: &Type) -> String {
             .path
             .segments
             .last()
-            .map_or_else(|| quote!(#ty).to_string(), |s| s.ident.to_string()),
-        _ => quote!(#ty).to_string(),
+            .map_or_else(|| pretty(ty), |s| s.ident.to_string()),
+        _ => pretty(ty),
     }
 }
 
-fn is_context(ty: &Type) -> Option<ContextParam> {
-    let (inner, by_ref) = match ty {
-        Type::Reference(reference) if reference.mutability.is_none() => (&*reference.elem, true),
-        other => (other, false),
+fn non_empty(name: LitStr, what: &str) -> syn::Result<LitStr> {
+    if name.value().trim().is_empty() {
+        return Err(syn::Error::new_spanned(
+            name,
+            format!("{what} cannot be empty"),
+        ));
+    }
+    Ok(name)
+}
+
+/// How `ty` takes the context, if it is `Context`, `&Context` or `&mut Context` (by the last
+/// segment of its path), with the reference, if any.
+fn context_param(ty: &Type) -> Option<(ContextParam, Option<&syn::TypeReference>)> {
+    let (inner, reference) = match ty {
+        Type::Reference(reference) => (&*reference.elem, Some(reference)),
+        other => (other, None),
     };
     let Type::Path(path) = inner else { return None };
-    let last = path.path.segments.last()?;
-    if last.ident != "Context" {
+    if path.qself.is_some() || path.path.segments.last()?.ident != "Context" {
         return None;
     }
-    Some(if by_ref {
+    let kind = if reference.is_some() {
         ContextParam::ByRef
     } else {
         ContextParam::ByValue
-    })
+    };
+    Some((kind, reference))
 }
 
 fn parse_step(attr: &syn::Attribute, function: &ImplItemFn) -> syn::Result<StepMethod> {
-    let options = parse_options(attr)?;
+    let options = parse_options(attr);
+    let signature = parse_signature(function);
+    // Report a bad option and a bad signature together.
+    let (options, (context, context_first, event_ty, return_ty)) = match (options, signature) {
+        (Ok(options), Ok(signature)) => (options, signature),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            return Err(a);
+        }
+        (Err(error), _) | (_, Err(error)) => return Err(error),
+    };
+    Ok(StepMethod {
+        method: function.sig.ident.clone(),
+        options,
+        context,
+        context_first,
+        event_ty,
+        return_ty,
+    })
+}
+
+type Signature = (ContextParam, bool, Type, Type);
+
+fn parse_signature(function: &ImplItemFn) -> syn::Result<Signature> {
     let sig = &function.sig;
-    let method = sig.ident.clone();
+    let method = &sig.ident;
+    let params = sig.paren_token.span.join();
     if sig.asyncness.is_none() {
         return Err(syn::Error::new_spanned(
             sig.fn_token,
-            format!("step `{method}` must be an `async fn`"),
+            format!("step `{method}` must be an `async fn`: write `async fn {method}`"),
         ));
     }
-    if !sig.generics.params.is_empty() {
+    if let Some(unsafety) = sig.unsafety {
         return Err(syn::Error::new_spanned(
-            &sig.generics,
+            unsafety,
+            format!("step `{method}` cannot be an `unsafe fn`"),
+        ));
+    }
+    if let Some(param) = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, GenericParam::Lifetime(_)))
+    {
+        return Err(syn::Error::new_spanned(
+            param,
             format!(
-                "step `{method}` cannot be generic: its event types must be known when the workflow is built"
+                "step `{method}` cannot be generic;\n\
+                 the event types it accepts and returns are read from its signature when the workflow is built: to accept several event types, take one `#[derive(EventUnion)]` enum of them"
             ),
         ));
     }
+
     let mut inputs = sig.inputs.iter();
+    let typed_params = || {
+        sig.inputs
+            .iter()
+            .filter(|input| matches!(input, FnArg::Typed(_)))
+            .map(pretty)
+            .collect::<Vec<_>>()
+    };
     match inputs.next() {
-        Some(FnArg::Receiver(receiver))
-            if receiver.reference.is_some() && receiver.mutability.is_none() => {}
-        Some(other) => {
+        Some(FnArg::Receiver(receiver)) => {
+            let shared_ref = matches!(&*receiver.ty, Type::Reference(r) if r.mutability.is_none());
+            if !shared_ref {
+                let written = pretty(receiver);
+                let why = if matches!(&*receiver.ty, Type::Reference(_)) {
+                    "the steps of a run execute concurrently and share the workflow: keep state that changes in the run's context (`ctx.set`, `ctx.edit_state`) or behind a `Mutex` field"
+                } else {
+                    "the steps of a run execute concurrently and share the workflow"
+                };
+                return Err(syn::Error::new_spanned(
+                    receiver,
+                    format!("step `{method}` must take `&self`, not `{written}`;\n{why}"),
+                ));
+            }
+        }
+        Some(FnArg::Typed(first)) => {
             return Err(syn::Error::new_spanned(
-                other,
+                first,
                 format!(
-                    "step `{method}` must take `&self` first: steps of one run execute concurrently and share the instance"
+                    "step `{method}` must take `&self` first;\nwrite `async fn {method}(&self, {})`",
+                    typed_params().join(", ")
                 ),
             ));
         }
         None => {
-            return Err(syn::Error::new_spanned(
-                &sig.inputs,
+            return Err(syn::Error::new(
+                params,
                 format!(
-                    "step `{method}` must take `&self`, optionally `ctx: &Context`, and one event"
+                    "step `{method}` takes no parameters;\n{SHAPE}: `async fn {method}(&self, ev: StartEvent)`"
                 ),
             ));
         }
@@ -197,18 +344,21 @@ fn parse_step(attr: &syn::Attribute, function: &ImplItemFn) -> syn::Result<StepM
     let mut events: Vec<&syn::PatType> = Vec::new();
     for input in inputs {
         let FnArg::Typed(param) = input else { continue };
-        if !matches!(&*param.pat, Pat::Ident(_) | Pat::Wild(_)) {
-            return Err(syn::Error::new_spanned(
-                &param.pat,
-                "step parameters must be plain names (`ev: MyEvent`), not patterns",
-            ));
-        }
-        match is_context(&param.ty) {
-            Some(kind) => {
+        match context_param(&param.ty) {
+            Some((_, Some(reference))) if reference.mutability.is_some() => {
+                return Err(syn::Error::new_spanned(
+                    &param.ty,
+                    format!(
+                        "step `{method}` must take the context as `&Context` (or `Context`), not `&mut Context`;\n\
+                         the steps of a run share it, and its methods take `&self`"
+                    ),
+                ));
+            }
+            Some((kind, _)) => {
                 if !matches!(context, ContextParam::None) {
                     return Err(syn::Error::new_spanned(
                         param,
-                        format!("step `{method}` takes the context twice"),
+                        format!("step `{method}` takes the context twice; take it once"),
                     ));
                 }
                 context_first = events.is_empty();
@@ -219,41 +369,83 @@ fn parse_step(attr: &syn::Attribute, function: &ImplItemFn) -> syn::Result<StepM
     }
     let event = match events.as_slice() {
         [] => {
-            return Err(syn::Error::new_spanned(
-                &sig.inputs,
+            return Err(syn::Error::new(
+                params,
                 format!(
-                    "step `{method}` has no event parameter: a step takes `&self`, optionally `ctx: &Context`, and exactly one event, e.g. `ev: StartEvent`"
+                    "step `{method}` has no event parameter;\n{SHAPE}: `async fn {method}({}, ev: StartEvent)`",
+                    std::iter::once("&self".to_owned())
+                        .chain(typed_params())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
         [event] => *event,
         [first, second, ..] => {
-            let describe = |p: &syn::PatType| {
-                let (pat, ty) = (&p.pat, &p.ty);
-                quote!(#pat: #ty).to_string()
+            // `enum CombineInput { StartEvent(StartEvent), Answer(Answer) }`, from the types.
+            let variant = |p: &syn::PatType| match &*p.ty {
+                Type::Path(path) if path.qself.is_none() => {
+                    path.path.segments.last().map(|s| s.ident.to_string())
+                }
+                _ => None,
             };
+            let variants = match (variant(first), variant(second)) {
+                (Some(a), Some(b)) if a != b => {
+                    format!("{a}({}), {b}({})", pretty(&first.ty), pretty(&second.ty))
+                }
+                _ => format!("A({}), B({})", pretty(&first.ty), pretty(&second.ty)),
+            };
+            let union = format!("{}Input", upper_camel(&method.to_string()));
             return Err(syn::Error::new_spanned(
                 second,
                 format!(
-                    "step `{method}` takes two event parameters (`{}` and `{}`); a step accepts exactly one event. To accept several event types, take one enum of them: `#[derive(EventUnion)] enum Input {{ A(A), B(B) }}`; to wait for several events, use `ctx.collect_events`",
-                    describe(first),
-                    describe(second)
+                    "step `{method}` takes two events, `{}` and `{}`, but a step accepts exactly one;\n\
+                     to accept either of them, take one enum of both: `#[derive(EventUnion)] enum {union} {{ {variants} }}`;\n\
+                     to go on once both have arrived, take that enum and gather them with `ctx.collect_events_of`",
+                    pretty(*first),
+                    pretty(*second),
                 ),
             ));
         }
     };
+    let event_ty = &*event.ty;
+    match event_ty {
+        Type::Reference(reference) => {
+            let owned = &reference.elem;
+            return Err(syn::Error::new_spanned(
+                event_ty,
+                format!(
+                    "step `{method}` must take its event by value: write `{}: {}`",
+                    pretty(&event.pat),
+                    pretty(owned)
+                ),
+            ));
+        }
+        Type::ImplTrait(_) => {
+            return Err(syn::Error::new_spanned(
+                event_ty,
+                format!(
+                    "step `{method}` must name its event type: the workflow routes events by it; take a `#[derive(EventUnion)]` enum to accept several event types"
+                ),
+            ));
+        }
+        _ => {}
+    }
     let return_ty = match &sig.output {
-        ReturnType::Default => syn::parse_quote!(()),
-        ReturnType::Type(_, ty) => (**ty).clone(),
+        ReturnType::Default => syn::parse_quote_spanned!(sig.paren_token.span.close()=> ()),
+        ReturnType::Type(_, ty) => {
+            if let Type::ImplTrait(_) = &**ty {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    format!(
+                        "step `{method}` must name its return type: the workflow's graph is read from it"
+                    ),
+                ));
+            }
+            (**ty).clone()
+        }
     };
-    Ok(StepMethod {
-        method,
-        options,
-        context,
-        context_first,
-        event_ty: (*event.ty).clone(),
-        return_ty,
-    })
+    Ok((context, context_first, event_ty.clone(), return_ty))
 }
 
 fn parse_options(attr: &syn::Attribute) -> syn::Result<StepOptions> {
@@ -267,45 +459,91 @@ fn parse_options(attr: &syn::Attribute) -> syn::Result<StepOptions> {
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return Ok(options);
     }
+    let mut emits_given = false;
     attr.parse_nested_meta(|meta| {
-        if meta.path.is_ident("name") {
-            options.name = Some(meta.value()?.parse()?);
-        } else if meta.path.is_ident("num_workers") {
-            let value = meta.value()?;
-            let expr: Expr = value.parse()?;
-            if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. }) = &expr
-                && int.base10_parse::<usize>()? == 0
-            {
-                return Err(syn::Error::new_spanned(int, "`num_workers` must be at least 1"));
+        let once = |given: bool| {
+            if given {
+                let key = pretty(&meta.path);
+                Err(meta.error(format!("`{key}` is given twice")))
+            } else {
+                Ok(())
             }
-            options.num_workers = Some(expr);
+        };
+        if meta.path.is_ident("name") {
+            once(options.name.is_some())?;
+            options.name = Some(non_empty(meta.value()?.parse()?, "a step name")?);
+        } else if meta.path.is_ident("num_workers") {
+            once(options.num_workers.is_some())?;
+            let expr: Expr = meta.value()?.parse()?;
+            if let Expr::Lit(syn::ExprLit { lit, .. }) = &expr {
+                let syn::Lit::Int(int) = lit else {
+                    return Err(syn::Error::new_spanned(
+                        lit,
+                        "`num_workers` takes a number: `num_workers = 2`",
+                    ));
+                };
+                if int.base10_parse::<usize>()? == 0 {
+                    return Err(syn::Error::new_spanned(
+                        int,
+                        "`num_workers` must be at least 1: it is how many invocations of the step may run at once",
+                    ));
+                }
+            }
+            options.num_workers = Some((meta.path.clone(), expr));
         } else if meta.path.is_ident("retry") {
-            options.retry = Some(meta.value()?.parse()?);
+            once(options.retry.is_some())?;
+            let expr: Expr = meta.value()?.parse()?;
+            if let Expr::Lit(lit) = &expr {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    "`retry` takes a `RetryPolicy`: `retry = RetryPolicy::fixed(Duration::from_millis(100)).max_attempts(3)`",
+                ));
+            }
+            options.retry = Some((meta.path.clone(), expr));
         } else if meta.path.is_ident("timeout") {
-            options.timeout = Some(meta.value()?.parse()?);
+            once(options.timeout.is_some())?;
+            let expr: Expr = meta.value()?.parse()?;
+            if let Expr::Lit(lit) = &expr {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    "`timeout` takes a `Duration`: `timeout = Duration::from_secs(30)`",
+                ));
+            }
+            options.timeout = Some((meta.path.clone(), expr));
         } else if meta.path.is_ident("emits") {
+            once(emits_given)?;
+            emits_given = true;
             meta.parse_nested_meta(|inner| {
+                if !inner.input.is_empty() && !inner.input.peek(syn::Token![,]) {
+                    return Err(inner.error(
+                        "`emits` lists event types: `emits(EventA, EventB)`",
+                    ));
+                }
                 options.emits.push(inner.path);
                 Ok(())
             })?;
         } else {
-            return Err(meta.error(
-                "unknown step option; expected `num_workers = N`, `retry = <RetryPolicy>`, `timeout = <Duration>`, `emits(EventA, EventB)` or `name = \"...\"`",
-            ));
+            return Err(meta.error(unknown_option(
+                "step",
+                &meta.path,
+                &["num_workers", "retry", "timeout", "emits", "name"],
+                "`num_workers = N`, `retry = <RetryPolicy>`, `timeout = <Duration>`, `emits(EventA, EventB)` and `name = \"...\"`",
+            )));
         }
         Ok(())
     })?;
     Ok(options)
 }
 
-/// The `Step` a method becomes: a closure holding the instance that calls the method.
+/// The `Step` a method becomes: a closure holding the instance that calls the method, passed to
+/// a helper whose bounds check the event and return types at the user's tokens.
 fn step_expr(step: &StepMethod) -> TokenStream {
     let method = &step.method;
     let name = step
         .options
         .name
         .clone()
-        .unwrap_or_else(|| LitStr::new(&method.to_string(), Span::call_site()));
+        .unwrap_or_else(|| LitStr::new(&method.to_string(), method.span()));
     let event_ty = &step.event_ty;
     let return_ty = &step.return_ty;
     let ctx = format_ident!("__eventflow_ctx");
@@ -315,32 +553,77 @@ fn step_expr(step: &StepMethod) -> TokenStream {
         ContextParam::ByRef => Some(quote!(&#ctx)),
         ContextParam::ByValue => Some(quote!(#ctx)),
     };
+    let ctx_param = match step.context {
+        ContextParam::None => quote!(_),
+        _ => quote!(#ctx),
+    };
     let args = match (ctx_arg, step.context_first) {
         (None, _) => quote!(#ev),
         (Some(ctx_arg), true) => quote!(#ctx_arg, #ev),
         (Some(ctx_arg), false) => quote!(#ev, #ctx_arg),
     };
-    let params = match step.context {
-        ContextParam::None => quote!(#ev: #event_ty),
-        _ => quote!(#ctx: ::eventflow::Context, #ev: #event_ty),
-    };
-    // Spanned at the return type, so a type that is not a step result is reported there.
-    let convert = quote_spanned! {return_ty.span()=>
-        <#return_ty as ::eventflow::IntoStepResult>::into_step_result(this.#method(#args).await)
-    };
-    let num_workers = step.options.num_workers.iter();
-    let retry = step.options.retry.iter();
-    let timeout = step.options.timeout.iter();
-    let emits = step.options.emits.iter();
-    quote! {{
-        let this = ::std::sync::Arc::clone(&this);
-        ::eventflow::Step::new(#name, move |#params| {
+    let body = quote_spanned! {method.span()=>
+        move |#ctx_param: ::eventflow::Context, #ev: #event_ty| {
             let this = ::std::sync::Arc::clone(&this);
-            async move { #convert }
-        })
-        #(.num_workers(#num_workers))*
-        #(.retry(#retry))*
-        #(.timeout(#timeout))*
-        #(.emits::<#emits>())*
+            async move { Self::#method(&this, #args).await }
+        }
+    };
+    // Each option becomes a builder call named at the option's key, so a value of the wrong
+    // type is reported at the value, with "arguments to this method are incorrect" at the key.
+    let options = [
+        ("num_workers", &step.options.num_workers),
+        ("retry", &step.options.retry),
+        ("timeout", &step.options.timeout),
+    ]
+    .into_iter()
+    .filter_map(|(setter, option)| {
+        let (key, value) = option.as_ref()?;
+        let setter = syn::Ident::new(setter, key.span());
+        Some(quote!(.#setter(#value)))
+    });
+    let emits = step
+        .options
+        .emits
+        .iter()
+        .map(|path| quote_spanned!(path.span()=> .emits::<#path>()));
+    let emits_checks = step.options.emits.iter().map(|path| {
+        qualified_path(
+            &syn::parse_quote!(#path),
+            quote!(::eventflow::Event > ::NAME),
+        )
+    });
+    // Qualified paths report a type that misses the trait without pointing into the expansion;
+    // the helper's identical obligation at the same span is then not reported again.
+    let input_check = qualified_path(event_ty, quote!(::eventflow::StepInput > ::accepted_types));
+    let return_check = qualified_path(
+        return_ty,
+        quote!(::eventflow::IntoStepResult > ::into_step_result),
+    );
+    // Spanned at the method's name: a step whose future is not `Send` is reported there.
+    let call = quote_spanned! {method.span()=>
+        __eventflow_step::<#event_ty, #return_ty, _, _>(#name, #body)
+    };
+    quote! {{
+        let _ = #input_check;
+        let _ = #return_check;
+        #(let _ = #emits_checks;)*
+        let this = ::std::sync::Arc::clone(&this);
+        #call
+            #(#options)*
+            #(#emits)*
     }}
+}
+
+/// `snake_case` to `UpperCamelCase`, for a name suggested in a message.
+fn upper_camel(snake: &str) -> String {
+    snake
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect()
 }

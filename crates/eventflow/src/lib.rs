@@ -91,14 +91,3 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
-
-#[doc(hidden)]
-pub mod __private {
-    //! Items the macros expand to; not part of the public API.
-
-    /// Compile-time check that a step's event parameter is something a step can accept.
-    pub const fn assert_step_input<T: crate::StepInput>() {}
-
-    /// Compile-time check that a step's return type is something a step can return.
-    pub const fn assert_step_return<T: crate::IntoStepResult>() {}
-}

@@ -68,7 +68,7 @@ pub enum EventRole {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not an event",
-    note = "derive it: `#[derive(Event, Clone, Serialize, Deserialize)] struct {Self} {{ ... }}`"
+    note = "derive it on a type of yours: `#[derive(Event, Clone, Serialize, Deserialize)]`; to send a type from another crate (`String`, ...), wrap it in a struct"
 )]
 pub trait Event: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable name of the event type: the routing key, the stream name and the wire name.
@@ -338,8 +338,9 @@ impl fmt::Debug for AnyEvent {
 /// When `value` cannot be represented as JSON (a map with non-string keys, a failing
 /// `Serialize`): a programming error at the call site, reported there rather than stored as null.
 pub(crate) fn field_value(key: &str, value: impl Serialize) -> Value {
-    serde_json::to_value(value)
-        .unwrap_or_else(|error| panic!("the value for field `{key}` does not serialize to JSON: {error}"))
+    serde_json::to_value(value).unwrap_or_else(|error| {
+        panic!("the value for field `{key}` does not serialize to JSON: {error}")
+    })
 }
 
 /// An event as JSON: its name and its fields. The form events take in snapshots.

@@ -52,6 +52,8 @@ pub trait StepInput: Send + 'static {
         Self: Sized;
 }
 
+// Not recommended in errors: "other types implement Event" would list every event in scope.
+#[diagnostic::do_not_recommend]
 impl<E: Event> StepInput for E {
     fn accepted_types() -> Vec<EventType> {
         vec![EventType::of::<E>()]
@@ -125,7 +127,8 @@ impl StepOutput for () {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not something a step can return",
     label = "not an event, an `Option`/`Vec` of events, a union of events, or a `Result` of one",
-    note = "a step returns an event, `Option<E>`, `Vec<E>`, an enum of events (`#[derive(EventUnion)]`), `()`, or a `Result` of one of those"
+    note = "a step returns an event, `Option<E>`, `Vec<E>`, an enum of events (`#[derive(EventUnion)]`), `()`, or a `Result` of one of those",
+    note = "for `Result<T, E>`, `T` must be one of those and `E` an error type (`std::error::Error + Send + Sync`, or `anyhow::Error`)"
 )]
 pub trait IntoStepResult: Send + 'static {
     /// The events carried on success.
@@ -168,53 +171,46 @@ impl<T: StepOutput, E: Into<BoxError> + Send + 'static> IntoStepResult for Resul
 /// # let _ = workflow;
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be used as a step",
-    label = "not an async step function",
-    note = "a step is an async fn or closure taking `(event)` or `(Context, event)` and returning an event, `Option`/`Vec` of events, a union of events, or a `Result` of one",
+    message = "this is not a step function: a step takes `(event)` or `(Context, event)`",
+    label = "expected an async fn or closure taking `(event)` or `(Context, event)`",
     note = "annotate closure parameters with their types: `|ctx: Context, ev: StartEvent| async move {{ ... }}`"
 )]
 pub trait StepFn<Args>: Send + Sync + 'static {
-    /// What the step accepts.
-    type Input: StepInput;
-    /// What the step emits.
-    type Output: StepOutput;
+    /// What the step accepts; [`Step::new`] requires a [`StepInput`].
+    type Input;
+    /// What the step's future resolves to; [`Step::new`] requires an [`IntoStepResult`].
+    type Return;
+    /// The step's future.
+    type Future: Future<Output = Self::Return>;
     /// Runs the step once.
-    fn call(
-        &self,
-        ctx: Context,
-        input: Self::Input,
-    ) -> BoxFuture<'static, Result<Self::Output, BoxError>>;
+    fn call(&self, ctx: Context, input: Self::Input) -> Self::Future;
 }
 
-impl<F, Fut, I, R> StepFn<(I,)> for F
+impl<F, Fut, I> StepFn<(I,)> for F
 where
     F: Fn(I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    I: StepInput,
-    R: IntoStepResult,
+    Fut: Future,
 {
     type Input = I;
-    type Output = R::Output;
+    type Return = Fut::Output;
+    type Future = Fut;
 
-    fn call(&self, _ctx: Context, input: I) -> BoxFuture<'static, Result<R::Output, BoxError>> {
-        let fut = self(input);
-        Box::pin(async move { fut.await.into_step_result() })
+    fn call(&self, _ctx: Context, input: I) -> Fut {
+        self(input)
     }
 }
 
-impl<F, Fut, I, R> StepFn<(Context, I)> for F
+impl<F, Fut, I> StepFn<(Context, I)> for F
 where
     F: Fn(Context, I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    I: StepInput,
-    R: IntoStepResult,
+    Fut: Future,
 {
     type Input = I;
-    type Output = R::Output;
+    type Return = Fut::Output;
+    type Future = Fut;
 
-    fn call(&self, ctx: Context, input: I) -> BoxFuture<'static, Result<R::Output, BoxError>> {
-        let fut = self(ctx, input);
-        Box::pin(async move { fut.await.into_step_result() })
+    fn call(&self, ctx: Context, input: I) -> Fut {
+        self(ctx, input)
     }
 }
 
@@ -254,7 +250,13 @@ pub struct Step {
 
 impl Step {
     /// A step named `name` running `f`.
-    pub fn new<Args, F: StepFn<Args>>(name: impl Into<String>, f: F) -> Self {
+    pub fn new<Args, F>(name: impl Into<String>, f: F) -> Self
+    where
+        F: StepFn<Args>,
+        F::Input: StepInput,
+        F::Return: IntoStepResult,
+        F::Future: Send + 'static,
+    {
         let name = name.into();
         let f = Arc::new(f);
         let body: ErasedStep =
@@ -263,7 +265,7 @@ impl Step {
                     Ok(input) => {
                         let fut = f.call(ctx, input);
                         Box::pin(async move {
-                            let output = fut.await?;
+                            let output = fut.await.into_step_result()?;
                             let mut events = Vec::new();
                             output.into_events(&mut events);
                             Ok(events)
@@ -281,7 +283,7 @@ impl Step {
         Step {
             name,
             accepts: F::Input::accepted_types(),
-            emits: F::Output::emitted_types(),
+            emits: <F::Return as IntoStepResult>::Output::emitted_types(),
             num_workers: DEFAULT_NUM_WORKERS,
             retry: RetryPolicy::none(),
             timeout: None,

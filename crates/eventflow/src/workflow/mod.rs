@@ -69,7 +69,13 @@ impl WorkflowBuilder {
     }
 
     /// Adds `f` as a step named `name` with default options.
-    pub fn add_step<Args, F: StepFn<Args>>(self, name: impl Into<String>, f: F) -> Self {
+    pub fn add_step<Args, F>(self, name: impl Into<String>, f: F) -> Self
+    where
+        F: StepFn<Args>,
+        F::Input: crate::StepInput,
+        F::Return: crate::IntoStepResult,
+        F::Future: Send + 'static,
+    {
         self.step(Step::new(name, f))
     }
 

@@ -1,0 +1,9 @@
+use eventflow::prelude::*;
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+#[event(name = "")]
+struct Unnamed {
+    value: u32,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use eventflow::prelude::*;
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Wrapped<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use eventflow::prelude::*;
+
+#[derive(Event, Serialize, Deserialize)]
+struct NoClone {
+    query: String,
+}
+
+fn main() {}

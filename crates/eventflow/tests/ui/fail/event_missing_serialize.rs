@@ -1,0 +1,8 @@
+use eventflow::prelude::*;
+
+#[derive(Event, Clone, Deserialize)]
+struct NoSerialize {
+    query: String,
+}
+
+fn main() {}

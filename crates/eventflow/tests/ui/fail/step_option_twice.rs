@@ -1,0 +1,13 @@
+use eventflow::prelude::*;
+
+struct W;
+
+#[workflow]
+impl W {
+    #[step(num_workers = 2, num_workers = 4)]
+    async fn start(&self, ev: StartEvent) -> StopEvent {
+        StopEvent::new(ev.kwargs().len())
+    }
+}
+
+fn main() {}

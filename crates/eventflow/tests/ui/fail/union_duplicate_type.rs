@@ -1,0 +1,9 @@
+use eventflow::prelude::*;
+
+#[derive(EventUnion)]
+enum Input {
+    First(StartEvent),
+    Second(StartEvent),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use eventflow::prelude::*;
+
+#[derive(EventUnion)]
+struct Input {
+    start: StartEvent,
+}
+
+fn main() {}

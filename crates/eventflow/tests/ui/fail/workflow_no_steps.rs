@@ -1,0 +1,12 @@
+use eventflow::prelude::*;
+
+struct W;
+
+#[workflow]
+impl W {
+    async fn start(&self, ev: StartEvent) -> StopEvent {
+        StopEvent::new(ev.kwargs().len())
+    }
+}
+
+fn main() {}
