@@ -22,21 +22,31 @@ pub(super) fn slug(id: &NodeId) -> String {
     slug
 }
 
-/// Text safe inside a quoted Mermaid label: Mermaid renders labels as HTML, and takes entity
-/// codes written `#name;`.
-fn mermaid_label(text: &str) -> String {
+/// `text` with each character found in `table` replaced by its entity.
+pub(super) fn replace_chars(text: &str, table: &[(char, &str)]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '"' => out.push_str("#quot;"),
-            '<' => out.push_str("#lt;"),
-            '>' => out.push_str("#gt;"),
-            '&' => out.push_str("#amp;"),
-            '#' => out.push_str("#35;"),
-            c => out.push(c),
+        match table.iter().find(|(from, _)| *from == c) {
+            Some((_, entity)) => out.push_str(entity),
+            None => out.push(c),
         }
     }
     out
+}
+
+/// Text safe inside a quoted Mermaid label: Mermaid renders labels as HTML, and takes entity
+/// codes written `#name;`.
+fn mermaid_label(text: &str) -> String {
+    replace_chars(
+        text,
+        &[
+            ('"', "#quot;"),
+            ('<', "#lt;"),
+            ('>', "#gt;"),
+            ('&', "#amp;"),
+            ('#', "#35;"),
+        ],
+    )
 }
 
 /// Text safe inside a quoted DOT label.
