@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
@@ -35,14 +35,10 @@ pub(crate) enum Initial {
 
 type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
 
-/// How many queued messages the driver handles before yielding to the runtime.
-const BATCH: usize = 256;
-
 pub(crate) struct Driver {
     shared: Arc<RunShared>,
     spec: Arc<WorkflowSpec>,
     state: RunState,
-    inbox: mpsc::UnboundedReceiver<Msg>,
     tasks: HashMap<InvocationId, AbortHandle>,
     timers: HashMap<u64, AbortHandle>,
     waiters: HashMap<u64, (InvocationId, oneshot::Sender<AnyEvent>)>,
@@ -55,7 +51,6 @@ impl Driver {
     pub(crate) fn spawn(
         shared: Arc<RunShared>,
         state: RunState,
-        inbox: mpsc::UnboundedReceiver<Msg>,
         result: ResultSender,
         initial: Initial,
     ) {
@@ -68,7 +63,6 @@ impl Driver {
             spec: shared.workflow.spec.clone(),
             shared,
             state,
-            inbox,
             tasks: HashMap::new(),
             timers: HashMap::new(),
             waiters: HashMap::new(),
@@ -96,27 +90,33 @@ impl Driver {
                 return;
             }
         }
-        let timeout = self.shared.workflow.timeout;
-        let deadline = tokio::time::sleep(timeout.unwrap_or_default());
-        tokio::pin!(deadline);
+        let shared = self.shared.clone();
+        let timeout = shared.workflow.timeout;
+        // Only runs with a timeout pay for a timer.
+        let mut deadline = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+        let mut batch = VecDeque::new();
         while !self.state.is_finished() {
-            let message = tokio::select! {
-                message = self.inbox.recv() => message,
-                () = &mut deadline, if timeout.is_some() => {
-                    Some(Msg::Tick(Tick::TimedOut { timeout: timeout.unwrap_or_default() }))
+            tokio::select! {
+                () = shared.inbox.receive(&mut batch) => {}
+                () = async {
+                    match deadline.as_mut() {
+                        Some(deadline) => deadline.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let timeout = timeout.unwrap_or_default();
+                    batch.push_back(Msg::Tick(Tick::TimedOut { timeout }));
                 }
-            };
-            let Some(message) = message else { break };
-            self.handle(message);
-            for _ in 0..BATCH {
+            }
+            while let Some(message) = batch.pop_front() {
                 if self.state.is_finished() {
                     break;
                 }
-                match self.inbox.try_recv() {
-                    Ok(message) => self.handle(message),
-                    Err(_) => break,
-                }
+                self.handle(message);
+                // A long batch (a fan-out of a million events) must not hog the worker thread.
+                tokio::task::consume_budget().await;
             }
+            batch.clear();
         }
     }
 
@@ -182,10 +182,10 @@ impl Driver {
                     attempt,
                 } => self.start_step(invocation, step, event, attempt),
                 Command::ScheduleRetry { timer, delay } => {
-                    let inbox = self.shared.inbox.clone();
+                    let run = self.shared.clone();
                     let task = tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = inbox.send(Msg::Tick(Tick::RetryDue { timer }));
+                        let _ = run.inbox.send(Msg::Tick(Tick::RetryDue { timer }));
                     });
                     self.timers.insert(timer, task.abort_handle());
                 }
@@ -243,9 +243,7 @@ impl Driver {
         };
         let body = step.body.clone();
         let timeout = step.timeout;
-        let inbox = self.shared.inbox.clone();
-        let spec = self.spec.clone();
-        let run_id = self.shared.run_id.clone();
+        let run = self.shared.clone();
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
@@ -263,7 +261,8 @@ impl Driver {
                     Some(Err(panic)) => Err(StepError::Panicked(panic_message(panic.as_ref()))),
                     None => Err(StepError::TimedOut(timeout.unwrap_or_default())),
                 };
-                let name = &spec.steps[step_index].name;
+                let name = &run.workflow.spec.steps[step_index].name;
+                let run_id = &run.run_id;
                 let elapsed = started.elapsed();
                 match &outcome {
                     Ok(events) => {
@@ -272,7 +271,7 @@ impl Driver {
                             let names: Vec<&str> = events.iter().map(AnyEvent::name).collect();
                             println!(
                                 "[{}] step `{name}` finished in {elapsed:.1?} -> {}",
-                                short_id(&run_id),
+                                short_id(run_id),
                                 if names.is_empty() {
                                     "nothing".to_owned()
                                 } else {
@@ -286,12 +285,12 @@ impl Driver {
                         if verbose {
                             println!(
                                 "[{}] step `{name}` failed on attempt {attempt}: {error}",
-                                short_id(&run_id)
+                                short_id(run_id)
                             );
                         }
                     }
                 }
-                let _ = inbox.send(Msg::Tick(Tick::StepDone {
+                let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
                     invocation,
                     outcome,
                 }));
@@ -419,6 +418,13 @@ impl Driver {
             reducer,
             state,
         ))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // However the driver ends (finished, or its runtime shutting down), later sends fail.
+        self.shared.inbox.close();
     }
 }
 

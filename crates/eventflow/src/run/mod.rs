@@ -2,6 +2,7 @@
 
 mod driver;
 mod handler;
+mod inbox;
 pub(crate) mod reducer;
 mod snapshot;
 mod stream;
@@ -16,13 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::context::{StateStore, may_lack_consumer};
 use crate::error::{SendEventError, WorkflowError};
 use crate::event::{AnyEvent, EventType};
 use crate::workflow::Workflow;
 use driver::{Driver, Initial};
+use inbox::Inbox;
 use reducer::{InvocationId, RunState};
 use stream::StreamLog;
 
@@ -44,7 +46,7 @@ pub(crate) enum Msg {
 pub(crate) struct RunShared {
     pub(crate) run_id: String,
     pub(crate) workflow: Workflow,
-    pub(crate) inbox: mpsc::UnboundedSender<Msg>,
+    pub(crate) inbox: Inbox,
     pub(crate) state: StateStore,
     pub(crate) stream: StreamLog,
     children: Mutex<Vec<Arc<RunShared>>>,
@@ -90,7 +92,7 @@ impl RunShared {
                 target,
                 from,
             }))
-            .map_err(|rejected| match rejected.0 {
+            .map_err(|rejected| match rejected {
                 Msg::Tick(Tick::Emit { event, .. }) => SendEventError::RunFinished { event },
                 _ => unreachable!("an Emit was sent"),
             })
@@ -126,18 +128,17 @@ fn new_run(
     run_id: String,
     state: StateStore,
     history: Vec<AnyEvent>,
-) -> (Arc<RunShared>, mpsc::UnboundedReceiver<Msg>) {
-    let (inbox, receiver) = mpsc::unbounded_channel();
+) -> Arc<RunShared> {
     let shared = Arc::new(RunShared {
         run_id,
         workflow: workflow.clone(),
-        inbox,
+        inbox: Inbox::new(),
         state,
         stream: StreamLog::new(history),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
     });
-    (shared, receiver)
+    shared
 }
 
 /// Starts a fresh run.
@@ -147,7 +148,7 @@ pub(crate) fn start(
 ) -> WorkflowHandler {
     let run_id = uuid::Uuid::new_v4().to_string();
     let seed = fastrand::u64(..);
-    let (shared, receiver) = new_run(workflow, run_id, StateStore::default(), Vec::new());
+    let shared = new_run(workflow, run_id, StateStore::default(), Vec::new());
     let expected = workflow.spec.start;
     let initial = match start {
         Ok(event) if event.event_type() == expected => Initial::Tick(Tick::Start(event)),
@@ -159,7 +160,7 @@ pub(crate) fn start(
     };
     let state = RunState::new(&workflow.spec, seed);
     let (handler, result) = WorkflowHandler::new(shared.clone());
-    Driver::spawn(shared, state, receiver, result, initial);
+    Driver::spawn(shared, state, result, initial);
     handler
 }
 
@@ -187,8 +188,8 @@ pub(crate) fn resume(
             None => Ok(AnyEvent::opaque(json)),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (shared, receiver) = new_run(workflow, parts.run_id, store, history);
+    let shared = new_run(workflow, parts.run_id, store, history);
     let (handler, result) = WorkflowHandler::new(shared.clone());
-    Driver::spawn(shared, state, receiver, result, Initial::Resume);
+    Driver::spawn(shared, state, result, Initial::Resume);
     Ok(handler)
 }
