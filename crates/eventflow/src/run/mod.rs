@@ -129,7 +129,7 @@ fn new_run(
     state: StateStore,
     history: Vec<AnyEvent>,
 ) -> Arc<RunShared> {
-    let shared = Arc::new(RunShared {
+    Arc::new(RunShared {
         run_id,
         workflow: workflow.clone(),
         inbox: Inbox::new(),
@@ -137,8 +137,7 @@ fn new_run(
         stream: StreamLog::new(history),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
-    });
-    shared
+    })
 }
 
 /// Starts a fresh run.

@@ -1,0 +1,72 @@
+//! `eventflow-bench WORKLOAD N`: runs one benchmark workload and prints one JSON line.
+//!
+//! Workflow construction and a warm-up run of size 10 are not timed; the timed run's result is
+//! checked, and a wrong result exits non-zero. See `bench/README.md` for the workloads and the
+//! comparison with the Python engines.
+
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use serde_json::json;
+
+use workloads::Workload;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: eventflow-bench WORKLOAD N");
+    eprintln!(
+        "workloads: {}",
+        Workload::ALL.map(Workload::name).join(", ")
+    );
+    ExitCode::from(2)
+}
+
+/// The process's peak resident set size in MiB, from `/proc/self/status` (Linux only).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(workload), Some(n)) = (
+        args.first().and_then(|name| Workload::from_name(name)),
+        args.get(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0),
+    ) else {
+        return usage();
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let outcome = runtime.block_on(async {
+        let prepared = workload.prepare(n)?;
+        workload.prepare(10)?.run().await?;
+        let started = Instant::now();
+        prepared.run().await?;
+        anyhow::Ok(started.elapsed())
+    });
+    let elapsed = match outcome {
+        Ok(elapsed) => elapsed,
+        Err(error) => {
+            eprintln!("{} n={n} failed: {error:#}", workload.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let seconds = elapsed.as_secs_f64();
+    let mut line = json!({
+        "engine": "eventflow",
+        "workload": workload.name(),
+        "n": n,
+        "seconds": seconds,
+        "per_item_us": seconds * 1e6 / n as f64,
+        "peak_rss_mb": peak_rss_mb(),
+    });
+    if workload == Workload::Concurrent {
+        line["runs_per_s"] = json!(n as f64 / seconds);
+    }
+    println!("{line}");
+    ExitCode::SUCCESS
+}
