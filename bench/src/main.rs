@@ -1,4 +1,10 @@
-//! `eventflow-bench WORKLOAD N`: runs one benchmark workload and prints one JSON line.
+//! `eventflow-bench WORKLOAD N [--from-task]`: runs one benchmark workload and prints one JSON
+//! line.
+//!
+//! By default the workload is driven from the main thread with `Runtime::block_on`, as under
+//! `#[tokio::main]`. With `--from-task` it is driven from a task spawned on the runtime, as in a
+//! server, where starting a run and receiving its result do not cross threads (see
+//! `bench/README.md` for why that matters for w1).
 //!
 //! Workflow construction and a warm-up run of size 10 are not timed; the timed run's result is
 //! checked, and a wrong result exits non-zero. See `bench/README.md` for the workloads and the
@@ -14,7 +20,7 @@ use serde_json::json;
 use workloads::Workload;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: eventflow-bench WORKLOAD N");
+    eprintln!("usage: eventflow-bench WORKLOAD N [--from-task]");
     eprintln!(
         "workloads: {}",
         Workload::ALL.map(Workload::name).join(", ")
@@ -40,14 +46,28 @@ fn main() -> ExitCode {
     ) else {
         return usage();
     };
+    let from_task = match args.get(2).map(String::as_str) {
+        None => false,
+        Some("--from-task") if args.len() == 3 => true,
+        Some(_) => return usage(),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let outcome = runtime.block_on(async {
+    let measure = async move {
         let prepared = workload.prepare(n)?;
         workload.prepare(10)?.run().await?;
         let started = Instant::now();
         prepared.run().await?;
         anyhow::Ok(started.elapsed())
-    });
+    };
+    let outcome = if from_task {
+        runtime.block_on(async {
+            let task = tokio::spawn(measure);
+            task.await
+                .unwrap_or_else(|panic| Err(anyhow::anyhow!("the workload panicked: {panic}")))
+        })
+    } else {
+        runtime.block_on(measure)
+    };
     let elapsed = match outcome {
         Ok(elapsed) => elapsed,
         Err(error) => {
@@ -64,6 +84,9 @@ fn main() -> ExitCode {
         "per_item_us": seconds * 1e6 / n as f64,
         "peak_rss_mb": peak_rss_mb(),
     });
+    if from_task {
+        line["driven_from"] = json!("task");
+    }
     if workload == Workload::Concurrent {
         line["runs_per_s"] = json!(n as f64 / seconds);
     }
