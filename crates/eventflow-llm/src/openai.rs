@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::future::BoxFuture;
@@ -803,7 +803,7 @@ fn truncate(text: &str) -> String {
 }
 
 /// How long the server asks to wait: `retry-after-ms` (milliseconds, OpenAI's), else
-/// `Retry-After` in seconds or as an HTTP date (IMF-fixdate).
+/// `Retry-After` in seconds or as an HTTP date (any of the three formats HTTP allows).
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let header = |name: &str| {
         headers
@@ -822,56 +822,8 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         return (seconds.is_finite() && seconds >= 0.0)
             .then(|| Duration::from_secs_f64(seconds.min(1e9)));
     }
-    let date = parse_http_date(value)?;
+    let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP date format servers send.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let mut parts = text.split_whitespace();
-    let _weekday = parts.next()?.strip_suffix(',')?;
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts
-        .next()?
-        .split(':')
-        .map(|part| part.parse::<u32>().ok());
-    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || parts.next().is_some() || clock.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || year < 1970 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).ok()?))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 type SseEvents =
@@ -981,26 +933,9 @@ async fn next_delta(mut state: SseState) -> Option<(Result<String, LlmError>, Ss
 mod tests {
     use reqwest::header::HeaderValue;
 
-    use super::*;
+    use std::time::UNIX_EPOCH;
 
-    #[test]
-    fn http_dates_parse() {
-        let date = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            date.duration_since(UNIX_EPOCH).unwrap().as_secs(),
-            784_111_777
-        );
-        let date = parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT").unwrap();
-        assert_eq!(date, UNIX_EPOCH);
-        let date = parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT").unwrap();
-        assert_eq!(
-            date.duration_since(UNIX_EPOCH).unwrap().as_secs(),
-            1_835_481_599
-        );
-        assert!(parse_http_date("Sun, 06 Nov 1994 08:49:37 CET").is_none());
-        assert!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT").is_none());
-        assert!(parse_http_date("soon").is_none());
-    }
+    use super::*;
 
     #[test]
     fn retry_after_reads_seconds_dates_and_millis() {
