@@ -43,9 +43,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use eventflow::prelude::*;
-use eventflow_examples::arg;
+use eventflow_examples::{arg, client_from_env};
 use eventflow_llm::{
     Bm25Retriever, Document, HybridRetriever, Llm, LlmError, META_SOURCE, Node, NodeParser,
     NodeWithScore, OpenAiClient, Retriever, VectorStoreIndex,
@@ -390,24 +390,6 @@ async fn ask(workflow: RagWorkflow, question: &str, verbose: bool) -> anyhow::Re
         .verbose(verbose);
     let output = workflow.run(json!({ "query": question })).await?;
     Ok(output.result()?)
-}
-
-/// The client configured by the environment, if `OPENAI_BASE_URL` is set (and `offline` is not).
-fn client_from_env(offline: bool) -> anyhow::Result<Option<OpenAiClient>> {
-    let configured = std::env::var(OpenAiClient::BASE_URL_VAR).is_ok_and(|v| !v.trim().is_empty());
-    if offline || !configured {
-        return Ok(None);
-    }
-    let client = OpenAiClient::from_env()?;
-    if client.model().is_none() {
-        bail!(
-            "{} is set but {} is not: name the chat model to use (gpt-4o-mini, llama3.2, ...), \
-             or pass --offline",
-            OpenAiClient::BASE_URL_VAR,
-            OpenAiClient::MODEL_VAR
-        );
-    }
-    Ok(Some(client))
 }
 
 /// Flags that take a value.

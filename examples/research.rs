@@ -56,7 +56,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use eventflow::prelude::*;
-use eventflow_examples::arg;
+use eventflow_examples::{arg, client_from_env};
 use eventflow_llm::{
     Bm25Retriever, Document, Embedding, Llm, LlmError, META_SOURCE, MockEmbedding, Node,
     NodeParser, OpenAiClient, Retriever, VectorStoreIndex,
@@ -930,24 +930,6 @@ async fn research(
     }
     let report = handler.await?.result()?;
     Ok(Session { report, questions })
-}
-
-/// The client configured by the environment, if `OPENAI_BASE_URL` is set (and `offline` is not).
-fn client_from_env(offline: bool) -> anyhow::Result<Option<OpenAiClient>> {
-    let configured = std::env::var(OpenAiClient::BASE_URL_VAR).is_ok_and(|v| !v.trim().is_empty());
-    if offline || !configured {
-        return Ok(None);
-    }
-    let client = OpenAiClient::from_env()?;
-    if client.model().is_none() {
-        bail!(
-            "{} is set but {} is not: name the chat model to use (gpt-4o-mini, llama3.2, ...), \
-             or pass --offline",
-            OpenAiClient::BASE_URL_VAR,
-            OpenAiClient::MODEL_VAR
-        );
-    }
-    Ok(Some(client))
 }
 
 #[tokio::main]
