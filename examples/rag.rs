@@ -39,16 +39,16 @@
 //! `--verbose` prints the engine's step trace.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use eventflow::prelude::*;
-use eventflow_examples::{arg, client_from_env};
+use eventflow_examples::{arg, client_from_env, load_project_docs, workspace_root};
 use eventflow_llm::{
-    Bm25Retriever, Document, HybridRetriever, Llm, LlmError, META_SOURCE, Node, NodeParser,
-    NodeWithScore, OpenAiClient, Retriever, VectorStoreIndex,
+    Bm25Retriever, Document, HybridRetriever, Llm, LlmError, Node, NodeParser, NodeWithScore,
+    OpenAiClient, Retriever, VectorStoreIndex,
 };
 
 const DEFAULT_QUESTION: &str = "How does the reducer work?";
@@ -267,36 +267,6 @@ fn extractive_answer(sources: &[Citation]) -> String {
     answer
 }
 
-/// The workspace root, where `docs/` and `README.md` are.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `document` with `name` as its id and source.
-fn named(mut document: Document, name: String) -> Document {
-    document
-        .metadata
-        .insert(META_SOURCE.into(), name.clone().into());
-    document.id = name;
-    document
-}
-
-/// `docs/` (recursively) and `README.md` under `root`, named by their paths relative to `root`.
-fn load_documents(root: &Path) -> anyhow::Result<Vec<Document>> {
-    let mut documents: Vec<Document> = Document::load_dir(root.join("docs"))?
-        .into_iter()
-        .map(|document| {
-            let name = format!("docs/{}", document.id);
-            named(document, name)
-        })
-        .collect();
-    documents.push(named(
-        Document::load_file(root.join("README.md"))?,
-        "README.md".to_owned(),
-    ));
-    Ok(documents)
-}
-
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset].matches('\n').count() + 1
@@ -335,7 +305,7 @@ struct Setup {
 /// Indexes `docs/` and `README.md` under `root`. With a client (which must have a chat model),
 /// its model answers, and its embedding model, if it has one, joins BM25 in hybrid retrieval.
 async fn setup(root: &Path, client: Option<&OpenAiClient>, top_k: usize) -> anyhow::Result<Setup> {
-    let documents = load_documents(root)?;
+    let documents = load_project_docs(root)?;
     let nodes = split(&documents)?;
     let passages = nodes.len();
     // Each retriever of a hybrid proposes more candidates than the fused list keeps.

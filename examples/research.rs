@@ -51,15 +51,15 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use eventflow::prelude::*;
-use eventflow_examples::{arg, client_from_env};
+use eventflow_examples::{arg, client_from_env, load_folder, load_project_docs, workspace_root};
 use eventflow_llm::{
-    Bm25Retriever, Document, Embedding, Llm, LlmError, META_SOURCE, MockEmbedding, Node,
-    NodeParser, OpenAiClient, Retriever, VectorStoreIndex,
+    Bm25Retriever, Document, Embedding, Llm, LlmError, MockEmbedding, Node, NodeParser,
+    OpenAiClient, Retriever, VectorStoreIndex,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
@@ -728,31 +728,6 @@ fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
-/// The workspace root, where `docs/`, `README.md` and `examples/data/web/` are.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `document` with `name` as its id and source.
-fn named(mut document: Document, name: String) -> Document {
-    document
-        .metadata
-        .insert(META_SOURCE.into(), name.clone().into());
-    document.id = name;
-    document
-}
-
-/// Every page under `root/folder`, named by its path relative to `root`.
-fn load_folder(root: &Path, folder: &str) -> anyhow::Result<Vec<Document>> {
-    Ok(Document::load_dir(root.join(folder))?
-        .into_iter()
-        .map(|document| {
-            let name = format!("{folder}/{}", document.id);
-            named(document, name)
-        })
-        .collect())
-}
-
 /// The documents' nodes, each marked with whether it begins inside a fenced code block.
 fn split(parser: &NodeParser, documents: &[Document]) -> Vec<Node> {
     let mut nodes = Vec::new();
@@ -778,12 +753,7 @@ async fn setup(root: &Path, client: Option<&OpenAiClient>) -> anyhow::Result<Res
     let parser = NodeParser::new(CHUNK_SIZE, CHUNK_OVERLAP)?;
     let web_folder = "examples/data/web";
     let web = split(&parser, &load_folder(root, web_folder)?);
-    let mut project = load_folder(root, "docs")?;
-    project.push(named(
-        Document::load_file(root.join("README.md"))?,
-        "README.md".to_owned(),
-    ));
-    let project = split(&parser, &project);
+    let project = split(&parser, &load_project_docs(root)?);
 
     let (embedding, embedded_by): (Arc<dyn Embedding>, String) =
         match client.and_then(|c| c.embedding_model().map(|m| (c, m.to_owned()))) {

@@ -14,26 +14,15 @@ timed; the timed run's result is checked and a wrong result exits non-zero.
 from __future__ import annotations
 
 import asyncio
-import json
-import resource
 import sys
-import time
 from typing import Awaitable, Callable
 
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
+from harness import Builder, check, main
+
 ENGINE = "llama-index-workflows"
-WORKLOADS = ("w1_chain", "w2_loop", "w3_fanout", "w4_concurrent", "w5_stream", "w6_state")
-
-
-class BenchError(Exception):
-    """A timed run returned a wrong result."""
-
-
-def check(ok: bool, message: str) -> None:
-    if not ok:
-        raise BenchError(message)
 
 
 # --- w1_chain: ten steps in a line, each adding 1 to the carried integer -------------------
@@ -312,7 +301,7 @@ def w6_state(n: int) -> Callable[[], Awaitable[None]]:
     return run
 
 
-BUILDERS: dict[str, Callable[[int], Callable[[], Awaitable[None]]]] = {
+BUILDERS: dict[str, Builder] = {
     "w1_chain": w1_chain,
     "w2_loop": w2_loop,
     "w3_fanout": w3_fanout,
@@ -322,44 +311,5 @@ BUILDERS: dict[str, Callable[[int], Callable[[], Awaitable[None]]]] = {
 }
 
 
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-async def measure(workload: str, n: int) -> float:
-    build = BUILDERS[workload]
-    timed = build(n)  # construction: not timed
-    await build(10)()  # warm-up of size 10: not timed
-    started = time.perf_counter()
-    await timed()
-    return time.perf_counter() - started
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in BUILDERS or not argv[1].isdigit() or int(argv[1]) <= 0:
-        print(f"usage: {sys.argv[0]} WORKLOAD N", file=sys.stderr)
-        print(f"workloads: {', '.join(WORKLOADS)}", file=sys.stderr)
-        return 2
-    workload, n = argv[0], int(argv[1])
-    try:
-        seconds = asyncio.run(measure(workload, n))
-    except Exception as error:  # noqa: BLE001 - any failure is a failed measurement
-        print(f"{workload} n={n} failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    line = {
-        "engine": ENGINE,
-        "workload": workload,
-        "n": n,
-        "seconds": seconds,
-        "per_item_us": seconds * 1e6 / n,
-        "peak_rss_mb": peak_rss_mb(),
-    }
-    if workload == "w4_concurrent":
-        line["runs_per_s"] = n / seconds
-    print(json.dumps(line, separators=(",", ":")))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(ENGINE, BUILDERS, sys.argv[1:]))
