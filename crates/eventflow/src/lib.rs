@@ -53,6 +53,7 @@ mod event;
 pub mod graph;
 mod run;
 mod step;
+pub mod store;
 mod workflow;
 
 pub use context::{Context, StateError, WaitError, WaitForEvent};

@@ -1,0 +1,418 @@
+//! Where durable runs live: the [`Store`] trait and its backends.
+//!
+//! Every backend keeps the same logical schema:
+//!
+//! | table | holds |
+//! |---|---|
+//! | `runs` | one row per run: workflow, fingerprint, status, owner and ownership epoch, recoveries, wake-up time, result, error, idempotency key, last journal and event sequence |
+//! | `journal` | the ticks of each run, by per-run sequence (opaque JSON to the store) |
+//! | `snapshots` | the latest snapshot of each run and the journal sequence it covers |
+//! | `inbox` | events sent to a run from outside, unique by message id, consumed once |
+//! | `run_events` | what a run published, by per-run sequence: what readers stream |
+//! | `workers` | live workers, their heartbeats and the workflows they serve |
+//!
+//! The store knows nothing of reducers or events: journal entries, snapshots and events are JSON
+//! values it keeps in order. What it guarantees is *who may write*: every run has an owner and an
+//! epoch that grows on every claim and release, and a [`Store::commit`] under a stale
+//! [`Lease`] fails with [`StoreError::Fenced`] and changes nothing. Time (heartbeat age, wake-up
+//! times) is judged by the store's clock — the database's, for SQL backends — never a worker's.
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The future returned by [`Store`] methods.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// The name of the inbox message that asks a run to cancel (see [`Store::send`]).
+pub const CANCEL_MESSAGE: &str = "eventflow.cancel";
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The lease is no longer valid: another worker claimed the run, or it was released. Nothing
+    /// was written.
+    #[error("run `{run_id}` is no longer owned by this worker under epoch {epoch}")]
+    Fenced {
+        /// The run.
+        run_id: String,
+        /// The epoch the write was attempted under.
+        epoch: u64,
+    },
+    /// No run has this id.
+    #[error("no run with id `{run_id}`")]
+    UnknownRun {
+        /// The id asked for.
+        run_id: String,
+    },
+    /// The run has finished; it accepts no more events.
+    #[error("run `{run_id}` has finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// How it finished.
+        status: RunStatus,
+    },
+    /// A run with this id already exists (and was not started with the same idempotency key).
+    #[error("a run with id `{run_id}` already exists")]
+    DuplicateRun {
+        /// The id.
+        run_id: String,
+    },
+    /// The stored data is not what this version of eventflow wrote.
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// The database failed or could not be reached; the operation may be retried.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed (the database was unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(_))
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The run has work to do: it is owned by a live worker, or waits for one to claim it.
+    Running,
+    /// The run waits only for events from outside (or a wake-up time); it has no owner and
+    /// holds no memory. An event sent to it makes it `Running` again.
+    Waiting,
+    /// The run crashed its workers more often than allowed; an operator can resume it with
+    /// [`Store::unpark`].
+    Parked,
+    /// The run finished with a stop event.
+    Completed,
+    /// The run failed (a step's last attempt failed, it stalled, or it timed out).
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Whether the run has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    /// The status as stored: `running`, `waiting`, `parked`, `completed`, `failed` or
+    /// `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Parked => "parked",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads a status written by [`RunStatus::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "parked" => RunStatus::Parked,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workflow a worker serves: its name and the fingerprint of its steps and event types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WorkflowKey {
+    /// The workflow's name.
+    pub name: String,
+    /// `Workflow::fingerprint`: runs are claimed only by workers with the same shape.
+    pub fingerprint: String,
+}
+
+/// The right to write a run: held by one worker under one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The run.
+    pub run_id: String,
+    /// The worker holding it.
+    pub owner: String,
+    /// The epoch it was granted under; every claim and release increases the run's epoch.
+    pub epoch: u64,
+}
+
+/// A run to create with [`Store::create_run`].
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    /// The new run's id.
+    pub run_id: String,
+    /// The workflow it runs.
+    pub workflow: WorkflowKey,
+    /// When set, a second create with the same key returns the first run instead.
+    pub idempotency_key: Option<String>,
+    /// The first journal entry (sequence 1): the run's start.
+    pub start: Value,
+    /// When set, the run is created owned by this worker (epoch 1), saving a claim.
+    pub owner: Option<String>,
+}
+
+/// What [`Store::create_run`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The run was recorded; the lease is set when the run was created with an owner.
+    New(Option<Lease>),
+    /// A run with the same idempotency key existed: its id.
+    Existing(String),
+}
+
+/// A run as the store records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: WorkflowKey,
+    /// Its status.
+    pub status: RunStatus,
+    /// The worker owning it, if any.
+    pub owner: Option<String>,
+    /// The current ownership epoch.
+    pub epoch: u64,
+    /// How many times it was taken over from a worker that died holding it.
+    pub recoveries: u32,
+    /// The idempotency key it was created with.
+    pub idempotency_key: Option<String>,
+    /// The stop event's JSON (`{"type", "value"}`) once completed.
+    pub result: Option<Value>,
+    /// Why it failed, was cancelled or was parked.
+    pub error: Option<String>,
+    /// The sequence of the last event it published (0: none yet).
+    pub last_event_seq: u64,
+    /// When it was created, in milliseconds since the Unix epoch (store clock).
+    pub created_at_ms: i64,
+    /// When it last changed, in milliseconds since the Unix epoch (store clock).
+    pub updated_at_ms: i64,
+}
+
+/// A claimed run: its lease, and whether it was taken over from a worker that died holding it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The new lease.
+    pub lease: Lease,
+    /// True when the run was owned by a worker whose heartbeat expired (a recovery).
+    pub recovered: bool,
+}
+
+/// Options of [`Store::claim`].
+#[derive(Clone, Debug)]
+pub struct ClaimOptions {
+    /// Claim only runs of these workflows (name and fingerprint).
+    pub workflows: Vec<WorkflowKey>,
+    /// At most this many runs.
+    pub limit: usize,
+    /// A worker whose last heartbeat is older than this is dead: its runs may be claimed.
+    pub lease_ttl: Duration,
+    /// A run taken over from dead workers more than this many times is parked instead.
+    pub max_recoveries: u32,
+}
+
+/// Everything a new owner needs to rebuild a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadedRun {
+    /// The latest snapshot and the journal sequence it covers.
+    pub snapshot: Option<(u64, Value)>,
+    /// The journal entries after the snapshot, in order, with their sequences.
+    pub journal: Vec<(u64, Value)>,
+    /// Every event the run published, in order, with their sequences.
+    pub events: Vec<(u64, Value)>,
+}
+
+/// An event sent to a run and not yet consumed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboxMessage {
+    /// The inbox row: consume it by listing it in [`Commit::consumed`].
+    pub id: i64,
+    /// The sender's message id (unique per run).
+    pub msg_id: String,
+    /// The event, as sent.
+    pub event: Value,
+}
+
+/// What [`Store::send`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The message was queued for the run.
+    Accepted,
+    /// A message with the same id was sent to this run before; nothing was queued.
+    Duplicate,
+}
+
+/// How a commit ends the owner's hold on a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommitEnd {
+    /// The run finished: it loses its owner and records its outcome.
+    Finish {
+        /// `Completed`, `Failed` or `Cancelled`.
+        status: RunStatus,
+        /// The stop event, when completed.
+        result: Option<Value>,
+        /// Why it failed or was cancelled.
+        error: Option<String>,
+    },
+    /// The worker lets go of the run. With `idle`, the run waits for outside events (or
+    /// `wake_after`) and becomes `Waiting`, unless unconsumed inbox messages are already there;
+    /// otherwise it stays `Running`, claimable at once by any worker (a graceful shutdown).
+    Release {
+        /// Whether the run has nothing to do but wait.
+        idle: bool,
+        /// Wake the run up after this long (store clock) even without an event.
+        wake_after: Option<Duration>,
+    },
+}
+
+/// One atomic write of an owner to its run; see [`Store::commit`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Commit {
+    /// Journal entries to append, with their sequences (contiguous, after the last).
+    pub journal: Vec<(u64, Value)>,
+    /// Inbox rows consumed by this commit's journal entries.
+    pub consumed: Vec<i64>,
+    /// Published events to append, with their sequences (contiguous, after the last).
+    pub events: Vec<(u64, Value)>,
+    /// A new snapshot covering the journal up to its sequence; older journal entries may go.
+    pub snapshot: Option<(u64, Value)>,
+    /// Finish or release the run.
+    pub end: Option<CommitEnd>,
+}
+
+impl Commit {
+    /// Whether the commit writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.journal.is_empty()
+            && self.consumed.is_empty()
+            && self.events.is_empty()
+            && self.snapshot.is_none()
+            && self.end.is_none()
+    }
+}
+
+/// A filter for [`Store::list_runs`]; empty lists match everything.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    /// Only runs with one of these statuses.
+    pub status: Vec<RunStatus>,
+    /// Only runs of one of these workflows (by name).
+    pub workflow: Vec<String>,
+}
+
+/// Durable storage of runs, shared by every worker of a deployment.
+///
+/// Implemented by [`MemoryStore`] (one process, for tests), `SqliteStore` (a file, the embedded
+/// default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature `postgres`).
+/// All three pass the same conformance tests (`tests/store_conformance.rs`).
+pub trait Store: Send + Sync + 'static {
+    /// Records a new run with its first journal entry; returns only once it is durable. With an
+    /// idempotency key already used, returns the existing run and changes nothing.
+    fn create_run(&self, run: NewRun) -> StoreFuture<'_, Created>;
+
+    /// The run's record.
+    fn get_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>>;
+
+    /// The runs matching `filter`, oldest first.
+    fn list_runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunRecord>>;
+
+    /// Records that `worker` is alive and serves `workflows` (store clock).
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        workflows: &'a [WorkflowKey],
+    ) -> StoreFuture<'a, ()>;
+
+    /// Claims up to `options.limit` runs for `worker`: runs of a served workflow that are
+    /// `Running` without a live owner (no owner, or an owner whose heartbeat is older than the
+    /// TTL), or `Waiting` with a wake-up time that has passed. Each claim increases the run's
+    /// epoch. A run taken from a dead owner counts a recovery; past `max_recoveries` it is
+    /// parked instead of claimed. Concurrent claimers never get the same run.
+    fn claim<'a>(
+        &'a self,
+        worker: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Vec<Claim>>;
+
+    /// Claims one given run for `worker` if it is claimable as in [`Store::claim`] (its workflow
+    /// is not checked). `None` when it is not.
+    fn claim_run<'a>(
+        &'a self,
+        worker: &'a str,
+        run_id: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Option<Claim>>;
+
+    /// The latest snapshot, the journal after it and the published events, for the lease's
+    /// holder. Fails with `Fenced` when the lease is stale.
+    fn load<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, LoadedRun>;
+
+    /// The run's unconsumed inbox messages, oldest first.
+    fn inbox<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Vec<InboxMessage>>;
+
+    /// Writes `commit` atomically if `lease` is still the run's current lease; otherwise fails
+    /// with [`StoreError::Fenced`] and writes nothing. Releasing or finishing clears the owner
+    /// and increases the epoch.
+    fn commit<'a>(&'a self, lease: &'a Lease, commit: Commit) -> StoreFuture<'a, ()>;
+
+    /// Queues an event for a run, whoever owns it and whether or not it is in memory. A second
+    /// message with the same `msg_id` for the same run is ignored (`Sent::Duplicate`). A
+    /// `Waiting` run becomes `Running` (claimable). Fails with `RunFinished` for a finished run.
+    /// The event named [`CANCEL_MESSAGE`] asks the run to cancel.
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent>;
+
+    /// The run's published events with a sequence greater than `after`, oldest first, at most
+    /// `limit`.
+    fn events_after<'a>(
+        &'a self,
+        run_id: &'a str,
+        after: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(u64, Value)>>;
+
+    /// Makes a parked run `Running` again with its recoveries reset. False when it was not parked.
+    fn unpark<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Deletes a run and everything recorded for it (an owner's later commits are fenced). False
+    /// when it does not exist.
+    fn purge<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Signals of work for workers: the id of a run that was created, sent an event or released
+    /// claimable. In-process for memory and SQLite stores; across processes with Postgres
+    /// `LISTEN/NOTIFY`. Workers also poll, so a missed signal only delays work.
+    fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String>;
+}
