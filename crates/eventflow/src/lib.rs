@@ -48,6 +48,7 @@
 extern crate self as eventflow;
 
 mod context;
+pub mod durable;
 mod error;
 mod event;
 pub mod graph;

@@ -3,7 +3,8 @@
 mod state;
 
 pub use state::StateError;
-pub(crate) use state::{StateSnapshot, StateStore};
+use state::Touch;
+pub(crate) use state::{StateSnapshot, StateStore, StateWrites};
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -18,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::error::SendEventError;
 use crate::event::{AnyEvent, Event, EventRole, EventType};
-use crate::run::{Msg, RunShared, Tick, WorkflowHandler};
+use crate::run::{Msg, RunShared, Tick, WaitRequest, WorkflowHandler};
 use crate::workflow::{StartInput, Workflow};
 
 /// The context of one step invocation: a handle on its run.
@@ -31,6 +32,7 @@ pub struct Context {
     pub(crate) step: usize,
     pub(crate) invocation: u64,
     pub(crate) attempt: u32,
+    pub(crate) key: u64,
 }
 
 impl Context {
@@ -50,8 +52,17 @@ impl Context {
         self.attempt
     }
 
+    /// A key that names this step's work on its input event: the same for every attempt and
+    /// every re-run after a crash, different for every other input. Use it to make side effects
+    /// idempotent (as an idempotency key of a payment API, say) in durable runs, where a step
+    /// interrupted by a crash runs again.
+    pub fn step_key(&self) -> String {
+        format!("{}:{}:{}", self.run_id(), self.step_name(), self.key)
+    }
+
     /// Stores `value` under `key` in the run's state, visible at once to every step of the run.
     pub fn set<T: Serialize>(&self, key: &str, value: T) -> Result<(), StateError> {
+        self.run.state.touch(self.invocation, Touch::Key(key));
         self.run.state.set(key, &value)
     }
 
@@ -75,6 +86,7 @@ impl Context {
 
     /// Removes and returns the value under `key`.
     pub fn remove(&self, key: &str) -> Option<Value> {
+        self.run.state.touch(self.invocation, Touch::Key(key));
         self.run.state.remove(key)
     }
 
@@ -88,6 +100,7 @@ impl Context {
     where
         S: Serialize + DeserializeOwned + Default + Send + 'static,
     {
+        self.run.state.touch(self.invocation, Touch::Typed);
         self.run.state.edit(edit)
     }
 
@@ -131,6 +144,7 @@ impl Context {
     /// The fan-in half of a fan-out: the step that receives the events returns `Option<...>`
     /// and emits only when the set is complete. Each call costs O(1).
     pub fn collect_events<E: Event>(&self, event: E, count: usize) -> Option<Vec<E>> {
+        self.run.state.touch(self.invocation, Touch::Collect);
         let events = self.run.state.collect(
             self.step,
             AnyEvent::new(event),
@@ -166,6 +180,7 @@ impl Context {
                 _ => runs.push((*ty, 1)),
             }
         }
+        self.run.state.touch(self.invocation, Touch::Collect);
         self.run.state.collect(self.step, event.into(), &runs)
     }
 
@@ -297,18 +312,18 @@ impl<E: Event> IntoFuture for WaitForEvent<E> {
             let run = &self.ctx.run;
             let waiter = run.next_waiter();
             let (reply, mut answer) = oneshot::channel();
-            let registered = run.inbox.send(Msg::Wait {
+            // The driver publishes the prompt only if the event is not already there: a step
+            // that runs again after a crash does not ask a question that was answered.
+            let registered = run.inbox.send(Msg::Wait(Box::new(WaitRequest {
                 waiter,
                 invocation: self.ctx.invocation,
                 event_type: EventType::of::<E>(),
                 requirements: self.requirements,
+                prompt: self.prompt,
                 reply,
-            });
+            })));
             if registered.is_err() {
                 return Err(WaitError::RunEnded { event: E::NAME });
-            }
-            if let Some(prompt) = self.prompt {
-                run.stream.push(prompt);
             }
             let event = match self.timeout {
                 None => answer.await,

@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -133,9 +133,138 @@ pub(crate) struct StateStore {
     kv: Mutex<HashMap<String, Value>>,
     typed: Mutex<Option<TypedState>>,
     collect: Mutex<HashMap<(usize, u64), CollectBuffer>>,
+    /// For durable runs: what each running invocation wrote, recorded with its completion.
+    touched: Option<Mutex<HashMap<u64, Touched>>>,
+}
+
+/// The parts of the state one invocation wrote.
+#[derive(Default)]
+struct Touched {
+    keys: BTreeSet<String>,
+    typed: bool,
+    collect: bool,
+}
+
+/// A part of the state an invocation writes.
+pub(crate) enum Touch<'a> {
+    Key(&'a str),
+    Typed,
+    Collect,
+}
+
+/// What one step invocation wrote, as the values at its completion: replayed in journal order,
+/// these rebuild the state that completed steps left.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StateWrites {
+    /// Keys set (`Some`) or removed (`None`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    kv: Vec<(String, Option<Value>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typed: Option<Value>,
+    /// Every collect buffer, when the invocation collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    collect: Option<Vec<CollectSnapshot>>,
+}
+
+impl StateWrites {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.kv.is_empty() && self.typed.is_none() && self.collect.is_none()
+    }
 }
 
 impl StateStore {
+    /// A store that records what each invocation writes (for durable runs).
+    pub(crate) fn tracking_writes(mut self) -> Self {
+        self.touched = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// Notes that `invocation` wrote `part`; free unless writes are tracked.
+    pub(crate) fn touch(&self, invocation: u64, part: Touch<'_>) {
+        let Some(touched) = &self.touched else {
+            return;
+        };
+        let mut touched = lock(touched);
+        let entry = touched.entry(invocation).or_default();
+        match part {
+            Touch::Key(key) => {
+                entry.keys.insert(key.to_owned());
+            }
+            Touch::Typed => entry.typed = true,
+            Touch::Collect => entry.collect = true,
+        }
+    }
+
+    /// The values `invocation` wrote, as they are now; forgets the invocation.
+    pub(crate) fn take_writes(
+        &self,
+        invocation: u64,
+        step_names: &[String],
+    ) -> Result<StateWrites, serde_json::Error> {
+        let Some(touched) = self
+            .touched
+            .as_ref()
+            .and_then(|t| lock(t).remove(&invocation))
+        else {
+            return Ok(StateWrites::default());
+        };
+        let kv = {
+            let kv = lock(&self.kv);
+            touched
+                .keys
+                .into_iter()
+                .map(|key| {
+                    let value = kv.get(&key).cloned();
+                    (key, value)
+                })
+                .collect()
+        };
+        let typed = if touched.typed {
+            self.typed_json()?
+        } else {
+            None
+        };
+        let collect = if touched.collect {
+            Some(self.collect_snapshot(step_names)?)
+        } else {
+            None
+        };
+        Ok(StateWrites { kv, typed, collect })
+    }
+
+    /// Applies what a completed invocation wrote (replaying a journal).
+    pub(crate) fn apply_writes(
+        &self,
+        writes: StateWrites,
+        step_index: impl Fn(&str) -> Option<usize>,
+        event_type: impl Fn(&str) -> Option<EventType>,
+    ) -> Result<(), String> {
+        {
+            let mut kv = lock(&self.kv);
+            for (key, value) in writes.kv {
+                match value {
+                    Some(value) => kv.insert(key, value),
+                    None => kv.remove(&key),
+                };
+            }
+        }
+        if let Some(typed) = writes.typed {
+            *lock(&self.typed) = Some(TypedState::Json(typed));
+        }
+        if let Some(buffers) = writes.collect {
+            self.restore_collect(buffers, step_index, event_type)?;
+        }
+        Ok(())
+    }
+
+    fn typed_json(&self) -> Result<Option<Value>, serde_json::Error> {
+        Ok(match &*lock(&self.typed) {
+            None => None,
+            Some(TypedState::Json(value)) => Some(value.clone()),
+            Some(TypedState::Live(state)) => Some(state.to_json()?),
+        })
+    }
+
     pub(crate) fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
         let value = serde_json::to_value(value).map_err(|source| StateError::Unserializable {
             key: key.to_owned(),
@@ -232,11 +361,15 @@ impl StateStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let typed = match &*lock(&self.typed) {
-            None => None,
-            Some(TypedState::Json(value)) => Some(value.clone()),
-            Some(TypedState::Live(state)) => Some(state.to_json()?),
-        };
+        let typed = self.typed_json()?;
+        let collect = self.collect_snapshot(step_names)?;
+        Ok(StateSnapshot { kv, typed, collect })
+    }
+
+    fn collect_snapshot(
+        &self,
+        step_names: &[String],
+    ) -> Result<Vec<CollectSnapshot>, serde_json::Error> {
         let mut collect = Vec::new();
         for ((step, _), buffer) in lock(&self.collect).iter() {
             if buffer.buffered.iter().all(|(_, events)| events.is_empty()) {
@@ -256,7 +389,7 @@ impl StateStore {
                     .collect::<Result<_, _>>()?,
             });
         }
-        Ok(StateSnapshot { kv, typed, collect })
+        Ok(collect)
     }
 
     pub(crate) fn restore(
@@ -267,7 +400,19 @@ impl StateStore {
         let store = StateStore::default();
         *lock(&store.kv) = snapshot.kv.into_iter().collect();
         *lock(&store.typed) = snapshot.typed.map(TypedState::Json);
-        for buffer in snapshot.collect {
+        store.restore_collect(snapshot.collect, step_index, event_type)?;
+        Ok(store)
+    }
+
+    /// Replaces every collect buffer with `buffers`.
+    fn restore_collect(
+        &self,
+        buffers: Vec<CollectSnapshot>,
+        step_index: impl Fn(&str) -> Option<usize>,
+        event_type: impl Fn(&str) -> Option<EventType>,
+    ) -> Result<(), String> {
+        lock(&self.collect).clear();
+        for buffer in buffers {
             let step = step_index(&buffer.step)
                 .ok_or_else(|| format!("collect buffer of unknown step `{}`", buffer.step))?;
             let expected = buffer
@@ -285,10 +430,10 @@ impl StateStore {
                 let event = ty
                     .decode(event.value)
                     .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
-                store.collect(step, event, &expected);
+                self.collect(step, event, &expected);
             }
         }
-        Ok(store)
+        Ok(())
     }
 
     /// A description of the collect buffers still waiting, for the message of a stalled run.

@@ -15,12 +15,14 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::context::Context;
+use crate::durable::{Abandon, DurableRun, finish_end};
 use crate::error::WorkflowError;
 use crate::event::{AnyEvent, EventJson, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
 use crate::run::handler::RunOutput;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
-use crate::run::{Msg, RunShared, RunSnapshot};
+use crate::run::{Msg, RunShared, RunSnapshot, WaitRequest};
 use crate::step::StepError;
+use crate::store::{CommitEnd, RunStatus};
 use crate::workflow::WorkflowSpec;
 
 /// How a driver begins.
@@ -45,6 +47,10 @@ pub(crate) struct Driver {
     result: Option<ResultSender>,
     commands: Vec<Command>,
     follow_ups: VecDeque<Tick>,
+    /// Durable runs apply ticks, commit them, and only then carry out their commands.
+    deferred: bool,
+    /// How the run ended, for the store.
+    end: Option<CommitEnd>,
 }
 
 impl Driver {
@@ -59,18 +65,217 @@ impl Driver {
             workflow = %shared.workflow.name(),
             run_id = %shared.run_id,
         );
-        let driver = Driver {
+        let driver = Driver::new(shared, state, Some(result), false);
+        tokio::spawn(driver.run(initial).instrument(span));
+    }
+
+    /// Spawns the driver of a durable run: `start` for a new run (its start is journaled
+    /// already), `None` for a rebuilt one, whose pending invocations are started after the
+    /// inbox is read.
+    pub(crate) fn spawn_durable(
+        shared: Arc<RunShared>,
+        state: RunState,
+        durable: DurableRun,
+        start: Option<Tick>,
+    ) {
+        let span = tracing::info_span!(
+            "workflow_run",
+            workflow = %shared.workflow.name(),
+            run_id = %shared.run_id,
+            epoch = durable.lease.epoch,
+        );
+        let driver = Driver::new(shared, state, None, true);
+        tokio::spawn(driver.run_durable(durable, start).instrument(span));
+    }
+
+    fn new(
+        shared: Arc<RunShared>,
+        state: RunState,
+        result: Option<ResultSender>,
+        deferred: bool,
+    ) -> Self {
+        Driver {
             spec: shared.workflow.spec.clone(),
             shared,
             state,
             tasks: HashMap::new(),
             timers: HashMap::new(),
             waiters: HashMap::new(),
-            result: Some(result),
+            result,
             commands: Vec::new(),
             follow_ups: VecDeque::new(),
-        };
-        tokio::spawn(driver.run(initial).instrument(span));
+            deferred,
+            end: None,
+        }
+    }
+
+    /// The loop of a durable run: gather messages, journal them, apply them, commit (with the
+    /// events published and, when due, a snapshot), and only then start steps. A run that can
+    /// only wait for outside events is snapshotted and released.
+    async fn run_durable(mut self, mut durable: DurableRun, start: Option<Tick>) {
+        tracing::debug!("durable run started");
+        let shared = self.shared.clone();
+        let spec = self.spec.clone();
+        let recovered = start.is_none();
+        let mut start = start;
+        let mut batch = VecDeque::new();
+        let mut ticks = Vec::new();
+        let timeout = shared.workflow.timeout;
+        let mut deadline = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+        let mut first = true;
+        let mut stopping = durable.settings.stopping.clone();
+        loop {
+            let mut hand_back = *stopping.borrow();
+            if !first && !hand_back {
+                let persisted = durable.persisted_events();
+                tokio::select! {
+                    _ = stopping.changed() => hand_back = true,
+                    () = shared.inbox.receive(&mut batch) => {}
+                    () = durable.signal.notified() => durable.inbox_due = true,
+                    () = tokio::time::sleep(durable.settings.inbox_poll) => durable.inbox_due = true,
+                    () = shared.stream.grown_beyond(persisted) => {}
+                    () = async {
+                        match deadline.as_mut() {
+                            Some(deadline) => deadline.await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        deadline = None;
+                        let timeout = timeout.unwrap_or_default();
+                        batch.push_back(Msg::Tick(Tick::TimedOut { timeout }));
+                    }
+                }
+            }
+            // Journal first: every message becomes an entry of the pending commit.
+            let mut messages: Vec<Msg> = Vec::with_capacity(batch.len());
+            for message in batch.drain(..) {
+                let recorded = match &message {
+                    Msg::Tick(tick) => {
+                        let step = match tick {
+                            Tick::StepDone { invocation, .. } => self.state.step_of(*invocation),
+                            _ => None,
+                        };
+                        durable.record(&spec, &shared.state, tick, step)
+                    }
+                    Msg::Wait(wait) => durable.record(
+                        &spec,
+                        &shared.state,
+                        &Tick::Wait {
+                            waiter: wait.waiter,
+                            invocation: wait.invocation,
+                            event_type: wait.event_type,
+                            requirements: wait.requirements.clone(),
+                            prompt: wait.prompt.clone(),
+                        },
+                        None,
+                    ),
+                    Msg::Snapshot(_) => Ok(()),
+                };
+                if let Err(error) = recorded {
+                    tracing::error!(%error, "a tick cannot be journaled; the run stops here");
+                    self.abandon();
+                    return;
+                }
+                messages.push(message);
+            }
+            if durable.inbox_due {
+                match durable.read_inbox(&spec, &shared.state).await {
+                    Ok(read) => ticks.extend(read),
+                    Err(error) => {
+                        tracing::warn!(%error, "the run is no longer ours");
+                        self.abandon();
+                        return;
+                    }
+                }
+            }
+            // Apply: pure, commands wait for the commit.
+            if let Some(tick) = start.take() {
+                self.apply(tick);
+            }
+            for message in messages {
+                if self.state.is_finished() {
+                    break;
+                }
+                self.handle(message);
+            }
+            for tick in ticks.drain(..) {
+                self.apply(tick);
+            }
+            if first && recovered {
+                self.state.resume(&spec, &mut self.commands);
+            }
+            first = false;
+            self.execute_before_commit();
+            let finished = self.state.is_finished();
+            let idle = !finished && self.state.is_idle() && shared.inbox.is_empty();
+            let release = idle || (hand_back && !finished);
+            let published = shared.stream.since(durable.persisted_events());
+            let prepared = durable
+                .take_events(&published)
+                .and_then(|()| durable.maybe_snapshot(&spec, &self.state, release));
+            if let Err(error) = prepared {
+                tracing::error!(%error, "the run cannot be recorded; it stops here");
+                self.abandon();
+                return;
+            }
+            let end = if finished {
+                self.end.take()
+            } else if release {
+                Some(CommitEnd::Release {
+                    idle,
+                    wake_after: None,
+                })
+            } else {
+                None
+            };
+            if let Err(Abandon(error)) = durable.commit(end).await {
+                tracing::warn!(%error, "the run is no longer ours");
+                self.abandon();
+                return;
+            }
+            if finished {
+                return;
+            }
+            if release {
+                tracing::debug!("run released while it waits for events");
+                self.abandon();
+                return;
+            }
+            self.execute();
+        }
+    }
+
+    /// Stops everything this process runs for the run, without finishing it: the run goes on
+    /// from the store, here or elsewhere.
+    fn abandon(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
+        self.waiters.clear();
+        self.shared.cancel_children();
+        if let Some(sender) = self.result.take() {
+            let _ = sender.send(Err(WorkflowError::RunLost));
+        }
+    }
+
+    /// Publishes and finishes now, so that the commit holds the events and the run's end;
+    /// leaves the other commands for after the commit.
+    fn execute_before_commit(&mut self) {
+        let mut commands = std::mem::take(&mut self.commands);
+        let mut later = Vec::with_capacity(commands.len());
+        for command in commands.drain(..) {
+            match command {
+                Command::Publish(event) => {
+                    self.shared.stream.push(event);
+                }
+                Command::Finish(outcome) => self.finish(outcome),
+                other => later.push(other),
+            }
+        }
+        self.commands = later;
     }
 
     async fn run(mut self, initial: Initial) {
@@ -138,13 +343,15 @@ impl Driver {
                 }
                 self.apply(tick);
             }
-            Msg::Wait {
-                waiter,
-                invocation,
-                event_type,
-                requirements,
-                reply,
-            } => {
+            Msg::Wait(wait) => {
+                let WaitRequest {
+                    waiter,
+                    invocation,
+                    event_type,
+                    requirements,
+                    prompt,
+                    reply,
+                } = *wait;
                 // A wait from an invocation that already ended is dropped with its reply.
                 if self.tasks.contains_key(&invocation) {
                     self.waiters.insert(waiter, (invocation, reply));
@@ -153,6 +360,7 @@ impl Driver {
                         invocation,
                         event_type,
                         requirements,
+                        prompt,
                     });
                 }
             }
@@ -162,8 +370,13 @@ impl Driver {
         }
     }
 
-    /// Applies a tick and carries out its commands, and the ticks those give, until quiet.
+    /// Applies a tick and carries out its commands, and the ticks those give, until quiet. A
+    /// durable run only applies: its commands wait for the commit.
     fn apply(&mut self, tick: Tick) {
+        if self.deferred {
+            self.state.apply(&self.spec, tick, &mut self.commands);
+            return;
+        }
         self.follow_ups.push_back(tick);
         while let Some(tick) = self.follow_ups.pop_front() {
             self.state.apply(&self.spec, tick, &mut self.commands);
@@ -180,7 +393,8 @@ impl Driver {
                     step,
                     event,
                     attempt,
-                } => self.start_step(invocation, step, event, attempt),
+                    key,
+                } => self.start_step(invocation, step, event, attempt, key),
                 Command::ScheduleRetry { timer, delay } => {
                     let run = self.shared.clone();
                     let task = tokio::spawn(async move {
@@ -196,11 +410,17 @@ impl Driver {
                     };
                     // The waiter gave up just now: the event goes back to be routed again.
                     if let Some(event) = undelivered {
-                        self.follow_ups.push_back(Tick::Emit {
+                        let tick = Tick::Emit {
                             event,
                             target: None,
                             from: None,
-                        });
+                        };
+                        if self.deferred {
+                            // Through the mailbox, so that it is journaled like any tick.
+                            let _ = self.shared.inbox.send(Msg::Tick(tick));
+                        } else {
+                            self.follow_ups.push_back(tick);
+                        }
                     }
                 }
                 Command::Publish(event) => {
@@ -218,6 +438,7 @@ impl Driver {
         step_index: usize,
         event: AnyEvent,
         attempt: u32,
+        key: u64,
     ) {
         let step = &self.spec.steps[step_index];
         let span = tracing::info_span!(
@@ -240,6 +461,7 @@ impl Driver {
             step: step_index,
             invocation,
             attempt,
+            key,
         };
         let body = step.body.clone();
         let timeout = step.timeout;
@@ -261,7 +483,8 @@ impl Driver {
                     Some(Err(panic)) => Err(StepError::Panicked(panic_message(panic.as_ref()))),
                     None => Err(StepError::TimedOut(timeout.unwrap_or_default())),
                 };
-                let name = &run.workflow.spec.steps[step_index].name;
+                let step = &run.workflow.spec.steps[step_index];
+                let name = &step.name;
                 let run_id = &run.run_id;
                 let elapsed = started.elapsed();
                 match &outcome {
@@ -290,9 +513,14 @@ impl Driver {
                         }
                     }
                 }
+                let retryable = match &outcome {
+                    Ok(_) => false,
+                    Err(error) => step.retry.allows(error),
+                };
                 let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
                     invocation,
                     outcome,
+                    retryable,
                 }));
             }
             .instrument(span),
@@ -367,6 +595,15 @@ impl Driver {
                 )
             }
         };
+        if self.deferred {
+            self.end = Some(match &result {
+                Ok(output) => finish_end(RunStatus::Completed, Some(&output.event), None),
+                Err(WorkflowError::Cancelled) => {
+                    finish_end(RunStatus::Cancelled, None, Some("cancelled".into()))
+                }
+                Err(error) => finish_end(RunStatus::Failed, None, Some(error.to_string())),
+            });
+        }
         self.shared.stream.close_with(terminal);
         self.report(result);
     }

@@ -56,6 +56,11 @@ impl Inbox {
         }
     }
 
+    /// Whether no message is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().as_ref().is_none_or(VecDeque::is_empty)
+    }
+
     /// Refuses every later message and drops the queued ones (their reply channels close, so
     /// whoever waits on them learns the run has ended).
     pub(crate) fn close(&self) {

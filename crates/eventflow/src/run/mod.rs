@@ -1,11 +1,13 @@
 //! Running a workflow: the reducer, its tokio driver, the handler and the event stream.
 
-mod driver;
+pub(crate) mod driver;
 mod handler;
 mod inbox;
 pub(crate) mod reducer;
 mod snapshot;
 mod stream;
+
+pub(crate) use driver::Driver;
 
 pub use handler::{RunOutput, WorkflowHandler};
 pub use snapshot::RunSnapshot;
@@ -23,7 +25,7 @@ use crate::context::{StateStore, may_lack_consumer};
 use crate::error::{SendEventError, WorkflowError};
 use crate::event::{AnyEvent, EventType};
 use crate::workflow::Workflow;
-use driver::{Driver, Initial};
+use driver::Initial;
 use inbox::Inbox;
 use reducer::{InvocationId, RunState};
 use stream::StreamLog;
@@ -31,15 +33,19 @@ use stream::StreamLog;
 /// A message to a run's driver.
 pub(crate) enum Msg {
     Tick(Tick),
-    /// A step begins waiting; the event is handed over through `reply`.
-    Wait {
-        waiter: u64,
-        invocation: InvocationId,
-        event_type: EventType,
-        requirements: Vec<(String, Value)>,
-        reply: oneshot::Sender<AnyEvent>,
-    },
+    /// A step begins waiting (boxed: waits are rare, and the mailbox holds every message).
+    Wait(Box<WaitRequest>),
     Snapshot(oneshot::Sender<Result<RunSnapshot, WorkflowError>>),
+}
+
+/// A step begins waiting; the event is handed over through `reply`.
+pub(crate) struct WaitRequest {
+    pub(crate) waiter: u64,
+    pub(crate) invocation: InvocationId,
+    pub(crate) event_type: EventType,
+    pub(crate) requirements: Vec<(String, Value)>,
+    pub(crate) prompt: Option<AnyEvent>,
+    pub(crate) reply: oneshot::Sender<AnyEvent>,
 }
 
 /// What a run's driver, its steps' contexts and its handler share.
@@ -114,7 +120,7 @@ impl RunShared {
             .push(child);
     }
 
-    fn cancel_children(&self) {
+    pub(crate) fn cancel_children(&self) {
         let children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(PoisonError::into_inner));
         for child in children {
@@ -123,7 +129,7 @@ impl RunShared {
     }
 }
 
-fn new_run(
+pub(crate) fn new_run(
     workflow: &Workflow,
     run_id: String,
     state: StateStore,
@@ -170,7 +176,9 @@ pub(crate) fn resume(
 ) -> Result<WorkflowHandler, WorkflowError> {
     let parts = snapshot.into_parts(workflow)?;
     let spec = &workflow.spec;
-    let state = RunState::restore(spec, parts.reducer).map_err(WorkflowError::InvalidSnapshot)?;
+    let mut state =
+        RunState::restore(spec, parts.reducer).map_err(WorkflowError::InvalidSnapshot)?;
+    state.recover();
     let store = StateStore::restore(
         parts.state,
         |name| spec.step_index(name),

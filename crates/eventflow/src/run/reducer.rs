@@ -38,13 +38,17 @@ pub(crate) enum Tick {
     StepDone {
         invocation: InvocationId,
         outcome: Result<Vec<AnyEvent>, StepError>,
+        /// Whether the step's retry policy accepts this error. Decided where the error is
+        /// whole (a journaled error comes back as text), so a replay decides the same.
+        retryable: bool,
     },
-    /// A step invocation began waiting for an event.
+    /// A step invocation began waiting for an event; `prompt` is published if it must wait.
     Wait {
         waiter: u64,
         invocation: InvocationId,
         event_type: EventType,
         requirements: Vec<(String, Value)>,
+        prompt: Option<AnyEvent>,
     },
     /// A waiter gave up (timed out).
     WaitEnded { waiter: u64 },
@@ -64,6 +68,8 @@ pub(crate) enum Command {
         step: usize,
         event: AnyEvent,
         attempt: u32,
+        /// Stable across retries and recoveries of the same queued event.
+        key: u64,
     },
     /// Feed `Tick::RetryDue { timer }` back after `delay`.
     ScheduleRetry { timer: u64, delay: Duration },
@@ -96,13 +102,18 @@ pub(crate) enum Outcome {
 struct Pending {
     event: AnyEvent,
     attempt: u32,
+    key: u64,
 }
 
 struct InFlight {
     step: usize,
-    /// Kept so a failed attempt can be retried and a snapshot can re-queue it.
+    /// Kept so a failed attempt can be retried and a recovery can re-queue it.
     event: AnyEvent,
     attempt: u32,
+    key: u64,
+    /// Events handed to this invocation's waits: a recovery runs it again from its top, so they
+    /// go back to be received again.
+    received: Vec<AnyEvent>,
 }
 
 struct Waiter {
@@ -177,6 +188,11 @@ impl RunState {
         self.finished
     }
 
+    /// The step of an in-flight invocation.
+    pub(crate) fn step_of(&self, invocation: InvocationId) -> Option<usize> {
+        self.in_flight.get(&invocation).map(|f| f.step)
+    }
+
     /// The number of step invocations running now.
     #[cfg(test)]
     pub(crate) fn running(&self, step: usize) -> usize {
@@ -201,12 +217,14 @@ impl RunState {
             Tick::StepDone {
                 invocation,
                 outcome,
-            } => self.step_done(spec, invocation, outcome, out),
+                retryable,
+            } => self.step_done(spec, invocation, outcome, retryable, out),
             Tick::Wait {
                 waiter,
                 invocation,
                 event_type,
                 requirements,
+                prompt,
             } => {
                 if !self.in_flight.contains_key(&invocation) {
                     return;
@@ -224,12 +242,14 @@ impl RunState {
                 {
                     Some(index) => {
                         let event = self.unclaimed.remove(index).expect("index is in range");
-                        out.push(Command::Deliver {
-                            waiter: waiter.id,
-                            event,
-                        });
+                        self.deliver(waiter.id, invocation, event, out);
                     }
-                    None => self.waiters.push(waiter),
+                    None => {
+                        self.waiters.push(waiter);
+                        if let Some(prompt) = prompt {
+                            out.push(Command::Publish(prompt));
+                        }
+                    }
                 }
             }
             Tick::WaitEnded { waiter } => self.waiters.retain(|w| w.id != waiter),
@@ -287,10 +307,7 @@ impl RunState {
             && let Some(position) = self.waiters.iter().position(|w| w.accepts(&event))
         {
             let waiter = self.waiters.remove(position);
-            out.push(Command::Deliver {
-                waiter: waiter.id,
-                event,
-            });
+            self.deliver(waiter.id, waiter.invocation, event, out);
             return;
         }
         let outbound = event.role() == EventRole::Outbound;
@@ -317,6 +334,19 @@ impl RunState {
         self.enqueue(spec, *last, event, event_index, out);
     }
 
+    fn deliver(
+        &mut self,
+        waiter: u64,
+        invocation: InvocationId,
+        event: AnyEvent,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some(in_flight) = self.in_flight.get_mut(&invocation) {
+            in_flight.received.push(event.clone());
+        }
+        out.push(Command::Deliver { waiter, event });
+    }
+
     fn enqueue(
         &mut self,
         spec: &WorkflowSpec,
@@ -328,7 +358,12 @@ impl RunState {
         if let Some(index) = event_index {
             self.path.delivered[step * self.path.events + index] += 1;
         }
-        self.queues[step].push_back(Pending { event, attempt: 1 });
+        let key = self.next_id();
+        self.queues[step].push_back(Pending {
+            event,
+            attempt: 1,
+            key,
+        });
         self.schedule(spec, step, out);
     }
 
@@ -347,6 +382,8 @@ impl RunState {
                     step,
                     event: pending.event.clone(),
                     attempt: pending.attempt,
+                    key: pending.key,
+                    received: Vec::new(),
                 },
             );
             out.push(Command::StartStep {
@@ -354,6 +391,7 @@ impl RunState {
                 step,
                 event: pending.event,
                 attempt: pending.attempt,
+                key: pending.key,
             });
         }
     }
@@ -363,6 +401,7 @@ impl RunState {
         spec: &WorkflowSpec,
         invocation: InvocationId,
         outcome: Result<Vec<AnyEvent>, StepError>,
+        retryable: bool,
         out: &mut Vec<Command>,
     ) {
         let Some(done) = self.in_flight.remove(&invocation) else {
@@ -383,7 +422,10 @@ impl RunState {
             }
             Err(error) => {
                 let step = &spec.steps[done.step];
-                match step.retry.delay_after(done.attempt, &error, &mut self.rng) {
+                match step
+                    .retry
+                    .delay_after(done.attempt, retryable, &mut self.rng)
+                {
                     None => {
                         let outcome = Outcome::Failed {
                             step: step.name.clone(),
@@ -397,6 +439,7 @@ impl RunState {
                         let retry = Pending {
                             event: done.event,
                             attempt: done.attempt + 1,
+                            key: done.key,
                         };
                         if delay.is_zero() {
                             self.queues[done.step].push_front(retry);
@@ -473,48 +516,93 @@ impl RunState {
         RunPath { edges }
     }
 
-    /// The run's scheduling state as data. In-flight invocations and pending retries become
-    /// queued again, so they run again on resume.
+    /// Whether the run can only move on when an event arrives from outside: nothing queued or
+    /// waiting to retry, and every running invocation is blocked in `wait_for_event`.
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.finished
+            && self.retrying.is_empty()
+            && self.queues.iter().all(VecDeque::is_empty)
+            && self
+                .in_flight
+                .keys()
+                .all(|id| self.waiters.iter().any(|w| w.invocation == *id))
+    }
+
+    /// The run's scheduling state as data, exactly: in-flight invocations, waiters and pending
+    /// retries keep their ids, so ticks journaled after the snapshot replay onto it.
     pub(crate) fn snapshot(
         &self,
         spec: &WorkflowSpec,
     ) -> Result<ReducerSnapshot, serde_json::Error> {
-        let mut pending = Vec::new();
+        let name = |step: usize| spec.steps[step].name.clone();
         let mut in_flight: Vec<(&InvocationId, &InFlight)> = self.in_flight.iter().collect();
         in_flight.sort_by_key(|(id, _)| **id);
-        let entries =
-            in_flight
-                .into_iter()
-                .map(|(_, f)| (f.step, &f.event, f.attempt))
-                .chain(
-                    self.retrying
-                        .values()
-                        .map(|(step, p)| (*step, &p.event, p.attempt)),
-                )
-                .chain(self.queues.iter().enumerate().flat_map(|(step, queue)| {
-                    queue.iter().map(move |p| (step, &p.event, p.attempt))
-                }));
-        for (step, event, attempt) in entries {
-            pending.push(PendingSnapshot {
-                step: spec.steps[step].name.clone(),
-                event: EventJson::encode(event)?,
-                attempt,
-            });
-        }
+        let encode_all = |events: &mut dyn Iterator<Item = &AnyEvent>| {
+            events.map(EventJson::encode).collect::<Result<Vec<_>, _>>()
+        };
         Ok(ReducerSnapshot {
-            pending,
-            unclaimed: self
-                .unclaimed
+            queued: self
+                .queues
                 .iter()
-                .map(EventJson::encode)
-                .collect::<Result<_, _>>()?,
+                .enumerate()
+                .flat_map(|(step, queue)| queue.iter().map(move |p| (step, p)))
+                .map(|(step, p)| {
+                    Ok(EntrySnapshot {
+                        step: name(step),
+                        event: EventJson::encode(&p.event)?,
+                        attempt: p.attempt,
+                        key: p.key,
+                        id: 0,
+                        received: Vec::new(),
+                    })
+                })
+                .collect::<Result<_, serde_json::Error>>()?,
+            in_flight: in_flight
+                .into_iter()
+                .map(|(id, f)| {
+                    Ok(EntrySnapshot {
+                        step: name(f.step),
+                        event: EventJson::encode(&f.event)?,
+                        attempt: f.attempt,
+                        key: f.key,
+                        id: *id,
+                        received: encode_all(&mut f.received.iter())?,
+                    })
+                })
+                .collect::<Result<_, serde_json::Error>>()?,
+            retrying: self
+                .retrying
+                .iter()
+                .map(|(timer, (step, p))| {
+                    Ok(EntrySnapshot {
+                        step: name(*step),
+                        event: EventJson::encode(&p.event)?,
+                        attempt: p.attempt,
+                        key: p.key,
+                        id: *timer,
+                        received: Vec::new(),
+                    })
+                })
+                .collect::<Result<_, serde_json::Error>>()?,
+            waiters: self
+                .waiters
+                .iter()
+                .map(|w| WaiterSnapshot {
+                    id: w.id,
+                    invocation: w.invocation,
+                    event: w.event_type.name().to_owned(),
+                    requirements: w.requirements.clone(),
+                })
+                .collect(),
+            unclaimed: encode_all(&mut self.unclaimed.iter())?,
             path: self.path(spec),
             next_id: self.next_id,
             rng_seed: self.rng.get_seed(),
         })
     }
 
-    /// Rebuilds the state from a snapshot; [`RunState::resume`] then starts what was pending.
+    /// Rebuilds the state of a snapshot exactly; [`RunState::recover`] then prepares it to run
+    /// in a new process.
     pub(crate) fn restore(spec: &WorkflowSpec, snapshot: ReducerSnapshot) -> Result<Self, String> {
         let mut state = RunState::new(spec, snapshot.rng_seed);
         state.next_id = snapshot.next_id;
@@ -525,13 +613,55 @@ impl RunState {
             ty.decode(json.value)
                 .map_err(|e| format!("cannot decode {}: {e}", json.name))
         };
-        for pending in snapshot.pending {
-            let step = spec
-                .step_index(&pending.step)
-                .ok_or_else(|| format!("the workflow has no step named `{}`", pending.step))?;
+        let step_of = |name: &str| {
+            spec.step_index(name)
+                .ok_or_else(|| format!("the workflow has no step named `{name}`"))
+        };
+        for entry in snapshot.queued {
+            let step = step_of(&entry.step)?;
             state.queues[step].push_back(Pending {
-                event: decode(pending.event)?,
-                attempt: pending.attempt,
+                event: decode(entry.event)?,
+                attempt: entry.attempt,
+                key: entry.key,
+            });
+        }
+        for entry in snapshot.in_flight {
+            let step = step_of(&entry.step)?;
+            state.running[step] += 1;
+            let received = entry
+                .received
+                .into_iter()
+                .map(decode)
+                .collect::<Result<_, _>>()?;
+            state.in_flight.insert(
+                entry.id,
+                InFlight {
+                    step,
+                    event: decode(entry.event)?,
+                    attempt: entry.attempt,
+                    key: entry.key,
+                    received,
+                },
+            );
+        }
+        for entry in snapshot.retrying {
+            let step = step_of(&entry.step)?;
+            let pending = Pending {
+                event: decode(entry.event)?,
+                attempt: entry.attempt,
+                key: entry.key,
+            };
+            state.retrying.insert(entry.id, (step, pending));
+        }
+        for waiter in snapshot.waiters {
+            let event_type = spec.event_by_name(&waiter.event).ok_or_else(|| {
+                format!("the workflow has no event type named `{}`", waiter.event)
+            })?;
+            state.waiters.push(Waiter {
+                id: waiter.id,
+                invocation: waiter.invocation,
+                event_type,
+                requirements: waiter.requirements,
             });
         }
         for event in snapshot.unclaimed {
@@ -561,6 +691,32 @@ impl RunState {
         Ok(state)
     }
 
+    /// Prepares a restored state to run in a process where none of its invocations is running:
+    /// in-flight invocations and pending retries go back to the front of their queues (they run
+    /// again, keeping their attempt number and key), events their waits had received become
+    /// unclaimed again so the re-run receives them, and waiters are dropped (the re-run waits
+    /// anew). [`RunState::resume`] then starts them.
+    pub(crate) fn recover(&mut self) {
+        let mut in_flight: Vec<(InvocationId, InFlight)> = self.in_flight.drain().collect();
+        in_flight.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        let retrying = std::mem::take(&mut self.retrying);
+        for (_, (step, pending)) in retrying.into_iter().rev() {
+            self.queues[step].push_front(pending);
+        }
+        for (_, f) in in_flight {
+            for event in f.received.into_iter().rev() {
+                self.unclaimed.push_front(event);
+            }
+            self.queues[f.step].push_front(Pending {
+                event: f.event,
+                attempt: f.attempt,
+                key: f.key,
+            });
+        }
+        self.running.iter_mut().for_each(|r| *r = 0);
+        self.waiters.clear();
+    }
+
     /// Starts every restored invocation the workers allow.
     pub(crate) fn resume(&mut self, spec: &WorkflowSpec, out: &mut Vec<Command>) {
         for step in 0..spec.steps.len() {
@@ -573,18 +729,39 @@ impl RunState {
 /// The reducer's part of a run snapshot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ReducerSnapshot {
-    pending: Vec<PendingSnapshot>,
+    queued: Vec<EntrySnapshot>,
+    in_flight: Vec<EntrySnapshot>,
+    retrying: Vec<EntrySnapshot>,
+    waiters: Vec<WaiterSnapshot>,
     unclaimed: Vec<EventJson>,
     path: RunPath,
     next_id: u64,
     rng_seed: u64,
 }
 
+/// A queued, in-flight (`id`: the invocation) or retry-pending (`id`: the timer) step input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct PendingSnapshot {
+struct EntrySnapshot {
     step: String,
     event: EventJson,
     attempt: u32,
+    key: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    id: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    received: Vec<EventJson>,
+}
+
+fn is_zero(id: &u64) -> bool {
+    *id == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct WaiterSnapshot {
+    id: u64,
+    invocation: InvocationId,
+    event: String,
+    requirements: Vec<(String, Value)>,
 }
 
 #[cfg(test)]
@@ -664,6 +841,7 @@ mod simulation {
                         step,
                         event,
                         attempt,
+                        ..
                     } => running.push((invocation, step, event, attempt)),
                     Command::ScheduleRetry { timer, .. } => timers.push(timer),
                     Command::Finish(Outcome::Stopped(stop)) => {
@@ -727,6 +905,7 @@ mod simulation {
                 Tick::StepDone {
                     invocation,
                     outcome,
+                    retryable: true,
                 },
                 &mut out,
             );
@@ -800,6 +979,7 @@ mod simulation {
             Tick::StepDone {
                 invocation: 1,
                 outcome: Ok(vec![AnyEvent::new(Work { id: 1 })]),
+                retryable: true,
             },
             &mut out,
         );

@@ -8,7 +8,7 @@ use crate::event::EventJson;
 use crate::run::reducer::ReducerSnapshot;
 use crate::workflow::Workflow;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A run frozen at a tick boundary: queued and in-flight step invocations with their attempt
 /// numbers, events waiting for a waiter, collect buffers, the context state, the events published

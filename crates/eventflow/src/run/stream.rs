@@ -74,6 +74,28 @@ impl StreamLog {
     pub(crate) fn history(&self) -> Vec<AnyEvent> {
         self.lock().events.clone()
     }
+
+    /// The events published after the first `from`.
+    pub(crate) fn since(&self, from: usize) -> Vec<AnyEvent> {
+        let log = self.lock();
+        log.events
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Waits until more than `len` events have been published.
+    pub(crate) async fn grown_beyond(&self, len: usize) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().events.len() > len {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Where a reader is.

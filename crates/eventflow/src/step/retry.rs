@@ -131,18 +131,22 @@ impl RetryPolicy {
 
     /// The delay before the attempt after `failed_attempt` (1-based), or `None` when the step
     /// must not be retried.
+    /// Whether the policy's predicate (if any) accepts retrying after `error`.
+    pub(crate) fn allows(&self, error: &StepError) -> bool {
+        self.predicate
+            .as_ref()
+            .is_none_or(|predicate| predicate(error))
+    }
+
+    /// The delay before the next attempt, or `None` when there is none: `retryable` is
+    /// [`RetryPolicy::allows`] of the error.
     pub(crate) fn delay_after(
         &self,
         failed_attempt: u32,
-        error: &StepError,
+        retryable: bool,
         rng: &mut fastrand::Rng,
     ) -> Option<Duration> {
-        if failed_attempt >= self.max_attempts {
-            return None;
-        }
-        if let Some(predicate) = &self.predicate
-            && !predicate(error)
-        {
+        if failed_attempt >= self.max_attempts || !retryable {
             return None;
         }
         let delay = match self.backoff {
@@ -197,15 +201,10 @@ mod tests {
             .max_delay(Duration::from_millis(500));
         let mut rng = fastrand::Rng::with_seed(1);
         let delays: Vec<_> = (1..10)
-            .map(|a| {
-                policy
-                    .delay_after(a, &failure(), &mut rng)
-                    .unwrap()
-                    .as_millis()
-            })
+            .map(|a| policy.delay_after(a, true, &mut rng).unwrap().as_millis())
             .collect();
         assert_eq!(delays, [100, 200, 400, 500, 500, 500, 500, 500, 500]);
-        assert_eq!(policy.delay_after(10, &failure(), &mut rng), None);
+        assert_eq!(policy.delay_after(10, true, &mut rng), None);
     }
 
     #[test]
@@ -215,7 +214,7 @@ mod tests {
             .jitter(true);
         let mut rng = fastrand::Rng::with_seed(7);
         for attempt in 1..100 {
-            let delay = policy.delay_after(attempt, &failure(), &mut rng).unwrap();
+            let delay = policy.delay_after(attempt, true, &mut rng).unwrap();
             assert!(delay <= Duration::from_millis(100));
         }
     }
@@ -225,11 +224,11 @@ mod tests {
         let policy =
             RetryPolicy::fixed(Duration::ZERO).retry_if(|e| matches!(e, StepError::TimedOut(_)));
         let mut rng = fastrand::Rng::with_seed(1);
-        assert_eq!(policy.delay_after(1, &failure(), &mut rng), None);
-        assert!(
-            policy
-                .delay_after(1, &StepError::TimedOut(Duration::ZERO), &mut rng)
-                .is_some()
+        assert!(!policy.allows(&failure()));
+        assert!(policy.allows(&StepError::TimedOut(Duration::ZERO)));
+        assert_eq!(
+            policy.delay_after(1, policy.allows(&failure()), &mut rng),
+            None
         );
     }
 }

@@ -27,13 +27,43 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Opens the store a URL names: `memory`, `sqlite:PATH` (or `sqlite://PATH`; the file is
+/// created if missing), or `postgres://...` / `postgresql://...`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url == "memory" {
+        return Ok(std::sync::Arc::new(MemoryStore::new()));
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+    }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
+    }
+    Err(StoreError::Unsupported(format!(
+        "`{url}` names no store this build supports (memory, sqlite:PATH{}{})",
+        if cfg!(feature = "sqlite") {
+            ""
+        } else {
+            " needs feature `sqlite`"
+        },
+        if cfg!(feature = "postgres") {
+            ", postgres://..."
+        } else {
+            "; postgres://... needs feature `postgres`"
+        }
+    )))
+}
 
 /// The future returned by [`Store`] methods.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -73,6 +103,9 @@ pub enum StoreError {
         /// The id.
         run_id: String,
     },
+    /// The store URL names no backend this build has.
+    #[error("unsupported store: {0}")]
+    Unsupported(String),
     /// The stored data is not what this version of eventflow wrote.
     #[error("corrupt store data: {0}")]
     Corrupt(String),

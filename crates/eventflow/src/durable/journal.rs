@@ -1,0 +1,245 @@
+//! Journal entries: the reducer's ticks as JSON, and back.
+//!
+//! A tick names steps by name and events by their stable name, so a journal reads on its own
+//! and decodes in any process running a workflow of the same fingerprint.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::context::StateWrites;
+use crate::event::{AnyEvent, EventJson};
+use crate::run::Tick;
+use crate::step::StepError;
+use crate::workflow::WorkflowSpec;
+
+/// One journaled tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "tick", rename_all = "snake_case")]
+pub(crate) enum Entry {
+    Start {
+        event: EventJson,
+    },
+    Emit {
+        event: EventJson,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+    },
+    StepDone {
+        invocation: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events: Option<Vec<EventJson>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorJson>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retryable: bool,
+        #[serde(default, skip_serializing_if = "StateWrites::is_empty")]
+        writes: StateWrites,
+    },
+    Wait {
+        waiter: u64,
+        invocation: u64,
+        event: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        requirements: Vec<(String, Value)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<EventJson>,
+    },
+    WaitEnded {
+        waiter: u64,
+    },
+    RetryDue {
+        timer: u64,
+    },
+    TimedOut {
+        timeout_ms: u64,
+    },
+    Cancel,
+}
+
+/// A step's error as recorded: its kind and message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum ErrorJson {
+    Failed { message: String },
+    Panicked { message: String },
+    TimedOut { timeout_ms: u64 },
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Entry {
+    /// The entry of `tick`; `writes` are the state writes of a `StepDone`'s invocation.
+    pub(crate) fn encode(
+        spec: &WorkflowSpec,
+        tick: &Tick,
+        writes: StateWrites,
+    ) -> Result<Entry, serde_json::Error> {
+        Ok(match tick {
+            Tick::Start(event) => Entry::Start {
+                event: EventJson::encode(event)?,
+            },
+            Tick::Emit {
+                event,
+                target,
+                from,
+            } => Entry::Emit {
+                event: EventJson::encode(event)?,
+                target: target.map(|step| spec.steps[step].name.clone()),
+                from: *from,
+            },
+            Tick::StepDone {
+                invocation,
+                outcome,
+                retryable,
+            } => {
+                let (events, error) = match outcome {
+                    Ok(events) => (
+                        Some(
+                            events
+                                .iter()
+                                .map(EventJson::encode)
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        None,
+                    ),
+                    Err(error) => (None, Some(ErrorJson::of(error))),
+                };
+                Entry::StepDone {
+                    invocation: *invocation,
+                    events,
+                    error,
+                    retryable: *retryable,
+                    writes,
+                }
+            }
+            Tick::Wait {
+                waiter,
+                invocation,
+                event_type,
+                requirements,
+                prompt,
+            } => Entry::Wait {
+                waiter: *waiter,
+                invocation: *invocation,
+                event: event_type.name().to_owned(),
+                requirements: requirements.clone(),
+                prompt: prompt.as_ref().map(EventJson::encode).transpose()?,
+            },
+            Tick::WaitEnded { waiter } => Entry::WaitEnded { waiter: *waiter },
+            Tick::RetryDue { timer } => Entry::RetryDue { timer: *timer },
+            Tick::TimedOut { timeout } => Entry::TimedOut {
+                timeout_ms: millis(*timeout),
+            },
+            Tick::Cancel => Entry::Cancel,
+        })
+    }
+
+    /// The tick of this entry, and the state writes to apply with it.
+    pub(crate) fn decode(self, spec: &WorkflowSpec) -> Result<(Tick, StateWrites), String> {
+        let event = |json: EventJson| decode_event(spec, json);
+        let tick = match self {
+            Entry::Start { event: json } => Tick::Start(event(json)?),
+            Entry::Emit {
+                event: json,
+                target,
+                from,
+            } => Tick::Emit {
+                event: event(json)?,
+                target: target
+                    .map(|name| {
+                        spec.step_index(&name)
+                            .ok_or_else(|| format!("the workflow has no step named `{name}`"))
+                    })
+                    .transpose()?,
+                from,
+            },
+            Entry::StepDone {
+                invocation,
+                events,
+                error,
+                retryable,
+                writes,
+            } => {
+                let outcome = match (events, error) {
+                    (_, Some(error)) => Err(error.into_step_error()),
+                    (events, None) => Ok(events
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(event)
+                        .collect::<Result<_, _>>()?),
+                };
+                return Ok((
+                    Tick::StepDone {
+                        invocation,
+                        outcome,
+                        retryable,
+                    },
+                    writes,
+                ));
+            }
+            Entry::Wait {
+                waiter,
+                invocation,
+                event: name,
+                requirements,
+                prompt,
+            } => Tick::Wait {
+                waiter,
+                invocation,
+                event_type: spec
+                    .event_by_name(&name)
+                    .ok_or_else(|| format!("the workflow has no event type named `{name}`"))?,
+                requirements,
+                prompt: prompt.map(event).transpose()?,
+            },
+            Entry::WaitEnded { waiter } => Tick::WaitEnded { waiter },
+            Entry::RetryDue { timer } => Tick::RetryDue { timer },
+            Entry::TimedOut { timeout_ms } => Tick::TimedOut {
+                timeout: Duration::from_millis(timeout_ms),
+            },
+            Entry::Cancel => Tick::Cancel,
+        };
+        Ok((tick, StateWrites::default()))
+    }
+}
+
+/// Decodes an event by its name from the workflow's types; an unknown name is an error.
+pub(crate) fn decode_event(spec: &WorkflowSpec, json: EventJson) -> Result<AnyEvent, String> {
+    let ty = spec
+        .event_by_name(&json.name)
+        .ok_or_else(|| format!("the workflow has no event type named `{}`", json.name))?;
+    ty.decode(json.value)
+        .map_err(|e| format!("cannot decode {}: {e}", json.name))
+}
+
+impl ErrorJson {
+    fn of(error: &StepError) -> Self {
+        match error {
+            StepError::Failed(error) => ErrorJson::Failed {
+                message: error.to_string(),
+            },
+            StepError::Panicked(message) => ErrorJson::Panicked {
+                message: message.clone(),
+            },
+            StepError::TimedOut(timeout) => ErrorJson::TimedOut {
+                timeout_ms: millis(*timeout),
+            },
+        }
+    }
+
+    fn into_step_error(self) -> StepError {
+        match self {
+            ErrorJson::Failed { message } => StepError::Failed(message.into()),
+            ErrorJson::Panicked { message } => StepError::Panicked(message),
+            ErrorJson::TimedOut { timeout_ms } => {
+                StepError::TimedOut(Duration::from_millis(timeout_ms))
+            }
+        }
+    }
+}

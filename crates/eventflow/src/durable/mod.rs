@@ -1,0 +1,795 @@
+//! Durable runs: journaled to a [`Store`], resumed after crashes, shared by a cluster of workers.
+//!
+//! An [`Engine`] is one worker. It serves a set of workflows: it starts runs (recorded in the
+//! store before `start` returns), claims runs that need a worker (new ones, ones released while
+//! they waited for an event that has now arrived, and ones whose worker died), and drives each
+//! with the same reducer as in-memory runs — but every tick is journaled before its commands are
+//! carried out. See `docs/DURABILITY.md` for the promise and the tests that prove it.
+//!
+//! ```no_run
+//! use eventflow::prelude::*;
+//! use eventflow::durable::Engine;
+//! use eventflow::store::SqliteStore;
+//!
+//! # async fn demo(workflow: Workflow) -> anyhow::Result<()> {
+//! let store = SqliteStore::open("eventflow.db").await?;
+//! let engine = Engine::builder(store).workflow(workflow).start().await?;
+//! let run_id = engine.start("greeter", json!({"name": "Ada"})).await?;
+//! let record = engine.wait(&run_id, None).await?;
+//! println!("{:?}", record.result);
+//! engine.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod journal;
+mod runner;
+
+pub(crate) use runner::{Abandon, DurableRun, finish_end};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::context::StateStore;
+use crate::error::WorkflowError;
+use crate::event::{AnyEvent, Event, EventJson};
+use crate::run::{Driver, Tick, new_run, reducer::RunState};
+use crate::store::{
+    CANCEL_MESSAGE, Claim, ClaimOptions, Created, Lease, NewRun, RunRecord, RunStatus, Sent, Store,
+    StoreError, WorkflowKey,
+};
+use crate::workflow::{StartInput, Workflow};
+use journal::Entry;
+use runner::{DurableSettings, RunExit, rebuild, retry_transient, seed_of};
+
+/// A durable-engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No workflow of this name is registered with the engine.
+    #[error("no workflow named `{name}` is served here")]
+    UnknownWorkflow {
+        /// The name asked for.
+        name: String,
+    },
+    /// No run has this id.
+    #[error("no run with id `{run_id}`")]
+    UnknownRun {
+        /// The id asked for.
+        run_id: String,
+    },
+    /// The start event is not the workflow's.
+    #[error(transparent)]
+    Start(WorkflowError),
+    /// An event sent to a run is not one of its workflow's event types, or does not decode.
+    #[error("invalid event for run `{run_id}`: {reason}")]
+    InvalidEvent {
+        /// The run.
+        run_id: String,
+        /// What is wrong with the event.
+        reason: String,
+    },
+    /// The run did not finish within the time given to [`Engine::wait`].
+    #[error("run `{run_id}` did not finish within {waited:?}")]
+    WaitTimedOut {
+        /// The run.
+        run_id: String,
+        /// How long was waited.
+        waited: Duration,
+    },
+}
+
+/// Options of an [`Engine`]; set them through [`EngineBuilder`].
+#[derive(Clone)]
+struct EngineOptions {
+    worker_id: String,
+    lease_ttl: Duration,
+    poll_interval: Duration,
+    max_recoveries: u32,
+    snapshot_every: u64,
+    claim_batch: usize,
+    on_commit: Option<Arc<CommitHook>>,
+    drive_runs: bool,
+}
+
+/// A function called after each commit of a run reaches the store; see
+/// [`EngineBuilder::on_commit`].
+pub type CommitHook = dyn Fn(&CommitInfo) + Send + Sync;
+
+/// What a commit held, for [`EngineBuilder::on_commit`].
+#[derive(Clone, Debug)]
+pub struct CommitInfo {
+    /// The run.
+    pub run_id: String,
+    /// The steps whose completion the commit recorded, in journal order.
+    pub completed_steps: Vec<String>,
+    /// Whether the commit finished the run.
+    pub finished: bool,
+}
+
+/// Builds an [`Engine`]: a store, the workflows this worker serves, and its timings.
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    workflows: Vec<Workflow>,
+    options: EngineOptions,
+}
+
+impl EngineBuilder {
+    /// Serves `workflow`: this worker starts and claims its runs.
+    pub fn workflow(mut self, workflow: Workflow) -> Self {
+        self.workflows.push(workflow);
+        self
+    }
+
+    /// The worker's id in the store (default: a random UUID). Two live workers must not share
+    /// one.
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.options.worker_id = id.into();
+        self
+    }
+
+    /// How long a worker may go without a heartbeat before its runs are taken over (default
+    /// 10 s). Heartbeats are sent every third of it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.options.lease_ttl = ttl;
+        self
+    }
+
+    /// How often to look for claimable runs and new inbox messages when no wake-up signal came
+    /// (default 500 ms). Signals make it faster in one process and with Postgres.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.options.poll_interval = interval;
+        self
+    }
+
+    /// How many times a run may be taken over from a crashed worker before it is parked
+    /// (default 3).
+    pub fn max_recoveries(mut self, recoveries: u32) -> Self {
+        self.options.max_recoveries = recoveries;
+        self
+    }
+
+    /// Snapshot a run every this many journal entries (default 1000); runs are also
+    /// snapshotted when they go idle and after every recovery.
+    pub fn snapshot_every(mut self, entries: u64) -> Self {
+        self.options.snapshot_every = entries.max(1);
+        self
+    }
+
+    /// Calls `hook` after each commit of a run reaches the store and before the commands the
+    /// commit decided (starting the next steps) are carried out: for metrics, and for fault
+    /// tests that stop a worker at that exact point.
+    pub fn on_commit(mut self, hook: impl Fn(&CommitInfo) + Send + Sync + 'static) -> Self {
+        self.options.on_commit = Some(Arc::new(hook));
+        self
+    }
+
+    /// With `false`, the engine starts runs, sends them events and reads them, but never drives
+    /// one: every run it starts is detached, for a worker serving its workflow to claim (an API
+    /// node of a cluster, or a client). Default `true`.
+    pub fn drive_runs(mut self, drive: bool) -> Self {
+        self.options.drive_runs = drive;
+        self
+    }
+
+    /// Registers the worker and starts claiming runs.
+    pub async fn start(self) -> Result<Engine, EngineError> {
+        let keys: Vec<WorkflowKey> = if self.options.drive_runs {
+            self.workflows.iter().map(workflow_key).collect()
+        } else {
+            Vec::new()
+        };
+        self.store.heartbeat(&self.options.worker_id, &keys).await?;
+        let (stop, stopping) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            store: self.store,
+            workflows: self
+                .workflows
+                .into_iter()
+                .map(|w| (w.name().to_owned(), w))
+                .collect(),
+            keys,
+            options: self.options,
+            active: Mutex::new(HashMap::new()),
+            committed: Notify::new(),
+            stop,
+            stopping,
+            background: Mutex::new(None),
+        });
+        let task = tokio::spawn(background(Arc::downgrade(&inner)));
+        *lock(&inner.background) = Some(task);
+        Ok(Engine { inner })
+    }
+}
+
+/// One worker of durable runs; cheap to clone. See the [module docs](self).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    workflows: HashMap<String, Workflow>,
+    keys: Vec<WorkflowKey>,
+    options: EngineOptions,
+    /// Runs this worker drives now: their epoch and the signal that their inbox has mail.
+    active: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
+    /// Woken after every commit, for readers waiting on events or results.
+    committed: Notify,
+    stop: watch::Sender<bool>,
+    stopping: watch::Receiver<bool>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn workflow_key(workflow: &Workflow) -> WorkflowKey {
+    WorkflowKey {
+        name: workflow.name().to_owned(),
+        fingerprint: workflow.fingerprint().to_owned(),
+    }
+}
+
+/// A published event of a durable run, with its per-run sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequencedEvent {
+    /// The event's sequence number in its run, from 1, without gaps.
+    pub seq: u64,
+    /// The event.
+    pub event: EventJson,
+}
+
+/// Options of [`Engine::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// The run's id (default: a random UUID).
+    pub run_id: Option<String>,
+    /// Starting twice with the same key returns the first run.
+    pub idempotency_key: Option<String>,
+    /// Record the run without driving it here: a worker serving its workflow claims it. For
+    /// nodes that accept requests for workflows other nodes run.
+    pub detached: bool,
+}
+
+/// What [`Engine::start_with`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The run's id.
+    pub run_id: String,
+    /// True when the idempotency key was used before: this is that run.
+    pub existing: bool,
+}
+
+impl Engine {
+    /// An engine over `store`: add workflows, then [`EngineBuilder::start`].
+    pub fn builder(store: impl IntoStore) -> EngineBuilder {
+        EngineBuilder {
+            store: store.into_store(),
+            workflows: Vec::new(),
+            options: EngineOptions {
+                worker_id: uuid::Uuid::new_v4().to_string(),
+                lease_ttl: Duration::from_secs(10),
+                poll_interval: Duration::from_millis(500),
+                max_recoveries: 3,
+                snapshot_every: 1000,
+                claim_batch: 32,
+                on_commit: None,
+                drive_runs: true,
+            },
+        }
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.options.worker_id
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The workflow served under `name`.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.inner.workflows.get(name)
+    }
+
+    /// Starts a run of the workflow `name`; returns its id once the run is recorded in the
+    /// store. The run executes on this worker.
+    pub async fn start(&self, name: &str, start: impl StartInput) -> Result<String, EngineError> {
+        Ok(self
+            .start_with(name, start, StartOptions::default())
+            .await?
+            .run_id)
+    }
+
+    /// [`start`](Self::start) with a run id or an idempotency key.
+    pub async fn start_with(
+        &self,
+        name: &str,
+        start: impl StartInput,
+        options: StartOptions,
+    ) -> Result<Started, EngineError> {
+        let inner = &self.inner;
+        let workflow = inner
+            .workflows
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownWorkflow {
+                name: name.to_owned(),
+            })?;
+        let event = start.into_start_event().map_err(EngineError::Start)?;
+        let expected = workflow.start_event();
+        if event.event_type() != expected {
+            return Err(EngineError::Start(WorkflowError::InvalidStart {
+                expected: expected.name(),
+                found: event.name().to_owned(),
+            }));
+        }
+        let tick = Tick::Start(event);
+        let entry = Entry::encode(&workflow.spec, &tick, Default::default())
+            .and_then(serde_json::to_value)
+            .map_err(|e| EngineError::InvalidEvent {
+                run_id: String::new(),
+                reason: e.to_string(),
+            })?;
+        let run_id = options
+            .run_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let created = inner
+            .store
+            .create_run(NewRun {
+                run_id: run_id.clone(),
+                workflow: workflow_key(workflow),
+                idempotency_key: options.idempotency_key,
+                start: entry,
+                owner: (!options.detached && inner.options.drive_runs)
+                    .then(|| inner.options.worker_id.clone()),
+            })
+            .await?;
+        match created {
+            Created::Existing(run_id) => Ok(Started {
+                run_id,
+                existing: true,
+            }),
+            Created::New(lease) => {
+                if let Some(lease) = lease {
+                    let signal = inner.activate(&lease);
+                    let durable = DurableRun::fresh(
+                        inner.store.clone(),
+                        lease,
+                        inner.settings(),
+                        signal,
+                        self.inner.clone(),
+                    );
+                    let shared = new_run(
+                        workflow,
+                        run_id.clone(),
+                        StateStore::default().tracking_writes(),
+                        Vec::new(),
+                    );
+                    let state = RunState::new(&workflow.spec, seed_of(&run_id));
+                    Driver::spawn_durable(shared, state, durable, Some(tick));
+                }
+                Ok(Started {
+                    run_id,
+                    existing: false,
+                })
+            }
+        }
+    }
+
+    /// Sends `event` to a run under the message id `msg_id`: delivered once however often it is
+    /// sent, kept until the run takes it, whichever worker holds the run (or none).
+    pub async fn send_event<E: Event>(
+        &self,
+        run_id: &str,
+        msg_id: &str,
+        event: E,
+    ) -> Result<Sent, EngineError> {
+        let json =
+            EventJson::encode(&AnyEvent::new(event)).map_err(|e| EngineError::InvalidEvent {
+                run_id: run_id.to_owned(),
+                reason: e.to_string(),
+            })?;
+        self.send_json(run_id, msg_id, json, None).await
+    }
+
+    /// Sends an event given as JSON (`{"type", "value"}`), to one step with `step`. The event
+    /// must be one of the run's workflow's event types and decode as it.
+    pub async fn send_json(
+        &self,
+        run_id: &str,
+        msg_id: &str,
+        event: EventJson,
+        step: Option<&str>,
+    ) -> Result<Sent, EngineError> {
+        let record = self.record(run_id).await?;
+        let invalid = |reason: String| EngineError::InvalidEvent {
+            run_id: run_id.to_owned(),
+            reason,
+        };
+        if let Some(workflow) = self.inner.workflows.get(&record.workflow.name) {
+            let spec = &workflow.spec;
+            let ty = spec.event_by_name(&event.name).ok_or_else(|| {
+                invalid(format!(
+                    "workflow `{}` has no event type `{}`",
+                    workflow.name(),
+                    event.name
+                ))
+            })?;
+            ty.decode(event.value.clone())
+                .map_err(|e| invalid(format!("{} does not decode: {e}", event.name)))?;
+            if let Some(step) = step {
+                let index = spec
+                    .step_index(step)
+                    .ok_or_else(|| invalid(format!("no step named `{step}`")))?;
+                if !spec.steps[index].accepts.contains(&ty) {
+                    return Err(invalid(format!(
+                        "step `{step}` does not accept {}",
+                        event.name
+                    )));
+                }
+            }
+        }
+        let mut message = serde_json::to_value(&event).map_err(|e| invalid(e.to_string()))?;
+        if let (Some(step), Value::Object(fields)) = (step, &mut message) {
+            fields.insert("step".into(), Value::String(step.to_owned()));
+        }
+        Ok(self.inner.store.send(run_id, msg_id, message).await?)
+    }
+
+    /// Asks a run to cancel; returns its status. Cancelling a finished run changes nothing.
+    pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        let message = serde_json::json!({"type": CANCEL_MESSAGE, "value": {}});
+        match self.inner.store.send(run_id, CANCEL_MESSAGE, message).await {
+            Ok(_) => Ok(self.record(run_id).await?.status),
+            Err(StoreError::RunFinished { status, .. }) => Ok(status),
+            Err(StoreError::UnknownRun { run_id }) => Err(EngineError::UnknownRun { run_id }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The run's record.
+    pub async fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        self.inner
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownRun {
+                run_id: run_id.to_owned(),
+            })
+    }
+
+    /// Waits until the run has finished (for at most `timeout`) and returns its record.
+    pub async fn wait(
+        &self,
+        run_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<RunRecord, EngineError> {
+        let waiting = async {
+            loop {
+                let committed = self.inner.committed.notified();
+                tokio::pin!(committed);
+                committed.as_mut().enable();
+                let record = self.record(run_id).await?;
+                if record.status.is_terminal() {
+                    return Ok(record);
+                }
+                tokio::select! {
+                    () = committed => {}
+                    () = tokio::time::sleep(self.inner.options.poll_interval) => {}
+                }
+            }
+        };
+        match timeout {
+            None => waiting.await,
+            Some(limit) => tokio::time::timeout(limit, waiting)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(EngineError::WaitTimedOut {
+                        run_id: run_id.to_owned(),
+                        waited: limit,
+                    })
+                }),
+        }
+    }
+
+    /// The run's published events after sequence `after`, following the run until it
+    /// finishes: no gap, no duplicate, whichever worker runs it.
+    pub fn events(
+        &self,
+        run_id: &str,
+        after: u64,
+    ) -> BoxStream<'static, Result<SequencedEvent, EngineError>> {
+        let engine = self.clone();
+        let run_id = run_id.to_owned();
+        let stream = futures::stream::try_unfold(
+            (engine, run_id, after, Vec::new().into_iter(), false),
+            |(engine, run_id, mut after, mut buffer, mut done)| async move {
+                loop {
+                    if let Some((seq, value)) = buffer.next() {
+                        after = seq;
+                        let event: EventJson = serde_json::from_value(value)
+                            .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
+                        let item = SequencedEvent { seq, event };
+                        return Ok(Some((item, (engine, run_id, after, buffer, done))));
+                    }
+                    if done {
+                        return Ok(None);
+                    }
+                    let committed = engine.inner.committed.notified();
+                    tokio::pin!(committed);
+                    committed.as_mut().enable();
+                    // Read the status first: events committed before a terminal status are
+                    // all visible to the read that follows it.
+                    let status = engine.record(&run_id).await?.status;
+                    let events = engine
+                        .inner
+                        .store
+                        .events_after(&run_id, after, 1000)
+                        .await?;
+                    if events.is_empty() {
+                        if status.is_terminal() {
+                            done = true;
+                            continue;
+                        }
+                        tokio::select! {
+                            () = committed => {}
+                            () = tokio::time::sleep(engine.inner.options.poll_interval) => {}
+                        }
+                    }
+                    buffer = events.into_iter();
+                }
+            },
+        );
+        Box::pin(stream)
+    }
+
+    /// Stops claiming, hands every run this worker holds back to the store (their running steps
+    /// will run again on a worker that claims them) and waits for that to be written.
+    pub async fn shutdown(self) {
+        let _ = self.inner.stop.send(true);
+        let task = lock(&self.inner.background).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !lock(&self.inner.active).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The ids of the runs this worker drives now.
+    pub fn active_runs(&self) -> Vec<String> {
+        lock(&self.inner.active).keys().cloned().collect()
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("worker_id", &self.worker_id)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("worker_id", &self.inner.options.worker_id)
+            .field(
+                "workflows",
+                &self.inner.workflows.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
+pub trait IntoStore {
+    /// The store, shared.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<S: Store> IntoStore for S {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
+impl Inner {
+    fn settings(&self) -> DurableSettings {
+        DurableSettings {
+            snapshot_every: self.options.snapshot_every,
+            inbox_poll: self.options.poll_interval,
+            stopping: self.stopping.clone(),
+            on_commit: self.options.on_commit.clone(),
+        }
+    }
+
+    fn claim_options(&self) -> ClaimOptions {
+        ClaimOptions {
+            workflows: self.keys.clone(),
+            limit: self.options.claim_batch,
+            lease_ttl: self.options.lease_ttl,
+            max_recoveries: self.options.max_recoveries,
+        }
+    }
+
+    /// Registers a run as driven here; returns its inbox signal.
+    fn activate(&self, lease: &Lease) -> Arc<Notify> {
+        let signal = Arc::new(Notify::new());
+        lock(&self.active).insert(lease.run_id.clone(), (lease.epoch, signal.clone()));
+        signal
+    }
+
+    /// Loads a claimed run and starts its driver.
+    async fn drive_claimed(self: &Arc<Self>, claim: Claim) {
+        let lease = claim.lease;
+        if claim.recovered {
+            tracing::info!(run_id = %lease.run_id, epoch = lease.epoch, "recovering a run whose worker died");
+        }
+        let record = match retry_transient(|| self.store.get_run(&lease.run_id)).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, run_id = %lease.run_id, "cannot read a claimed run");
+                return;
+            }
+        };
+        let Some(workflow) = self.workflows.get(&record.workflow.name) else {
+            return;
+        };
+        let loaded = match retry_transient(|| self.store.load(&lease)).await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::warn!(%error, run_id = %lease.run_id, "cannot load a claimed run");
+                return;
+            }
+        };
+        let signal = self.activate(&lease);
+        let durable = DurableRun::fresh(
+            self.store.clone(),
+            lease.clone(),
+            self.settings(),
+            signal,
+            self.clone(),
+        );
+        match rebuild(workflow, loaded, durable) {
+            Ok(rebuilt) => {
+                let shared = new_run(
+                    workflow,
+                    lease.run_id.clone(),
+                    rebuilt.live,
+                    rebuilt.history,
+                );
+                Driver::spawn_durable(shared, rebuilt.state, rebuilt.durable, None);
+            }
+            Err(reason) => {
+                // A run that cannot be rebuilt would fail on every worker: fail it for good.
+                tracing::error!(run_id = %lease.run_id, %reason, "cannot rebuild a run");
+                let end = finish_end(
+                    RunStatus::Failed,
+                    None,
+                    Some(format!(
+                        "the run cannot be rebuilt from the store: {reason}"
+                    )),
+                );
+                let commit = crate::store::Commit {
+                    end: Some(end),
+                    ..Default::default()
+                };
+                let _ = self.store.commit(&lease, commit).await;
+            }
+        }
+    }
+}
+
+impl RunExit for Inner {
+    fn exited(&self, lease: &Lease) {
+        let mut active = lock(&self.active);
+        if active
+            .get(&lease.run_id)
+            .is_some_and(|(epoch, _)| *epoch == lease.epoch)
+        {
+            active.remove(&lease.run_id);
+        }
+        drop(active);
+        self.committed.notify_waiters();
+    }
+
+    fn committed(&self, _run_id: &str) {
+        self.committed.notify_waiters();
+    }
+}
+
+/// The worker's loop: heartbeats, claims, and wake-ups of runs.
+async fn background(inner: std::sync::Weak<Inner>) {
+    let (mut wakeups, mut stopping, heartbeat_every, poll) = {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        (
+            inner.store.wakeups(),
+            inner.stopping.clone(),
+            inner.options.lease_ttl / 3,
+            inner.options.poll_interval,
+        )
+    };
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    let mut claim = tokio::time::interval(poll);
+    loop {
+        let woken = tokio::select! {
+            _ = stopping.changed() => return,
+            _ = heartbeat.tick() => {
+                let Some(inner) = inner.upgrade() else { return };
+                if let Err(error) = inner.store.heartbeat(&inner.options.worker_id, &inner.keys).await {
+                    tracing::warn!(%error, "heartbeat failed");
+                }
+                continue;
+            }
+            _ = claim.tick() => None,
+            // Missed signals only delay work until the next poll.
+            woken = wakeups.recv() => woken.ok(),
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if *inner.stopping.borrow() {
+            return;
+        }
+        let options = inner.claim_options();
+        match woken {
+            Some(run_id) => {
+                let signal = lock(&inner.active).get(&run_id).map(|(_, s)| s.clone());
+                match signal {
+                    Some(signal) => signal.notify_one(),
+                    None => {
+                        // `claim_run` does not look at the workflow: only runs served here.
+                        let served = matches!(
+                            inner.store.get_run(&run_id).await,
+                            Ok(Some(record)) if inner.keys.contains(&record.workflow)
+                        );
+                        if served {
+                            match inner
+                                .store
+                                .claim_run(&inner.options.worker_id, &run_id, &options)
+                                .await
+                            {
+                                Ok(Some(claim)) => inner.drive_claimed(claim).await,
+                                Ok(None) => {}
+                                Err(error) => tracing::warn!(%error, "claim failed"),
+                            }
+                        }
+                    }
+                }
+            }
+            None => match inner.store.claim(&inner.options.worker_id, &options).await {
+                Ok(claims) => {
+                    for claim in claims {
+                        inner.drive_claimed(claim).await;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "claim failed"),
+            },
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The durable half of a run's driver: what it journals, how it commits, how a run is rebuilt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::context::{StateSnapshot, StateStore, StateWrites};
+use crate::durable::journal::{Entry, decode_event};
+use crate::event::{AnyEvent, EventJson};
+use crate::run::{Tick, reducer::ReducerSnapshot, reducer::RunState};
+use crate::store::{
+    CANCEL_MESSAGE, Commit, CommitEnd, Lease, LoadedRun, RunStatus, Store, StoreError,
+};
+use crate::workflow::{Workflow, WorkflowSpec};
+
+/// What a durable snapshot holds: the reducer's state and the state completed steps left.
+/// Published events are not in it; they are in the store's events, by sequence.
+#[derive(Serialize, Deserialize)]
+struct DurableSnapshot {
+    reducer: ReducerSnapshot,
+    state: StateSnapshot,
+}
+
+/// Tells the engine a run's driver has stopped, however it stopped.
+pub(crate) trait RunExit: Send + Sync {
+    fn exited(&self, lease: &Lease);
+    /// A commit of this run reached the store (events readers may want).
+    fn committed(&self, run_id: &str);
+}
+
+/// How often a driver snapshots, polls and retries; set by the engine.
+#[derive(Clone)]
+pub(crate) struct DurableSettings {
+    pub(crate) snapshot_every: u64,
+    pub(crate) inbox_poll: Duration,
+    /// Becomes true when the engine shuts down: hand the run back.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    pub(crate) on_commit: Option<Arc<crate::durable::CommitHook>>,
+}
+
+/// The journaling state of one run held by this process.
+pub(crate) struct DurableRun {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) lease: Lease,
+    pub(crate) settings: DurableSettings,
+    /// The engine's signal that the run's inbox may hold messages.
+    pub(crate) signal: Arc<Notify>,
+    pub(crate) exit: Arc<dyn RunExit>,
+    /// The state as completed steps left it: what a replay of the journal gives, and what
+    /// snapshots record (the live state also holds writes of steps still running).
+    committed: StateStore,
+    journal_seq: u64,
+    persisted_events: usize,
+    since_snapshot: u64,
+    pub(crate) pending: Commit,
+    /// Whether the next commit must carry a snapshot (after a recovery, whose re-queued
+    /// invocations are not in the journal).
+    snapshot_due: bool,
+    pub(crate) inbox_due: bool,
+    /// The steps whose completion the pending commit records (for the commit hook).
+    completed: Vec<String>,
+}
+
+/// Why a durable driver stops holding its run without finishing it: another worker owns the
+/// run now, or it was purged.
+#[derive(Debug)]
+pub(crate) struct Abandon(pub(crate) StoreError);
+
+impl Drop for DurableRun {
+    fn drop(&mut self) {
+        self.exit.exited(&self.lease);
+    }
+}
+
+impl DurableRun {
+    /// The journaling state of a new run whose start (entry 1) is already stored.
+    pub(crate) fn fresh(
+        store: Arc<dyn Store>,
+        lease: Lease,
+        settings: DurableSettings,
+        signal: Arc<Notify>,
+        exit: Arc<dyn RunExit>,
+    ) -> Self {
+        DurableRun {
+            store,
+            lease,
+            settings,
+            signal,
+            exit,
+            committed: StateStore::default(),
+            journal_seq: 1,
+            persisted_events: 0,
+            since_snapshot: 1,
+            pending: Commit::default(),
+            snapshot_due: false,
+            inbox_due: true,
+            completed: Vec::new(),
+        }
+    }
+
+    /// Records a tick in the pending commit; a `StepDone` carries what its step wrote.
+    pub(crate) fn record(
+        &mut self,
+        spec: &WorkflowSpec,
+        live: &StateStore,
+        tick: &Tick,
+        step_of: Option<usize>,
+    ) -> Result<(), String> {
+        let writes = match tick {
+            Tick::StepDone { invocation, .. } => {
+                if self.settings.on_commit.is_some()
+                    && let Some(step) = step_of
+                {
+                    self.completed.push(spec.steps[step].name.clone());
+                }
+                live.take_writes(*invocation, &step_names(spec))
+                    .map_err(|e| format!("cannot record a step's state: {e}"))?
+            }
+            _ => StateWrites::default(),
+        };
+        if !writes.is_empty() {
+            self.committed.apply_writes(
+                writes.clone(),
+                |name| spec.step_index(name),
+                |name| spec.event_by_name(name),
+            )?;
+        }
+        let entry = Entry::encode(spec, tick, writes)
+            .and_then(serde_json::to_value)
+            .map_err(|e| format!("cannot journal a tick: {e}"))?;
+        self.journal_seq += 1;
+        self.since_snapshot += 1;
+        self.pending.journal.push((self.journal_seq, entry));
+        Ok(())
+    }
+
+    /// Turns the run's unconsumed inbox messages into ticks, recorded and marked consumed in
+    /// the pending commit.
+    pub(crate) async fn read_inbox(
+        &mut self,
+        spec: &WorkflowSpec,
+        live: &StateStore,
+    ) -> Result<Vec<Tick>, StoreError> {
+        self.inbox_due = false;
+        let messages = retry_transient(|| self.store.inbox(&self.lease)).await?;
+        let mut ticks = Vec::new();
+        for message in messages {
+            if self.pending.consumed.contains(&message.id) {
+                continue;
+            }
+            self.pending.consumed.push(message.id);
+            let Some(tick) = inbox_tick(spec, message.event) else {
+                tracing::warn!(msg_id = %message.msg_id, "dropped an inbox message the workflow cannot decode");
+                continue;
+            };
+            if let Err(error) = self.record(spec, live, &tick, None) {
+                tracing::warn!(%error, "dropped an inbox message that cannot be journaled");
+                continue;
+            }
+            ticks.push(tick);
+        }
+        Ok(ticks)
+    }
+
+    /// How many of the run's published events are persisted (or pending).
+    pub(crate) fn persisted_events(&self) -> usize {
+        self.persisted_events
+    }
+
+    /// The published events not yet persisted (`new`, after the first
+    /// [`persisted_events`](Self::persisted_events)), added to the pending commit.
+    pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), String> {
+        for event in new {
+            self.persisted_events += 1;
+            let json = EventJson::encode(event)
+                .and_then(serde_json::to_value)
+                .map_err(|e| format!("cannot persist a published event: {e}"))?;
+            self.pending
+                .events
+                .push((self.persisted_events as u64, json));
+        }
+        Ok(())
+    }
+
+    /// Adds a snapshot of `state` to the pending commit when one is due (or `force`).
+    pub(crate) fn maybe_snapshot(
+        &mut self,
+        spec: &WorkflowSpec,
+        state: &RunState,
+        force: bool,
+    ) -> Result<(), String> {
+        if !(force || self.snapshot_due || self.since_snapshot >= self.settings.snapshot_every) {
+            return Ok(());
+        }
+        let snapshot = DurableSnapshot {
+            reducer: state.snapshot(spec).map_err(|e| e.to_string())?,
+            state: self
+                .committed
+                .snapshot(&step_names(spec))
+                .map_err(|e| e.to_string())?,
+        };
+        let json = serde_json::to_value(snapshot).map_err(|e| e.to_string())?;
+        self.pending.snapshot = Some((self.journal_seq, json));
+        self.since_snapshot = 0;
+        self.snapshot_due = false;
+        Ok(())
+    }
+
+    /// Writes the pending commit, retrying while the database is unreachable. Fails only when
+    /// the run is no longer this worker's.
+    pub(crate) async fn commit(&mut self, end: Option<CommitEnd>) -> Result<(), Abandon> {
+        let mut commit = std::mem::take(&mut self.pending);
+        let completed = std::mem::take(&mut self.completed);
+        let finished = matches!(end, Some(CommitEnd::Finish { .. }));
+        commit.end = end;
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let mut delay = Duration::from_millis(20);
+        loop {
+            match self.store.commit(&self.lease, commit.clone()).await {
+                Ok(()) => {
+                    self.exit.committed(&self.lease.run_id);
+                    if let Some(hook) = &self.settings.on_commit {
+                        hook(&crate::durable::CommitInfo {
+                            run_id: self.lease.run_id.clone(),
+                            completed_steps: completed,
+                            finished,
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%error, "commit failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(error) => return Err(Abandon(error)),
+            }
+        }
+    }
+}
+
+/// Calls `operation` until it succeeds or fails for a reason other than an unreachable database.
+pub(crate) async fn retry_transient<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(20);
+    let mut tries = 0;
+    loop {
+        match operation().await {
+            Err(error) if error.is_transient() && tries < 200 => {
+                tracing::warn!(%error, "store unreachable; retrying");
+                tries += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The tick of an inbox message: an event for the run (to one step with `"step"`), or cancel.
+fn inbox_tick(spec: &WorkflowSpec, message: Value) -> Option<Tick> {
+    let json: EventJson = serde_json::from_value(message.clone()).ok()?;
+    if json.name == CANCEL_MESSAGE {
+        return Some(Tick::Cancel);
+    }
+    let target = match message.get("step").and_then(Value::as_str) {
+        Some(name) => Some(spec.step_index(name)?),
+        None => None,
+    };
+    let event = decode_event(spec, json).ok()?;
+    Some(Tick::Emit {
+        event,
+        target,
+        from: None,
+    })
+}
+
+fn step_names(spec: &WorkflowSpec) -> Vec<String> {
+    spec.steps.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The reducer's seed of a durable run: derived from its id, so a replay draws the same
+/// retry jitter as the run did.
+pub(crate) fn seed_of(run_id: &str) -> u64 {
+    run_id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A run rebuilt from the store: its reducer state after the journal, recovered, ready to resume.
+pub(crate) struct Rebuilt {
+    pub(crate) state: RunState,
+    pub(crate) live: StateStore,
+    pub(crate) history: Vec<AnyEvent>,
+    pub(crate) durable: DurableRun,
+}
+
+/// Rebuilds a run from its latest snapshot and the journal after it.
+pub(crate) fn rebuild(
+    workflow: &Workflow,
+    loaded: LoadedRun,
+    mut durable: DurableRun,
+) -> Result<Rebuilt, String> {
+    let spec = &*workflow.spec;
+    let step_index = |name: &str| spec.step_index(name);
+    let event_type = |name: &str| spec.event_by_name(name);
+    let (mut state, live, committed, mut seq) = match loaded.snapshot {
+        Some((seq, json)) => {
+            let snapshot: DurableSnapshot =
+                serde_json::from_value(json).map_err(|e| format!("invalid snapshot: {e}"))?;
+            let state = RunState::restore(spec, snapshot.reducer)?;
+            let live = StateStore::restore(snapshot.state.clone(), step_index, event_type)?;
+            let committed = StateStore::restore(snapshot.state, step_index, event_type)?;
+            (state, live, committed, seq)
+        }
+        None => (
+            RunState::new(spec, seed_of(&durable.lease.run_id)),
+            StateStore::default(),
+            StateStore::default(),
+            0,
+        ),
+    };
+    let mut commands = Vec::new();
+    for (entry_seq, json) in loaded.journal {
+        if entry_seq != seq + 1 {
+            return Err(format!(
+                "the journal jumps from {seq} to {entry_seq}: entries are missing"
+            ));
+        }
+        seq = entry_seq;
+        let entry: Entry =
+            serde_json::from_value(json).map_err(|e| format!("invalid journal entry: {e}"))?;
+        let (tick, writes) = entry.decode(spec)?;
+        if !writes.is_empty() {
+            live.apply_writes(writes.clone(), step_index, event_type)?;
+            committed.apply_writes(writes, step_index, event_type)?;
+        }
+        state.apply(spec, tick, &mut commands);
+        commands.clear();
+    }
+    // Nothing of the run is running in this process: what was in flight runs again.
+    state.recover();
+    let history = loaded
+        .events
+        .into_iter()
+        .map(|(_, json)| {
+            let json: EventJson =
+                serde_json::from_value(json).map_err(|e| format!("invalid event: {e}"))?;
+            Ok(match spec.event_by_name(&json.name) {
+                Some(ty) => ty
+                    .decode(json.value.clone())
+                    .unwrap_or_else(|_| AnyEvent::opaque(json)),
+                None => AnyEvent::opaque(json),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    durable.committed = committed;
+    durable.journal_seq = seq;
+    durable.persisted_events = history.len();
+    durable.since_snapshot = 0;
+    durable.snapshot_due = true;
+    durable.inbox_due = true;
+    Ok(Rebuilt {
+        state,
+        live: live.tracking_writes(),
+        history,
+        durable,
+    })
+}
+
+/// The store's record of how a run ended.
+pub(crate) fn finish_end(
+    status: RunStatus,
+    result: Option<&AnyEvent>,
+    error: Option<String>,
+) -> CommitEnd {
+    CommitEnd::Finish {
+        status,
+        result: result
+            .and_then(|event| EventJson::encode(event).ok())
+            .and_then(|json| serde_json::to_value(json).ok()),
+        error,
+    }
+}

@@ -1,0 +1,297 @@
+//! Durable runs in one process: journal, release while waiting, inbox, idempotency, events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use eventflow::durable::{Engine, StartOptions};
+use eventflow::prelude::*;
+use eventflow::store::{MemoryStore, RunStatus, Sent, Store};
+use futures::StreamExt;
+
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Count {
+    n: u32,
+}
+
+fn counter() -> Workflow {
+    Workflow::builder("counter")
+        .add_step("begin", |ev: StartEvent| async move {
+            let to: u32 = ev.get("to")?;
+            Ok::<_, BoxError>(Count { n: to })
+        })
+        .add_step("count", |ctx: Context, ev: Count| async move {
+            ctx.set("last", ev.n)?;
+            ctx.write_event_to_stream(Count { n: ev.n });
+            if ev.n == 0 {
+                Ok::<_, BoxError>(Next::Done(StopEvent::new("done")))
+            } else {
+                Ok(Next::Again(Count { n: ev.n - 1 }))
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+#[derive(EventUnion)]
+enum Next {
+    Again(Count),
+    Done(StopEvent),
+}
+
+fn approval() -> Workflow {
+    Workflow::builder("approval")
+        .add_step("ask", |ctx: Context, _: StartEvent| async move {
+            let answer = ctx
+                .wait_for_event::<HumanResponseEvent>()
+                .prompt(InputRequiredEvent::new("approve?"))
+                .await?;
+            Ok::<_, BoxError>(StopEvent::new(format!("answer: {}", answer.response)))
+        })
+        .build()
+        .unwrap()
+}
+
+async fn engine(store: Arc<dyn Store>, workflows: Vec<Workflow>) -> Engine {
+    let mut builder = Engine::builder(store).poll_interval(Duration::from_millis(50));
+    for workflow in workflows {
+        builder = builder.workflow(workflow);
+    }
+    builder.start().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_run_finishes_with_its_events_in_sequence() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store, vec![counter()]).await;
+    let run_id = engine.start("counter", json!({"to": 3})).await.unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    assert_eq!(record.result.unwrap()["value"]["result"], json!("done"));
+    let events: Vec<_> = engine
+        .events(&run_id, 0)
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let names: Vec<&str> = events.iter().map(|e| e.event.name.as_str()).collect();
+    assert_eq!(names, ["Count", "Count", "Count", "Count", "StopEvent"]);
+    // Resuming after any sequence gives the rest.
+    let rest: Vec<u64> = engine
+        .events(&run_id, 3)
+        .map(|e| e.unwrap().seq)
+        .collect()
+        .await;
+    assert_eq!(rest, [4, 5]);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_waiting_run_is_released_and_the_answer_completes_it() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("eventflow=debug")
+        .try_init();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store.clone(), vec![approval()]).await;
+    let run_id = engine.start("approval", StartEvent::new()).await.unwrap();
+    // The run asks, then holds no memory and no lease.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let record = engine.record(&run_id).await.unwrap();
+        if record.status == RunStatus::Waiting {
+            assert_eq!(record.owner, None);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(engine.active_runs().is_empty());
+    let sent = engine
+        .send_event(&run_id, "answer-1", HumanResponseEvent::new("yes"))
+        .await
+        .unwrap();
+    assert_eq!(sent, Sent::Accepted);
+    let again = engine
+        .send_event(&run_id, "answer-1", HumanResponseEvent::new("no"))
+        .await
+        .unwrap();
+    assert_eq!(again, Sent::Duplicate);
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    assert_eq!(
+        record.result.unwrap()["value"]["result"],
+        json!("answer: yes")
+    );
+    // The question was asked once: the re-run after the release found its answer waiting.
+    let names: Vec<String> = engine
+        .events(&run_id, 0)
+        .map(|e| e.unwrap().event.name)
+        .collect()
+        .await;
+    assert_eq!(names, ["InputRequiredEvent", "StopEvent"]);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_answer_sent_before_the_wait_is_kept() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let slow = Workflow::builder("slow")
+        .add_step("ask", |ctx: Context, _: StartEvent| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let answer = ctx
+                .wait_for_event::<HumanResponseEvent>()
+                .prompt(InputRequiredEvent::new("approve?"))
+                .await?;
+            Ok::<_, BoxError>(StopEvent::new(answer.response))
+        })
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![slow]).await;
+    let run_id = engine.start("slow", StartEvent::new()).await.unwrap();
+    engine
+        .send_event(&run_id, "early", HumanResponseEvent::new("early"))
+        .await
+        .unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.result.unwrap()["value"]["result"], json!("early"));
+    let names: Vec<String> = engine
+        .events(&run_id, 0)
+        .map(|e| e.unwrap().event.name)
+        .collect()
+        .await;
+    assert_eq!(
+        names,
+        ["StopEvent"],
+        "the answer was there: no question asked"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_run() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store, vec![counter()]).await;
+    let options = || StartOptions {
+        idempotency_key: Some("order-17".into()),
+        ..StartOptions::default()
+    };
+    let first = engine
+        .start_with("counter", json!({"to": 1}), options())
+        .await
+        .unwrap();
+    let second = engine
+        .start_with("counter", json!({"to": 1}), options())
+        .await
+        .unwrap();
+    assert!(!first.existing);
+    assert!(second.existing);
+    assert_eq!(first.run_id, second.run_id);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_reaches_a_waiting_run_and_is_idempotent() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store, vec![approval()]).await;
+    let run_id = engine.start("approval", StartEvent::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    engine.cancel(&run_id).await.unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Cancelled);
+    assert_eq!(engine.cancel(&run_id).await.unwrap(), RunStatus::Cancelled);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_with_its_name() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = attempts.clone();
+    let failing = Workflow::builder("failing")
+        .step(
+            Step::new("flaky", move |_: StartEvent| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    Err::<StopEvent, BoxError>("no luck".into())
+                }
+            })
+            .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_attempts(3)),
+        )
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![failing]).await;
+    let run_id = engine.start("failing", StartEvent::new()).await.unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.unwrap();
+    assert!(
+        error.contains("flaky") && error.contains("no luck"),
+        "{error}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shut_down_worker_hands_its_runs_to_another() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let runs = Arc::new(AtomicU32::new(0));
+    let make = |gate: Arc<tokio::sync::Semaphore>, runs: Arc<AtomicU32>| {
+        Workflow::builder("gated")
+            .add_step("wait", move |ctx: Context, _: StartEvent| {
+                let gate = gate.clone();
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    ctx.set("key", ctx.step_key())?;
+                    let _permit = gate.acquire().await?;
+                    Ok::<_, BoxError>(StopEvent::new(ctx.step_key()))
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let first = engine(
+        store.clone(),
+        vec![make(Arc::new(tokio::sync::Semaphore::new(0)), runs.clone())],
+    )
+    .await;
+    let run_id = first.start("gated", StartEvent::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.shutdown().await;
+    let record = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Running);
+    assert_eq!(record.owner, None);
+    gate.add_permits(1);
+    let second = engine(store, vec![make(gate, runs.clone())]).await;
+    let record = second
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the interrupted step ran again"
+    );
+    assert_eq!(record.recoveries, 0, "a hand-back is not a recovery");
+    second.shutdown().await;
+}
