@@ -53,8 +53,8 @@ impl Workload {
     pub fn prepare(self, n: u64) -> anyhow::Result<Prepared> {
         let workflow = match self {
             Workload::Chain => chain()?,
-            Workload::Loop => looping(n)?,
-            Workload::Fanout => fanout(n)?,
+            Workload::Loop => looping("w2_loop", n)?,
+            Workload::Fanout => fanout("w3_fanout", n)?,
             Workload::Concurrent => three_step_chain()?,
             Workload::Stream => stream(n)?,
             Workload::State => state(n)?,
@@ -190,8 +190,10 @@ enum LoopOut {
     Done(StopEvent),
 }
 
-fn looping(n: u64) -> anyhow::Result<Workflow> {
-    Ok(Workflow::builder("w2_loop")
+/// The w2 workflow under the name `name`: one step accepting `StartEvent | LoopEv`, looping
+/// until it has run `n` times, then stopping with `n`.
+pub fn looping(name: &str, n: u64) -> anyhow::Result<Workflow> {
+    Ok(Workflow::builder(name)
         .add_step("spin", move |ev: LoopIn| async move {
             let i = match ev {
                 LoopIn::Start(_) => 1,
@@ -216,9 +218,11 @@ struct ResultEv {
     y: u64,
 }
 
-fn fanout(n: u64) -> anyhow::Result<Workflow> {
+/// The w3 workflow under the name `name`: a start step sends `n` `WorkEv`, a worker step
+/// (8 workers) doubles each, a collector sums the `n` results (`n * (n - 1)`).
+pub fn fanout(name: &str, n: u64) -> anyhow::Result<Workflow> {
     let count = usize::try_from(n).context("N too large")?;
-    Ok(Workflow::builder("w3_fanout")
+    Ok(Workflow::builder(name)
         .step(
             Step::new("start", move |ctx: Context, _: StartEvent| async move {
                 for x in 0..n {

@@ -37,12 +37,17 @@ pub(crate) enum Initial {
 
 type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
 
+/// A durable run whose only pending work is a retry at least this far away is released until
+/// then; a shorter backoff is waited out in memory.
+const RELEASE_FOR_TIMERS_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) struct Driver {
     shared: Arc<RunShared>,
     spec: Arc<WorkflowSpec>,
     state: RunState,
     tasks: HashMap<InvocationId, AbortHandle>,
-    timers: HashMap<u64, AbortHandle>,
+    /// Retry timers, with when they fire.
+    timers: HashMap<u64, (AbortHandle, tokio::time::Instant)>,
     waiters: HashMap<u64, (InvocationId, oneshot::Sender<AnyEvent>)>,
     result: Option<ResultSender>,
     commands: Vec<Command>,
@@ -207,7 +212,23 @@ impl Driver {
             first = false;
             self.execute_before_commit();
             let finished = self.state.is_finished();
-            let idle = !finished && self.state.is_idle() && shared.inbox.is_empty();
+            // Waiting only for outside events, or for a retry far enough away to be worth a
+            // reload: the run goes back to the store and wakes when its timer is due.
+            let now = tokio::time::Instant::now();
+            let scheduled = self.commands.iter().filter_map(|command| match command {
+                Command::ScheduleRetry { delay, .. } => Some(*delay),
+                _ => None,
+            });
+            let wake_after = self
+                .timers
+                .values()
+                .map(|(_, due)| due.saturating_duration_since(now))
+                .chain(scheduled)
+                .min();
+            let idle = !finished
+                && self.state.is_idle()
+                && wake_after.is_none_or(|after| after >= RELEASE_FOR_TIMERS_AFTER)
+                && shared.inbox.is_empty();
             let release = idle || (hand_back && !finished);
             let published = shared.stream.since(durable.persisted_events());
             let prepared = durable
@@ -221,10 +242,7 @@ impl Driver {
             let end = if finished {
                 self.end.take()
             } else if release {
-                Some(CommitEnd::Release {
-                    idle,
-                    wake_after: None,
-                })
+                Some(CommitEnd::Release { idle, wake_after })
             } else {
                 None
             };
@@ -251,7 +269,7 @@ impl Driver {
         for (_, task) in self.tasks.drain() {
             task.abort();
         }
-        for (_, timer) in self.timers.drain() {
+        for (_, (timer, _)) in self.timers.drain() {
             timer.abort();
         }
         self.waiters.clear();
@@ -401,7 +419,8 @@ impl Driver {
                         tokio::time::sleep(delay).await;
                         let _ = run.inbox.send(Msg::Tick(Tick::RetryDue { timer }));
                     });
-                    self.timers.insert(timer, task.abort_handle());
+                    let due = tokio::time::Instant::now() + delay;
+                    self.timers.insert(timer, (task.abort_handle(), due));
                 }
                 Command::Deliver { waiter, event } => {
                     let undelivered = match self.waiters.remove(&waiter) {
@@ -532,7 +551,7 @@ impl Driver {
         for (_, task) in self.tasks.drain() {
             task.abort();
         }
-        for (_, timer) in self.timers.drain() {
+        for (_, (timer, _)) in self.timers.drain() {
             timer.abort();
         }
         self.waiters.clear();

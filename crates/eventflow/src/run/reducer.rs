@@ -516,11 +516,10 @@ impl RunState {
         RunPath { edges }
     }
 
-    /// Whether the run can only move on when an event arrives from outside: nothing queued or
-    /// waiting to retry, and every running invocation is blocked in `wait_for_event`.
+    /// Whether the run can only move on when an event arrives from outside or a retry timer
+    /// fires: nothing queued, and every running invocation is blocked in `wait_for_event`.
     pub(crate) fn is_idle(&self) -> bool {
         !self.finished
-            && self.retrying.is_empty()
             && self.queues.iter().all(VecDeque::is_empty)
             && self
                 .in_flight

@@ -154,6 +154,14 @@ impl Tables {
     }
 }
 
+/// Whether `entries` are numbered `first`, `first + 1`, … (contiguous, after the last).
+fn continues(entries: &[(u64, Value)], first: u64) -> bool {
+    entries
+        .iter()
+        .zip(first..)
+        .all(|((seq, _), expected)| *seq == expected)
+}
+
 fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
     futures::future::ready(result).boxed()
 }
@@ -315,14 +323,8 @@ impl Store for MemoryStore {
         };
         let expected_journal = row.last_journal_seq + 1;
         let expected_event = row.record.last_event_seq + 1;
-        if commit
-            .journal
-            .first()
-            .is_some_and(|(seq, _)| *seq != expected_journal)
-            || commit
-                .events
-                .first()
-                .is_some_and(|(seq, _)| *seq != expected_event)
+        if !continues(&commit.journal, expected_journal)
+            || !continues(&commit.events, expected_event)
         {
             return ready(Err(StoreError::Corrupt(format!(
                 "run `{}`: a commit does not continue the journal at {expected_journal} or the events at {expected_event}",
@@ -369,7 +371,7 @@ impl Store for MemoryStore {
                 row.record.epoch += 1;
                 if idle && !unread {
                     row.record.status = RunStatus::Waiting;
-                    row.wake_at_ms = wake_after.map(|after| now + millis(after));
+                    row.wake_at_ms = wake_after.map(|after| now.saturating_add(millis(after)));
                 } else {
                     row.record.status = RunStatus::Running;
                     wake = true;

@@ -402,7 +402,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Vec<Claim>>;
 
     /// Claims one given run for `worker` if it is claimable as in [`Store::claim`] (its workflow
-    /// is not checked). `None` when it is not.
+    /// is not checked). `None` when it is not — or, on Postgres, while another transaction holds
+    /// the run's row: the next poll claims it.
     fn claim_run<'a>(
         &'a self,
         worker: &'a str,
@@ -424,8 +425,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Queues an event for a run, whoever owns it and whether or not it is in memory. A second
     /// message with the same `msg_id` for the same run is ignored (`Sent::Duplicate`). A
-    /// `Waiting` run becomes `Running` (claimable). Fails with `RunFinished` for a finished run.
-    /// The event named [`CANCEL_MESSAGE`] asks the run to cancel.
+    /// `Waiting` run becomes `Running` (claimable). Fails with `RunFinished` for a finished run,
+    /// except for a message id the run consumed before finishing, which stays `Duplicate` (a
+    /// retried send is not an error). The event named [`CANCEL_MESSAGE`] asks the run to cancel.
     fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent>;
 
     /// The run's published events with a sequence greater than `after`, oldest first, at most

@@ -1,92 +1,1834 @@
-//! Placeholder in this checkout; implemented in the store-backends worktree.
+//! The Postgres store: a cluster of worker processes sharing one database.
+//!
+//! Every write of an owner is one transaction that first updates its run under
+//! `WHERE run_id = $1 AND owner = $2 AND epoch = $3`: when no row matches, the lease is stale and
+//! the transaction is rolled back ([`StoreError::Fenced`]). Claims lock their candidates with
+//! `FOR UPDATE SKIP LOCKED` (`claim_run`, after one given run, waits for its lock instead), so
+//! concurrent claimers never get the same run. Time is the database's (`clock_timestamp()`),
+//! never a worker's.
+//!
+//! Wake-ups cross processes with `LISTEN/NOTIFY`: the transactions that make a run claimable
+//! notify a channel named after the schema, and a background task listening on it forwards the
+//! run ids to [`Store::wakeups`]. A store signals its own writes directly, and ignores its own
+//! notifications.
 
-use super::StoreError;
+use std::str::FromStr;
+use std::time::Duration;
 
-/// Placeholder.
-pub struct PostgresStore;
+use futures::FutureExt;
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Row};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::{
+    CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
+    LoadedRun, NewRun, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture,
+    WorkflowKey,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The prefix of notification channels, which end with the schema's name.
+const CHANNEL: &str = "eventflow_wakeup";
+/// Postgres rejects longer channel names (`NAMEDATALEN - 1`).
+const MAX_IDENTIFIER: usize = 63;
+/// Postgres rejects longer notification payloads (8000 bytes); longer run ids are not signalled.
+const MAX_PAYLOAD: usize = 7999;
+
+/// The database clock in milliseconds since the Unix epoch.
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// The columns [`run_record`] reads.
+macro_rules! run_columns {
+    () => {
+        "run_id, workflow, fingerprint, status, owner, epoch, recoveries, idempotency_key, \
+         result, error, last_event_seq, created_at_ms, updated_at_ms"
+    };
+}
+
+/// Claims (or parks) up to `$3` claimable runs matching `$filter`, oldest first, locking them
+/// with `$lock`. Parameters: `$1` worker, `$2` lease TTL (ms), `$3` limit, `$4` max recoveries,
+/// `$5` parking error, then the filter's.
+///
+/// The owner's liveness is a subquery, not an outer join: when a candidate was claimed by a
+/// concurrent transaction that committed meanwhile, Postgres re-checks the conditions on the new
+/// row version before locking it, and re-runs subqueries with the new owner, whereas it would
+/// reuse the old null-extended `workers` row of a join and claim the run a second time.
+macro_rules! claim_sql {
+    ($filter:literal, $lock:literal) => {
+        concat!(
+            "WITH clock AS MATERIALIZED (SELECT ",
+            now_ms!(),
+            " AS now),
+            candidates AS (
+                SELECT r.run_id, (r.status = 'running' AND r.owner IS NOT NULL) AS recovered
+                FROM runs r
+                CROSS JOIN clock
+                WHERE ",
+            $filter,
+            "   AND ((r.status = 'running'
+                      AND (r.owner IS NULL
+                           OR NOT EXISTS (SELECT 1 FROM workers w
+                               WHERE w.worker_id = r.owner
+                                 AND clock.now - w.heartbeat_at_ms <= $2)))
+                     OR (r.status = 'waiting' AND r.wake_at_ms <= clock.now))
+                ORDER BY r.created_order
+                LIMIT $3
+                FOR UPDATE OF r ",
+            $lock,
+            "
+            )
+            UPDATE runs r SET
+                epoch = r.epoch + 1,
+                updated_at_ms = clock.now,
+                recoveries = r.recoveries + c.recovered::int,
+                status = CASE WHEN c.recovered AND r.recoveries >= $4
+                    THEN 'parked' ELSE 'running' END,
+                owner = CASE WHEN c.recovered AND r.recoveries >= $4
+                    THEN NULL ELSE $1::text END,
+                error = CASE WHEN c.recovered AND r.recoveries >= $4
+                    THEN $5::text ELSE r.error END,
+                wake_at_ms = CASE WHEN c.recovered AND r.recoveries >= $4
+                    THEN r.wake_at_ms ELSE NULL END
+            FROM candidates c, clock
+            WHERE r.run_id = c.run_id
+            RETURNING r.run_id, r.status, r.epoch, c.recovered, r.created_order"
+        )
+    };
+}
+
+/// A [`Store`] in a Postgres database, shared by every worker process of a deployment.
+///
+/// Dropping it stops its wake-up listener.
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The notification channel of this store's schema.
+    channel: String,
+    /// Tags this store's notifications, so that its listener skips them.
+    instance: String,
+    wakeups: broadcast::Sender<String>,
+    listener: JoinHandle<()>,
+}
 
 impl PostgresStore {
-    /// Placeholder.
-    pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unsupported("placeholder".into()))
+    /// Connects to the database at `url` (`postgres://user@host:port/database`), creating or
+    /// upgrading the store's tables in the connection's default schema (the first of its
+    /// `search_path`), and starts listening for wake-ups of that schema.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open(url, None).await
+    }
+
+    /// Like [`PostgresStore::connect`], but keeps everything (the migrations' bookkeeping
+    /// included) in `schema`, created if missing, and listens only to that schema's wake-ups:
+    /// several stores can share a database without seeing each other. The name may hold ASCII
+    /// letters, digits and underscores (at most 63).
+    pub async fn connect_schema(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
+        let valid = !schema.is_empty()
+            && schema.len() <= MAX_IDENTIFIER
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(StoreError::Database(Box::new(sqlx::Error::Configuration(
+                format!(
+                    "invalid schema name `{schema}`: use ASCII letters, digits and underscores"
+                )
+                .into(),
+            ))));
+        }
+        Self::open(url, Some(schema)).await
+    }
+
+    async fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+        let mut options = PgConnectOptions::from_str(url).map_err(db)?;
+        if let Some(schema) = schema {
+            create_schema(&options, schema).await?;
+            options = options.options([("search_path", format!("\"{schema}\""))]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        // The schema the migrations just used (the first of the search path).
+        let current: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .map_err(db)?;
+        let channel = current
+            .as_deref()
+            .map_or(CHANNEL.to_owned(), schema_channel);
+        let listener = new_listener(&pool, &channel).await.map_err(db)?;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let wakeups = broadcast::channel(1024).0;
+        let listener = tokio::spawn(listen(
+            listener,
+            pool.clone(),
+            channel.clone(),
+            instance.clone(),
+            wakeups.clone(),
+        ));
+        Ok(PostgresStore {
+            pool,
+            channel,
+            instance,
+            wakeups,
+            listener,
+        })
+    }
+
+    fn wake(&self, run_id: &str) {
+        let _ = self.wakeups.send(run_id.to_owned());
+    }
+
+    /// Notifies other stores, once `conn`'s transaction commits, that `run_id` has work.
+    async fn notify(&self, conn: &mut PgConnection, run_id: &str) -> Result<(), StoreError> {
+        let payload = format!("{}:{run_id}", self.instance);
+        if payload.len() > MAX_PAYLOAD {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(payload)
+            .execute(conn)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create(&self, run: NewRun) -> Result<Created, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO runs (run_id, workflow, fingerprint, status, owner, epoch, recoveries,
+                idempotency_key, last_journal_seq, last_event_seq, created_at_ms, updated_at_ms)
+            SELECT $1, $2, $3, 'running', $4, 1, 0, $5, 1, 0, now, now
+            FROM (SELECT ",
+            now_ms!(),
+            " AS now) AS clock
+            ON CONFLICT DO NOTHING
+            RETURNING run_id"
+        ))
+        .bind(&run.run_id)
+        .bind(&run.workflow.name)
+        .bind(&run.workflow.fingerprint)
+        .bind(&run.owner)
+        .bind(&run.idempotency_key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if inserted.is_none() {
+            // The id or the idempotency key is taken; the key wins, as in the memory store.
+            drop(tx);
+            if let Some(key) = &run.idempotency_key {
+                let existing: Option<String> =
+                    sqlx::query_scalar("SELECT run_id FROM runs WHERE idempotency_key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                if let Some(existing) = existing {
+                    return Ok(Created::Existing(existing));
+                }
+            }
+            return Err(StoreError::DuplicateRun { run_id: run.run_id });
+        }
+        sqlx::query("INSERT INTO journal (run_id, seq, entry) VALUES ($1, 1, $2::json)")
+            .bind(&run.run_id)
+            .bind(run.start.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        self.notify(&mut tx, &run.run_id).await?;
+        tx.commit().await.map_err(db)?;
+        self.wake(&run.run_id);
+        Ok(Created::New(run.owner.map(|owner| Lease {
+            run_id: run.run_id,
+            owner,
+            epoch: 1,
+        })))
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs
+            WHERE (cardinality($1::text[]) = 0 OR status = ANY($1))
+              AND (cardinality($2::text[]) = 0 OR workflow = ANY($2))
+            ORDER BY created_order"
+        ))
+        .bind(statuses)
+        .bind(&filter.workflow)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(run_record).collect()
+    }
+
+    async fn claim_runs(
+        &self,
+        worker: &str,
+        options: &ClaimOptions,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut claims = Vec::new();
+        if options.workflows.is_empty() {
+            return Ok(claims);
+        }
+        let names: Vec<&str> = options.workflows.iter().map(|w| w.name.as_str()).collect();
+        let fingerprints: Vec<&str> = options
+            .workflows
+            .iter()
+            .map(|w| w.fingerprint.as_str())
+            .collect();
+        // Parked runs do not count towards the limit: claim again until it is reached or no
+        // claimable run is left. Each round starts after the runs judged before, as the memory
+        // store judges each run once: a run just claimed by a worker without a heartbeat yet
+        // would look orphaned.
+        let mut after = i64::MIN;
+        while claims.len() < options.limit {
+            let want = options.limit - claims.len();
+            let rows = claim_query(
+                claim_sql!(
+                    "EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[]) AS k(name, fingerprint)
+                        WHERE k.name = r.workflow AND k.fingerprint = r.fingerprint)
+                    AND r.created_order > $8",
+                    "SKIP LOCKED"
+                ),
+                worker,
+                options,
+                want,
+            )
+            .bind(&names)
+            .bind(&fingerprints)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            let found = rows.len();
+            let (taken, last) = claimed(worker, rows)?;
+            let all_taken = taken.len() == found;
+            claims.extend(taken);
+            after = last.unwrap_or(after);
+            if found < want || all_taken {
+                break;
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn claim_one(
+        &self,
+        worker: &str,
+        run_id: &str,
+        options: &ClaimOptions,
+    ) -> Result<Option<Claim>, StoreError> {
+        // Waits for a transaction holding the run (its owner committing, a send) rather than
+        // skipping it: the run asked for may well be claimable once it ends.
+        let rows = claim_query(claim_sql!("r.run_id = $6", ""), worker, options, 1)
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(claimed(worker, rows)?.0.into_iter().next())
+    }
+
+    async fn load_run(&self, lease: &Lease) -> Result<LoadedRun, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)?;
+        let row = sqlx::query(
+            "SELECT last_journal_seq, last_event_seq FROM runs
+            WHERE run_id = $1 AND owner = $2 AND epoch = $3",
+        )
+        .bind(&lease.run_id)
+        .bind(&lease.owner)
+        .bind(epoch_param(lease)?)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| fenced(lease))?;
+        let last_journal = seq(&row, "last_journal_seq")?;
+        let last_event = seq(&row, "last_event_seq")?;
+        let snapshot = sqlx::query("SELECT seq, data FROM snapshots WHERE run_id = $1")
+            .bind(&lease.run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .map(|row| Ok::<_, StoreError>((seq(&row, "seq")?, json(&row, "data")?)))
+            .transpose()?;
+        let after = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
+        let journal = sequenced(
+            sqlx::query(
+                "SELECT seq, entry AS value FROM journal WHERE run_id = $1 AND seq > $2
+                ORDER BY seq",
+            )
+            .bind(&lease.run_id)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?,
+        )?;
+        let events = sequenced(
+            sqlx::query(
+                "SELECT seq, event AS value FROM run_events WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(&lease.run_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?,
+        )?;
+        tx.commit().await.map_err(db)?;
+        let journal_end = journal.last().map_or(after, |(seq, _)| *seq);
+        if !contiguous(&journal, after + 1) || journal_end != after.max(last_journal) {
+            return Err(StoreError::Corrupt(format!(
+                "run `{}`: the journal after {after} does not run up to {last_journal}",
+                lease.run_id
+            )));
+        }
+        if !contiguous(&events, 1) || events.len() as u64 != last_event {
+            return Err(StoreError::Corrupt(format!(
+                "run `{}`: its events do not run from 1 to {last_event}",
+                lease.run_id
+            )));
+        }
+        Ok(LoadedRun {
+            snapshot,
+            journal,
+            events,
+        })
+    }
+
+    async fn unread(&self, lease: &Lease) -> Result<Vec<InboxMessage>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)?;
+        sqlx::query("SELECT 1 FROM runs WHERE run_id = $1 AND owner = $2 AND epoch = $3")
+            .bind(&lease.run_id)
+            .bind(&lease.owner)
+            .bind(epoch_param(lease)?)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| fenced(lease))?;
+        let rows = sqlx::query(
+            "SELECT id, msg_id, event FROM inbox WHERE run_id = $1 AND NOT consumed ORDER BY id",
+        )
+        .bind(&lease.run_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(InboxMessage {
+                    id: row.try_get("id").map_err(db)?,
+                    msg_id: row.try_get("msg_id").map_err(db)?,
+                    event: json(row, "event")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn write(&self, lease: &Lease, commit: Commit) -> Result<(), StoreError> {
+        let epoch = epoch_param(lease)?;
+        let run_id = lease.run_id.as_str();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locks the run: a concurrent `send` waits, so a release sees every message sent before.
+        let row = sqlx::query(concat!(
+            "UPDATE runs SET updated_at_ms = ",
+            now_ms!(),
+            " WHERE run_id = $1 AND owner = $2 AND epoch = $3
+            RETURNING last_journal_seq, last_event_seq, updated_at_ms"
+        ))
+        .bind(run_id)
+        .bind(&lease.owner)
+        .bind(epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| fenced(lease))?;
+        let last_journal = seq(&row, "last_journal_seq")?;
+        let last_event = seq(&row, "last_event_seq")?;
+        let now: i64 = row.try_get("updated_at_ms").map_err(db)?;
+        if !contiguous(&commit.journal, last_journal + 1)
+            || !contiguous(&commit.events, last_event + 1)
+        {
+            return Err(StoreError::Corrupt(format!(
+                "run `{run_id}`: a commit does not continue the journal at {} or the events at {}",
+                last_journal + 1,
+                last_event + 1
+            )));
+        }
+        let last_journal = commit.journal.last().map_or(last_journal, |(seq, _)| *seq);
+        let last_event = commit.events.last().map_or(last_event, |(seq, _)| *seq);
+        append(
+            &mut tx,
+            "INSERT INTO journal (run_id, seq, entry)
+            SELECT $1, seq, value::json FROM unnest($2::bigint[], $3::text[]) AS t(seq, value)",
+            run_id,
+            commit.journal,
+        )
+        .await?;
+        if !commit.consumed.is_empty() {
+            sqlx::query("UPDATE inbox SET consumed = TRUE WHERE run_id = $1 AND id = ANY($2)")
+                .bind(run_id)
+                .bind(&commit.consumed)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        append(
+            &mut tx,
+            "INSERT INTO run_events (run_id, seq, event)
+            SELECT $1, seq, value::json FROM unnest($2::bigint[], $3::text[]) AS t(seq, value)",
+            run_id,
+            commit.events,
+        )
+        .await?;
+        if let Some((seq, data)) = commit.snapshot {
+            let seq = seq_param(seq)?;
+            sqlx::query(
+                "INSERT INTO snapshots (run_id, seq, data) VALUES ($1, $2, $3::json)
+                ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, data = excluded.data",
+            )
+            .bind(run_id)
+            .bind(seq)
+            .bind(data.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query("DELETE FROM journal WHERE run_id = $1 AND seq <= $2")
+                .bind(run_id)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let last_journal = seq_param(last_journal)?;
+        let last_event = seq_param(last_event)?;
+        let mut wake = false;
+        match commit.end {
+            None => {
+                sqlx::query(
+                    "UPDATE runs SET last_journal_seq = $2, last_event_seq = $3 WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .bind(last_journal)
+                .bind(last_event)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            Some(CommitEnd::Finish {
+                status,
+                result,
+                error,
+            }) => {
+                sqlx::query(
+                    "UPDATE runs SET last_journal_seq = $2, last_event_seq = $3, status = $4,
+                        result = $5::json, error = $6, owner = NULL, epoch = epoch + 1,
+                        wake_at_ms = NULL
+                    WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .bind(last_journal)
+                .bind(last_event)
+                .bind(status.as_str())
+                .bind(result.map(|result| result.to_string()))
+                .bind(error)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                sqlx::query("DELETE FROM inbox WHERE run_id = $1 AND NOT consumed")
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            Some(CommitEnd::Release { idle, wake_after }) => {
+                let wake_at = wake_after.map(|after| now.saturating_add(millis(after)));
+                let status: String = sqlx::query_scalar(
+                    "WITH unread AS (
+                        SELECT EXISTS (SELECT 1 FROM inbox WHERE run_id = $1 AND NOT consumed)
+                            AS any
+                    )
+                    UPDATE runs SET last_journal_seq = $2, last_event_seq = $3, owner = NULL,
+                        epoch = epoch + 1,
+                        status = CASE WHEN $4 AND NOT unread.any THEN 'waiting' ELSE 'running' END,
+                        wake_at_ms = CASE WHEN $4 AND NOT unread.any THEN $5 ELSE NULL END
+                    FROM unread
+                    WHERE run_id = $1
+                    RETURNING status",
+                )
+                .bind(run_id)
+                .bind(last_journal)
+                .bind(last_event)
+                .bind(idle)
+                .bind(wake_at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                wake = status == RunStatus::Running.as_str();
+                if wake {
+                    self.notify(&mut tx, run_id).await?;
+                }
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        if wake {
+            self.wake(run_id);
+        }
+        Ok(())
+    }
+
+    async fn queue(&self, run_id: &str, msg_id: &str, event: Value) -> Result<Sent, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locks the run: a concurrent release waits and then sees this message.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM runs WHERE run_id = $1 FOR UPDATE")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        let Some(status) = status else {
+            return Err(StoreError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        };
+        let status = parse_status(&status)?;
+        if status.is_terminal() {
+            // A retry of a message the run took is a duplicate; anything else is too late.
+            let duplicate: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM inbox WHERE run_id = $1 AND msg_id = $2)",
+            )
+            .bind(run_id)
+            .bind(msg_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            return if duplicate {
+                Ok(Sent::Duplicate)
+            } else {
+                Err(StoreError::RunFinished {
+                    run_id: run_id.to_owned(),
+                    status,
+                })
+            };
+        }
+        let cancel_parked = status == RunStatus::Parked
+            && event.get("type").and_then(Value::as_str) == Some(CANCEL_MESSAGE);
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (run_id, msg_id, event) VALUES ($1, $2, $3::json)
+            ON CONFLICT (run_id, msg_id) DO NOTHING
+            RETURNING id",
+        )
+        .bind(run_id)
+        .bind(msg_id)
+        .bind(event.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if inserted.is_none() {
+            return Ok(Sent::Duplicate);
+        }
+        let runnable = status == RunStatus::Waiting || cancel_parked;
+        sqlx::query(concat!(
+            "UPDATE runs SET updated_at_ms = ",
+            now_ms!(),
+            ",
+                status = CASE WHEN $2 THEN 'running' ELSE status END,
+                wake_at_ms = CASE WHEN $2 THEN NULL ELSE wake_at_ms END
+            WHERE run_id = $1"
+        ))
+        .bind(run_id)
+        .bind(runnable)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        self.notify(&mut tx, run_id).await?;
+        tx.commit().await.map_err(db)?;
+        self.wake(run_id);
+        Ok(Sent::Accepted)
+    }
+
+    async fn events_since(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, event AS value FROM run_events WHERE run_id = $1 AND seq > $2
+            ORDER BY seq LIMIT $3",
+        )
+        .bind(run_id)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        if rows.is_empty() {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = $1)")
+                    .bind(run_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+            if !exists {
+                return Err(StoreError::UnknownRun {
+                    run_id: run_id.to_owned(),
+                });
+            }
+        }
+        sequenced(rows)
+    }
+
+    async fn resume(&self, run_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let unparked = sqlx::query(concat!(
+            "UPDATE runs SET status = 'running', recoveries = 0, error = NULL, updated_at_ms = ",
+            now_ms!(),
+            " WHERE run_id = $1 AND status = 'parked'"
+        ))
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected()
+            > 0;
+        if unparked {
+            self.notify(&mut tx, run_id).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        if unparked {
+            self.wake(run_id);
+        }
+        Ok(unparked)
     }
 }
-impl super::Store for PostgresStore {
-    fn create_run(&self, _: super::NewRun) -> super::StoreFuture<'_, super::Created> {
-        unimplemented!()
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
     }
-    fn get_run<'a>(&'a self, _: &'a str) -> super::StoreFuture<'a, Option<super::RunRecord>> {
-        unimplemented!()
+}
+
+impl Store for PostgresStore {
+    fn create_run(&self, run: NewRun) -> StoreFuture<'_, Created> {
+        self.create(run).boxed()
     }
-    fn list_runs<'a>(
-        &'a self,
-        _: &'a super::RunFilter,
-    ) -> super::StoreFuture<'a, Vec<super::RunRecord>> {
-        unimplemented!()
+
+    fn get_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        async move {
+            sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE run_id = $1"
+            ))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(run_record)
+            .transpose()
+        }
+        .boxed()
     }
+
+    fn list_runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunRecord>> {
+        self.list(filter).boxed()
+    }
+
     fn heartbeat<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a [super::WorkflowKey],
-    ) -> super::StoreFuture<'a, ()> {
-        unimplemented!()
+        worker: &'a str,
+        workflows: &'a [WorkflowKey],
+    ) -> StoreFuture<'a, ()> {
+        async move {
+            let workflows = serde_json::to_value(workflows)
+                .map_err(|e| StoreError::Corrupt(format!("unserializable workflows: {e}")))?;
+            sqlx::query(concat!(
+                "INSERT INTO workers (worker_id, workflows, heartbeat_at_ms) VALUES ($1, $2::json, ",
+                now_ms!(),
+                ") ON CONFLICT (worker_id) DO UPDATE
+                SET workflows = excluded.workflows, heartbeat_at_ms = excluded.heartbeat_at_ms"
+            ))
+            .bind(worker)
+            .bind(workflows.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        }
+        .boxed()
     }
+
     fn claim<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a super::ClaimOptions,
-    ) -> super::StoreFuture<'a, Vec<super::Claim>> {
-        unimplemented!()
+        worker: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Vec<Claim>> {
+        self.claim_runs(worker, options).boxed()
     }
+
     fn claim_run<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: &'a super::ClaimOptions,
-    ) -> super::StoreFuture<'a, Option<super::Claim>> {
-        unimplemented!()
+        worker: &'a str,
+        run_id: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Option<Claim>> {
+        self.claim_one(worker, run_id, options).boxed()
     }
-    fn load<'a>(&'a self, _: &'a super::Lease) -> super::StoreFuture<'a, super::LoadedRun> {
-        unimplemented!()
+
+    fn load<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, LoadedRun> {
+        self.load_run(lease).boxed()
     }
-    fn inbox<'a>(
-        &'a self,
-        _: &'a super::Lease,
-    ) -> super::StoreFuture<'a, Vec<super::InboxMessage>> {
-        unimplemented!()
+
+    fn inbox<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Vec<InboxMessage>> {
+        self.unread(lease).boxed()
     }
-    fn commit<'a>(&'a self, _: &'a super::Lease, _: super::Commit) -> super::StoreFuture<'a, ()> {
-        unimplemented!()
+
+    fn commit<'a>(&'a self, lease: &'a Lease, commit: Commit) -> StoreFuture<'a, ()> {
+        self.write(lease, commit).boxed()
     }
-    fn send<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: serde_json::Value,
-    ) -> super::StoreFuture<'a, super::Sent> {
-        unimplemented!()
+
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
+        self.queue(run_id, msg_id, event).boxed()
     }
+
     fn events_after<'a>(
         &'a self,
-        _: &'a str,
-        _: u64,
-        _: usize,
-    ) -> super::StoreFuture<'a, Vec<(u64, serde_json::Value)>> {
-        unimplemented!()
+        run_id: &'a str,
+        after: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+        self.events_since(run_id, after, limit).boxed()
     }
-    fn unpark<'a>(&'a self, _: &'a str) -> super::StoreFuture<'a, bool> {
-        unimplemented!()
+
+    fn unpark<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool> {
+        self.resume(run_id).boxed()
     }
-    fn purge<'a>(&'a self, _: &'a str) -> super::StoreFuture<'a, bool> {
-        unimplemented!()
+
+    fn purge<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool> {
+        async move {
+            // Journal, snapshot, inbox and events go with the run (`ON DELETE CASCADE`).
+            let deleted = sqlx::query("DELETE FROM runs WHERE run_id = $1")
+                .bind(run_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(deleted.rows_affected() > 0)
+        }
+        .boxed()
     }
-    fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
-        unimplemented!()
+
+    fn wakeups(&self) -> broadcast::Receiver<String> {
+        self.wakeups.subscribe()
     }
 }
-impl PostgresStore {
-    /// Placeholder.
-    pub async fn connect_schema(_url: &str, _schema: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unsupported("placeholder".into()))
+
+/// Creates `schema` if missing, on a connection of its own.
+async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
+    let mut conn = PgConnection::connect_with(options).await.map_err(db)?;
+    let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&mut conn)
+        .await;
+    if let Err(error) = created {
+        // Two processes creating it at once: the loser fails, but the schema is there.
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(db)?;
+        if !exists {
+            return Err(db(error));
+        }
+    }
+    conn.close().await.map_err(db)
+}
+
+/// The notification channel of `schema`: its name when short enough, else a hash of it.
+fn schema_channel(schema: &str) -> String {
+    let channel = format!("{CHANNEL}_{schema}");
+    if channel.len() <= MAX_IDENTIFIER {
+        return channel;
+    }
+    // FNV-1a: stable across processes and versions, unlike `std`'s hasher.
+    let hash = schema
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{CHANNEL}_{hash:016x}")
+}
+
+async fn new_listener(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+/// Forwards the run ids notified by other stores to `wakeups`, until aborted. `PgListener`
+/// reconnects by itself after most connection losses; on any other error the listener is
+/// replaced, retrying with a growing pause while the database is unreachable.
+async fn listen(
+    mut listener: PgListener,
+    pool: PgPool,
+    channel: String,
+    instance: String,
+    wakeups: broadcast::Sender<String>,
+) {
+    loop {
+        match listener.recv().await {
+            Ok(notification) => {
+                if let Some(run_id) = foreign_run_id(notification.payload(), &instance) {
+                    let _ = wakeups.send(run_id.to_owned());
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, channel = %channel, "eventflow: the Postgres wake-up listener failed; reconnecting");
+                let mut pause = Duration::from_millis(250);
+                loop {
+                    tokio::time::sleep(pause).await;
+                    match new_listener(&pool, &channel).await {
+                        Ok(fresh) => {
+                            listener = fresh;
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, channel = %channel, "eventflow: cannot listen for Postgres wake-ups; retrying");
+                            pause = (pause * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The run id of a notification `{instance}:{run_id}`, unless it came from this store (which
+/// signalled it already). A payload without an instance tag is a bare run id.
+fn foreign_run_id<'a>(payload: &'a str, instance: &str) -> Option<&'a str> {
+    match payload.split_once(':') {
+        Some((from, run_id)) if from.len() == 32 && from.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (from != instance).then_some(run_id)
+        }
+        _ => Some(payload),
+    }
+}
+
+/// Binds the parameters common to both claim queries.
+fn claim_query<'q>(
+    sql: &'q str,
+    worker: &'q str,
+    options: &ClaimOptions,
+    limit: usize,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(worker)
+        .bind(millis(options.lease_ttl))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::from(options.max_recoveries))
+        .bind(format!(
+            "parked after {} recoveries from crashed workers",
+            options.max_recoveries
+        ))
+}
+
+/// The claims among rows returned by a claim query (the others were parked), oldest first, and
+/// the creation order of the newest row.
+fn claimed(worker: &str, rows: Vec<PgRow>) -> Result<(Vec<Claim>, Option<i64>), StoreError> {
+    let mut claims = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for row in rows {
+        let order: i64 = row.try_get("created_order").map_err(db)?;
+        last = last.max(Some(order));
+        let status: String = row.try_get("status").map_err(db)?;
+        if parse_status(&status)? != RunStatus::Running {
+            continue;
+        }
+        let claim = Claim {
+            lease: Lease {
+                run_id: row.try_get("run_id").map_err(db)?,
+                owner: worker.to_owned(),
+                epoch: seq(&row, "epoch")?,
+            },
+            recovered: row.try_get("recovered").map_err(db)?,
+        };
+        claims.push((order, claim));
+    }
+    claims.sort_by_key(|(order, _)| *order);
+    Ok((claims.into_iter().map(|(_, claim)| claim).collect(), last))
+}
+
+/// Appends sequenced values with `sql` (`$1` run id, `$2` sequences, `$3` values).
+async fn append(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    run_id: &str,
+    items: Vec<(u64, Value)>,
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut seqs = Vec::with_capacity(items.len());
+    let mut values = Vec::with_capacity(items.len());
+    for (seq, value) in items {
+        seqs.push(seq_param(seq)?);
+        values.push(value.to_string());
+    }
+    sqlx::query(sql)
+        .bind(run_id)
+        .bind(seqs)
+        .bind(values)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Reads a [`RunRecord`] from a row of [`run_columns!`].
+fn run_record(row: &PgRow) -> Result<RunRecord, StoreError> {
+    let status: String = row.try_get("status").map_err(db)?;
+    let recoveries: i64 = row.try_get("recoveries").map_err(db)?;
+    Ok(RunRecord {
+        run_id: row.try_get("run_id").map_err(db)?,
+        workflow: WorkflowKey {
+            name: row.try_get("workflow").map_err(db)?,
+            fingerprint: row.try_get("fingerprint").map_err(db)?,
+        },
+        status: parse_status(&status)?,
+        owner: row.try_get("owner").map_err(db)?,
+        epoch: seq(row, "epoch")?,
+        recoveries: u32::try_from(recoveries)
+            .map_err(|_| StoreError::Corrupt(format!("recoveries {recoveries} out of range")))?,
+        idempotency_key: row.try_get("idempotency_key").map_err(db)?,
+        result: row.try_get("result").map_err(db)?,
+        error: row.try_get("error").map_err(db)?,
+        last_event_seq: seq(row, "last_event_seq")?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db)?,
+        updated_at_ms: row.try_get("updated_at_ms").map_err(db)?,
+    })
+}
+
+/// Reads `(seq, value)` rows.
+fn sequenced(rows: Vec<PgRow>) -> Result<Vec<(u64, Value)>, StoreError> {
+    rows.iter()
+        .map(|row| Ok((seq(row, "seq")?, json(row, "value")?)))
+        .collect()
+}
+
+fn json(row: &PgRow, column: &str) -> Result<Value, StoreError> {
+    row.try_get(column).map_err(db)
+}
+
+/// Reads a non-negative bigint column.
+fn seq(row: &PgRow, column: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(column).map_err(db)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column}: {value}")))
+}
+
+fn seq_param(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
+}
+
+/// The lease's epoch as stored; one that cannot be stored cannot be current.
+fn epoch_param(lease: &Lease) -> Result<i64, StoreError> {
+    i64::try_from(lease.epoch).map_err(|_| fenced(lease))
+}
+
+/// Whether the sequences of `items` run `first`, `first + 1`, ...
+fn contiguous(items: &[(u64, Value)], first: u64) -> bool {
+    items
+        .iter()
+        .zip(first..)
+        .all(|((seq, _), want)| *seq == want)
+}
+
+fn parse_status(text: &str) -> Result<RunStatus, StoreError> {
+    RunStatus::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{text}`")))
+}
+
+fn fenced(lease: &Lease) -> StoreError {
+    StoreError::Fenced {
+        run_id: lease.run_id.clone(),
+        epoch: lease.epoch,
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Undecodable data is corrupt, and so is data the database refuses (SQLSTATE class 22, "data
+/// exception", such as U+0000 in a text column): retrying cannot help. Anything else is the
+/// database failing (transient).
+fn db(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(refused) = &error
+        && refused.code().is_some_and(|code| code.starts_with("22"))
+    {
+        return StoreError::Corrupt(format!("the database refused the data: {refused}"));
+    }
+    match error {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(error.to_string()),
+        error => StoreError::Database(Box::new(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A store in a fresh schema, or `None` (test skipped) without `DATABASE_URL`.
+    async fn fresh(name: &str) -> Option<(PostgresStore, String, String)> {
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            println!("skipped {name}: DATABASE_URL is not set");
+            return None;
+        };
+        let schema = format!("ef_pg_{name}_{:08x}", fastrand::u32(..));
+        let store = PostgresStore::connect_schema(&url, &schema).await.unwrap();
+        Some((store, url, schema))
+    }
+
+    async fn drop_schema(url: &str, schema: &str) {
+        let mut conn = PgConnection::connect(url).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    fn key() -> WorkflowKey {
+        WorkflowKey {
+            name: "flow".into(),
+            fingerprint: "f1".into(),
+        }
+    }
+
+    fn new_run(run_id: &str, owner: Option<&str>) -> NewRun {
+        NewRun {
+            run_id: run_id.into(),
+            workflow: key(),
+            idempotency_key: None,
+            start: json!({"start": run_id}),
+            owner: owner.map(Into::into),
+        }
+    }
+
+    fn options(limit: usize, max_recoveries: u32) -> ClaimOptions {
+        ClaimOptions {
+            workflows: vec![key()],
+            limit,
+            lease_ttl: Duration::from_secs(30),
+            max_recoveries,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_claim_commit_fence() {
+        let Some((store, url, schema)) = fresh("commit").await else {
+            return;
+        };
+        assert_eq!(
+            store.create_run(new_run("r1", None)).await.unwrap(),
+            Created::New(None)
+        );
+        store.heartbeat("w1", &[key()]).await.unwrap();
+        let claims = store.claim("w1", &options(10, 3)).await.unwrap();
+        assert_eq!(claims.len(), 1);
+        let lease = claims[0].lease.clone();
+        assert_eq!((lease.epoch, claims[0].recovered), (2, false));
+        // A live owner keeps its run.
+        assert!(store.claim("w2", &options(10, 3)).await.unwrap().is_empty());
+        let loaded = store.load(&lease).await.unwrap();
+        assert_eq!(loaded.journal, vec![(1, json!({"start": "r1"}))]);
+        let commit = Commit {
+            journal: vec![(2, json!("a")), (3, json!("b"))],
+            events: vec![(1, json!({"type": "e"}))],
+            snapshot: Some((2, json!({"state": 2}))),
+            ..Commit::default()
+        };
+        store.commit(&lease, commit).await.unwrap();
+        let loaded = store.load(&lease).await.unwrap();
+        assert_eq!(loaded.snapshot, Some((2, json!({"state": 2}))));
+        assert_eq!(loaded.journal, vec![(3, json!("b"))]);
+        assert_eq!(loaded.events, vec![(1, json!({"type": "e"}))]);
+        // Not continuing the journal is corrupt; nothing is written.
+        let gap = Commit {
+            journal: vec![(5, json!("x"))],
+            ..Commit::default()
+        };
+        assert!(matches!(
+            store.commit(&lease, gap).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // A stale epoch is fenced.
+        let stale = Lease {
+            epoch: 1,
+            ..lease.clone()
+        };
+        assert!(matches!(
+            store.commit(&stale, Commit::default()).await,
+            Err(StoreError::Fenced { epoch: 1, .. })
+        ));
+        assert!(matches!(
+            store.load(&stale).await,
+            Err(StoreError::Fenced { .. })
+        ));
+        // Release idle with a wake-up time: waiting, claimable once it has passed.
+        let release = Commit {
+            end: Some(CommitEnd::Release {
+                idle: true,
+                wake_after: Some(Duration::from_millis(200)),
+            }),
+            ..Commit::default()
+        };
+        store.commit(&lease, release).await.unwrap();
+        let record = store.get_run("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.owner, record.epoch),
+            (RunStatus::Waiting, None, 3)
+        );
+        assert_eq!(record.last_event_seq, 1);
+        assert!(matches!(
+            store.commit(&lease, Commit::default()).await,
+            Err(StoreError::Fenced { .. })
+        ));
+        assert!(store.claim("w1", &options(10, 3)).await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lease = store
+            .claim_run("w1", "r1", &options(1, 3))
+            .await
+            .unwrap()
+            .unwrap()
+            .lease;
+        assert_eq!(lease.epoch, 4);
+        store
+            .commit(
+                &lease,
+                Commit {
+                    end: Some(CommitEnd::Finish {
+                        status: RunStatus::Completed,
+                        result: Some(json!({"type": "stop", "value": 1})),
+                        error: None,
+                    }),
+                    ..Commit::default()
+                },
+            )
+            .await
+            .unwrap();
+        let record = store.get_run("r1").await.unwrap().unwrap();
+        assert_eq!(record.status, RunStatus::Completed);
+        assert_eq!(record.result, Some(json!({"type": "stop", "value": 1})));
+        assert!(matches!(
+            store.send("r1", "m1", json!({"type": "x"})).await,
+            Err(StoreError::RunFinished { .. })
+        ));
+        assert_eq!(
+            store.events_after("r1", 0, 10).await.unwrap(),
+            vec![(1, json!({"type": "e"}))]
+        );
+        assert!(store.events_after("r1", 1, 10).await.unwrap().is_empty());
+        assert!(matches!(
+            store.events_after("nope", 0, 10).await,
+            Err(StoreError::UnknownRun { .. })
+        ));
+        let listed = store.list_runs(&RunFilter::default()).await.unwrap();
+        assert_eq!(listed, vec![record]);
+        assert!(store.purge("r1").await.unwrap());
+        assert!(!store.purge("r1").await.unwrap());
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn idempotency_and_duplicates() {
+        let Some((store, url, schema)) = fresh("idem").await else {
+            return;
+        };
+        let keyed = |run_id: &str| NewRun {
+            idempotency_key: Some("k".into()),
+            ..new_run(run_id, Some("w1"))
+        };
+        let lease = Lease {
+            run_id: "a".into(),
+            owner: "w1".into(),
+            epoch: 1,
+        };
+        assert_eq!(
+            store.create_run(keyed("a")).await.unwrap(),
+            Created::New(Some(lease))
+        );
+        assert_eq!(
+            store.create_run(keyed("b")).await.unwrap(),
+            Created::Existing("a".into())
+        );
+        assert_eq!(
+            store.create_run(keyed("a")).await.unwrap(),
+            Created::Existing("a".into())
+        );
+        assert!(matches!(
+            store.create_run(new_run("a", None)).await,
+            Err(StoreError::DuplicateRun { .. })
+        ));
+        assert!(store.get_run("b").await.unwrap().is_none());
+        assert!(store.purge("a").await.unwrap());
+        assert!(matches!(
+            store.create_run(keyed("b")).await.unwrap(),
+            Created::New(_)
+        ));
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn inbox_duplicates_and_release() {
+        let Some((store, url, schema)) = fresh("inbox").await else {
+            return;
+        };
+        let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w1"))).await.unwrap()
+        else {
+            panic!("not created");
+        };
+        assert_eq!(
+            store.send("r", "m1", json!({"type": "a"})).await.unwrap(),
+            Sent::Accepted
+        );
+        assert_eq!(
+            store.send("r", "m1", json!({"type": "b"})).await.unwrap(),
+            Sent::Duplicate
+        );
+        assert_eq!(
+            store.send("r", "m2", json!({"type": "c"})).await.unwrap(),
+            Sent::Accepted
+        );
+        let inbox = store.inbox(&lease).await.unwrap();
+        assert_eq!(
+            inbox.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(),
+            ["m1", "m2"]
+        );
+        assert_eq!(inbox[0].event, json!({"type": "a"}));
+        // Consume one, release idle: the other is unread, so the run stays running.
+        let release = Commit {
+            journal: vec![(2, json!("got m1"))],
+            consumed: vec![inbox[0].id],
+            end: Some(CommitEnd::Release {
+                idle: true,
+                wake_after: None,
+            }),
+            ..Commit::default()
+        };
+        let mut wakeups = store.wakeups();
+        store.commit(&lease, release).await.unwrap();
+        assert_eq!(wakeups.try_recv().unwrap(), "r");
+        let record = store.get_run("r").await.unwrap().unwrap();
+        assert_eq!((record.status, record.epoch), (RunStatus::Running, 2));
+        let lease = store
+            .claim_run("w2", "r", &options(1, 3))
+            .await
+            .unwrap()
+            .unwrap()
+            .lease;
+        let inbox = store.inbox(&lease).await.unwrap();
+        assert_eq!(inbox.len(), 1);
+        // Finishing drops the unread message; resending a consumed one is still a duplicate.
+        let finish = Commit {
+            end: Some(CommitEnd::Finish {
+                status: RunStatus::Failed,
+                result: None,
+                error: Some("boom".into()),
+            }),
+            ..Commit::default()
+        };
+        store.commit(&lease, finish).await.unwrap();
+        assert_eq!(
+            sqlx::query_scalar::<_, String>("SELECT msg_id FROM inbox")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap(),
+            ["m1"]
+        );
+        assert_eq!(
+            store.send("r", "m1", json!({"type": "a"})).await.unwrap(),
+            Sent::Duplicate
+        );
+        assert!(matches!(
+            store.send("r", "m2", json!({"type": "c"})).await,
+            Err(StoreError::RunFinished {
+                status: RunStatus::Failed,
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.send("nope", "m", json!({})).await,
+            Err(StoreError::UnknownRun { .. })
+        ));
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn parking_cancel_and_unpark() {
+        let Some((store, url, schema)) = fresh("park").await else {
+            return;
+        };
+        // Owned by a worker that never beat: dead, so its runs are recovered.
+        store.create_run(new_run("p", Some("ghost"))).await.unwrap();
+        store.create_run(new_run("q", Some("ghost"))).await.unwrap();
+        store.heartbeat("w", &[key()]).await.unwrap();
+        let claims = store.claim("w", &options(1, 1)).await.unwrap();
+        assert_eq!(claims.len(), 1);
+        assert!(claims[0].recovered);
+        assert_eq!(claims[0].lease.run_id, "p");
+        // Owned by `w`, alive: not claimable. `q` is recovered once.
+        let claims = store.claim("w", &options(5, 1)).await.unwrap();
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].lease.run_id, "q");
+        // With no recoveries allowed, both dead-owned runs park instead; parked runs do not count
+        // towards the limit.
+        let options = ClaimOptions {
+            lease_ttl: Duration::ZERO,
+            max_recoveries: 1,
+            ..options(1, 1)
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(store.claim("x", &options).await.unwrap().is_empty());
+        for run_id in ["p", "q"] {
+            let record = store.get_run(run_id).await.unwrap().unwrap();
+            assert_eq!((record.status, record.owner), (RunStatus::Parked, None));
+            assert_eq!(record.recoveries, 2);
+            assert_eq!(
+                record.error.as_deref(),
+                Some("parked after 1 recoveries from crashed workers")
+            );
+        }
+        assert!(store.claim_run("x", "p", &options).await.unwrap().is_none());
+        // A message leaves a parked run parked, except a cancel.
+        store
+            .send("p", "m", json!({"type": "other"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_run("p").await.unwrap().unwrap().status,
+            RunStatus::Parked
+        );
+        store
+            .send("p", "c", json!({"type": CANCEL_MESSAGE}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_run("p").await.unwrap().unwrap().status,
+            RunStatus::Running
+        );
+        assert!(!store.unpark("p").await.unwrap());
+        assert!(store.unpark("q").await.unwrap());
+        let record = store.get_run("q").await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.recoveries, record.error),
+            (RunStatus::Running, 0, None)
+        );
+        let filter = RunFilter {
+            status: vec![RunStatus::Running],
+            workflow: vec!["flow".into()],
+        };
+        assert_eq!(store.list_runs(&filter).await.unwrap().len(), 2);
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claimers_never_share_a_run() {
+        let Some((first, url, schema)) = fresh("race").await else {
+            return;
+        };
+        let second = PostgresStore::connect_schema(&url, &schema).await.unwrap();
+        for i in 0..60 {
+            first
+                .create_run(new_run(&format!("run{i:02}"), None))
+                .await
+                .unwrap();
+        }
+        let stores = [Arc::new(first), Arc::new(second)];
+        let mut tasks = Vec::new();
+        for (n, store) in stores.iter().enumerate() {
+            for m in 0..2 {
+                let store = Arc::clone(store);
+                tasks.push(tokio::spawn(async move {
+                    let worker = format!("w{n}{m}");
+                    store.heartbeat(&worker, &[key()]).await.unwrap();
+                    let mut mine = Vec::new();
+                    loop {
+                        let claims = store.claim(&worker, &options(3, 3)).await.unwrap();
+                        if claims.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(claims.into_iter().map(|c| c.lease.run_id));
+                    }
+                }));
+            }
+        }
+        let mut seen = HashSet::new();
+        for task in tasks {
+            for run_id in task.await.unwrap() {
+                assert!(seen.insert(run_id.clone()), "{run_id} claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 60);
+        drop(stores);
+        drop_schema(&url, &schema).await;
+    }
+
+    /// The backend pids of the store's pooled connections and of its schema's listeners.
+    async fn backends(store: &PostgresStore) -> Vec<i32> {
+        let mut conns = Vec::new();
+        while let Some(conn) = store.pool.try_acquire() {
+            conns.push(conn);
+        }
+        let mut pids = Vec::new();
+        for conn in &mut conns {
+            pids.push(
+                sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap(),
+            );
+        }
+        // The listeners of every store of the schema.
+        let listeners: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN \"' || $1 || '\"'",
+        )
+        .bind(&store.channel)
+        .fetch_all(&mut *conns[0])
+        .await
+        .unwrap();
+        assert!(!listeners.is_empty(), "no listener");
+        pids.extend(listeners);
+        pids
+    }
+
+    async fn next_wakeup(wakeups: &mut broadcast::Receiver<String>) -> String {
+        tokio::time::timeout(Duration::from_secs(10), wakeups.recv())
+            .await
+            .expect("a wake-up within 10 s")
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wakeups_cross_stores_and_survive_lost_connections() {
+        let Some((first, url, schema)) = fresh("notify").await else {
+            return;
+        };
+        let second = PostgresStore::connect_schema(&url, &schema).await.unwrap();
+        let mut own = first.wakeups();
+        let mut other = second.wakeups();
+        first.create_run(new_run("r", Some("w"))).await.unwrap();
+        // The writer signals itself at once, and its listener does not repeat it.
+        assert_eq!(own.try_recv().unwrap(), "r");
+        assert_eq!(next_wakeup(&mut other).await, "r");
+        second.send("r", "m", json!({"type": "e"})).await.unwrap();
+        assert_eq!(next_wakeup(&mut own).await, "r");
+        assert_eq!(other.try_recv().unwrap(), "r");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(own.try_recv().is_err() && other.try_recv().is_err());
+
+        // Kill every connection of the second store, its listener's included: it recovers.
+        let pids = backends(&second).await;
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid")
+            .bind(&pids)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        assert!(second.get_run("r").await.unwrap().is_some());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut n = 0;
+        loop {
+            n += 1;
+            first
+                .send("r", &format!("again{n}"), json!({}))
+                .await
+                .unwrap();
+            if let Ok(Ok(run_id)) =
+                tokio::time::timeout(Duration::from_millis(500), other.recv()).await
+            {
+                assert_eq!(run_id, "r");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no wake-up after reconnecting"
+            );
+        }
+        // Dropped stores stop listening.
+        let channel = first.channel.clone();
+        drop((first, second));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"' || $1 || '\"'",
+            )
+            .bind(&channel)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if listening == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn bad_data_is_corrupt() {
+        let Some((store, url, schema)) = fresh("corrupt").await else {
+            return;
+        };
+        let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w"))).await.unwrap()
+        else {
+            panic!("not created");
+        };
+        sqlx::query("DELETE FROM journal WHERE run_id = 'r'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.load(&lease).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        sqlx::query("ALTER TABLE runs DROP CONSTRAINT runs_status_check")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE runs SET status = 'bogus'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_run("r").await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.send("r", "m", json!({})).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn nul_characters() {
+        let Some((store, url, schema)) = fresh("nul").await else {
+            return;
+        };
+        let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w"))).await.unwrap()
+        else {
+            panic!("not created");
+        };
+        // JSON keeps U+0000 as any other character...
+        let nul = json!({"text": "a \u{0} b", "\u{0}": ["\u{0}"], "n": 1.0});
+        let commit = Commit {
+            journal: vec![(2, nul.clone())],
+            events: vec![(1, nul.clone())],
+            ..Commit::default()
+        };
+        store.commit(&lease, commit).await.unwrap();
+        store.send("r", "m", nul.clone()).await.unwrap();
+        let loaded = store.load(&lease).await.unwrap();
+        assert_eq!(loaded.journal[1], (2, nul.clone()));
+        assert_eq!(store.inbox(&lease).await.unwrap()[0].event, nul);
+        // ... but a text column cannot hold it: refused for good, not a transient failure.
+        let finish = Commit {
+            end: Some(CommitEnd::Finish {
+                status: RunStatus::Failed,
+                result: None,
+                error: Some("a \u{0} b".into()),
+            }),
+            ..Commit::default()
+        };
+        let refused = store.commit(&lease, finish).await.unwrap_err();
+        assert!(matches!(refused, StoreError::Corrupt(_)), "{refused:?}");
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    /// A TCP proxy to the database that can cut every connection and refuse new ones.
+    struct Proxy {
+        url: String,
+        down: tokio::sync::watch::Sender<bool>,
+        task: JoinHandle<()>,
+    }
+
+    impl Proxy {
+        async fn start(url: &str) -> Proxy {
+            use sqlx::ConnectOptions;
+            use tokio::net::{TcpListener, TcpStream};
+
+            let options = PgConnectOptions::from_str(url).unwrap();
+            let upstream = format!("{}:{}", options.get_host(), options.get_port());
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut proxied = options.to_url_lossy();
+            proxied.set_host(Some("127.0.0.1")).unwrap();
+            proxied
+                .set_port(Some(listener.local_addr().unwrap().port()))
+                .unwrap();
+            let (down, watch) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let mut watch = watch.clone();
+                    if *watch.borrow() {
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = watch.wait_for(|down| *down) => {}
+                        }
+                    });
+                }
+            });
+            Proxy {
+                url: proxied.to_string(),
+                down,
+                task,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recovers_from_a_lost_database() {
+        let Some((direct, url, schema)) = fresh("outage").await else {
+            return;
+        };
+        let proxy = Proxy::start(&url).await;
+        let store = PostgresStore::connect_schema(&proxy.url, &schema)
+            .await
+            .unwrap();
+        let mut wakeups = store.wakeups();
+        store.create_run(new_run("r", None)).await.unwrap();
+        assert_eq!(wakeups.recv().await.unwrap(), "r");
+
+        proxy.down.send_replace(true);
+        let failed = store.get_run("r").await.unwrap_err();
+        assert!(failed.is_transient(), "{failed:?}");
+        let failed = store.send("r", "m0", json!({})).await.unwrap_err();
+        assert!(failed.is_transient(), "{failed:?}");
+
+        proxy.down.send_replace(false);
+        assert!(store.get_run("r").await.unwrap().is_some());
+        assert_eq!(
+            store.send("r", "m1", json!({})).await.unwrap(),
+            Sent::Accepted
+        );
+        assert_eq!(wakeups.recv().await.unwrap(), "r");
+        // The listener is back too: another store's notifications arrive again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for n in 0.. {
+            direct
+                .send("r", &format!("again{n}"), json!({}))
+                .await
+                .unwrap();
+            if let Ok(Ok(run_id)) =
+                tokio::time::timeout(Duration::from_millis(500), wakeups.recv()).await
+            {
+                assert_eq!(run_id, "r");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the listener is not back"
+            );
+        }
+        drop((store, direct));
+        proxy.task.abort();
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn connect_uses_the_default_schema() {
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            println!("skipped connect_uses_the_default_schema: DATABASE_URL is not set");
+            return;
+        };
+        // The URL picks the default schema, so that the test leaves `public` alone.
+        let schema = format!("ef_pg_default_{:08x}", fastrand::u32(..));
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        let store = PostgresStore::connect(&scoped).await.unwrap();
+        assert_eq!(store.channel, schema_channel(&schema));
+        store.create_run(new_run("r", None)).await.unwrap();
+        let runs: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".runs"))
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(runs, 1);
+        // Connecting again finds the migrations applied.
+        drop(store);
+        let store = PostgresStore::connect(&scoped).await.unwrap();
+        assert!(store.get_run("r").await.unwrap().is_some());
+        drop(store);
+        drop_schema(&url, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn bad_schema_names_are_refused() {
+        for schema in ["", "a-b", "a\"b", "x y", &"s".repeat(64)] {
+            let refused = PostgresStore::connect_schema("postgres://nowhere", schema).await;
+            assert!(refused.is_err(), "{schema:?}");
+        }
+        assert!(schema_channel(&"s".repeat(63)).len() <= MAX_IDENTIFIER);
+        assert_eq!(schema_channel("abc"), "eventflow_wakeup_abc");
+    }
+
+    #[test]
+    fn payloads() {
+        let me = "0123456789abcdef0123456789abcdef";
+        let other = "fedcba9876543210fedcba9876543210";
+        assert_eq!(foreign_run_id(&format!("{me}:r"), me), None);
+        assert_eq!(foreign_run_id(&format!("{other}:a:b"), me), Some("a:b"));
+        assert_eq!(foreign_run_id("plain:run", me), Some("plain:run"));
     }
 }
