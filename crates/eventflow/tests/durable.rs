@@ -295,3 +295,42 @@ async fn a_shut_down_worker_hands_its_runs_to_another() {
     assert_eq!(record.recoveries, 0, "a hand-back is not a recovery");
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_run_waiting_for_a_distant_retry_holds_no_lease_until_it_is_due() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = attempts.clone();
+    let flaky = Workflow::builder("flaky")
+        .step(
+            Step::new("call", move |ctx: Context, _: StartEvent| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if ctx.attempt() == 1 {
+                        return Err::<StopEvent, BoxError>("rate limited".into());
+                    }
+                    Ok(StopEvent::new(ctx.attempt()))
+                }
+            })
+            .retry(RetryPolicy::fixed(Duration::from_millis(2500)).max_attempts(2)),
+        )
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![flaky]).await;
+    let started = tokio::time::Instant::now();
+    let run_id = engine.start("flaky", StartEvent::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let record = engine.record(&run_id).await.unwrap();
+    assert_eq!(record.status, RunStatus::Waiting);
+    assert_eq!(record.owner, None);
+    assert!(engine.active_runs().is_empty());
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.result.unwrap()["value"]["result"], json!(2));
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    engine.shutdown().await;
+}

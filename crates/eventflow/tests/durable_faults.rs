@@ -592,6 +592,136 @@ async fn crash_loop_is_parked(backend: Backend) {
     assert!(record.error.unwrap().contains("parked"));
 }
 
+/// A TCP proxy to Postgres that can cut every connection and refuse new ones for a while.
+struct CuttableProxy {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    async fn start(target: std::net::SocketAddr) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*watch.borrow() {
+                    continue; // dropped: the connection is refused
+                }
+                let mut down = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// The database is unreachable for a few seconds while runs are in flight: no run whose start
+/// was acknowledged and no acknowledged event is lost, and every run finishes once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_drop_loses_nothing() {
+    let Some(mut h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let target = {
+        let rest = url.split('@').nth(1).expect("DATABASE_URL has a host");
+        let host_port = rest.split('/').next().unwrap();
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        tokio::net::lookup_host(host_port)
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = CuttableProxy::start(target).await;
+    let through_proxy = {
+        let (before, after) = url.split_once('@').unwrap();
+        let path = after.split_once('/').map_or("", |(_, path)| path);
+        format!("{before}@127.0.0.1:{}/{path}", proxy.port)
+    };
+    for (key, value) in &mut h.env {
+        if key == "EF_STORE" {
+            *value = through_proxy.clone();
+        }
+    }
+    h.spawn_worker("a", &[("EF_SLEEP_SUMMARIZE", "300")]);
+    h.spawn_worker("b", &[("EF_SLEEP_SUMMARIZE", "300")]);
+    let mut pipelines = Vec::new();
+    for _ in 0..12 {
+        pipelines.push(h.start("pipeline", StartEvent::new()).await);
+    }
+    let mut questions = Vec::new();
+    for _ in 0..4 {
+        questions.push(h.start("hitl", StartEvent::new()).await);
+    }
+    h.until_logged("start summarize").await;
+    proxy.set_up(false);
+    let completed = || async {
+        let records = h
+            .store
+            .list_runs(&eventflow::store::RunFilter {
+                status: vec![RunStatus::Completed],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        records.len()
+    };
+    let completed_at_cut = completed().await;
+    // While the workers cannot reach the database, clients still start runs and answer.
+    for _ in 0..4 {
+        pipelines.push(h.start("pipeline", StartEvent::new()).await);
+    }
+    for (i, run_id) in questions.iter().enumerate() {
+        h.client
+            .send_event(
+                run_id,
+                "answer",
+                HumanResponseEvent::new(format!("yes {i}")),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing reached the database from the workers while it was cut off.
+    assert_eq!(completed().await, completed_at_cut);
+    assert!(completed_at_cut < pipelines.len());
+    proxy.set_up(true);
+    for run_id in &pipelines {
+        let record = h
+            .until(run_id, "completed", |r| r.status.is_terminal())
+            .await;
+        assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+        assert_eq!(result(&record)["completions"], 3, "{record:?}");
+    }
+    for (i, run_id) in questions.iter().enumerate() {
+        let record = h
+            .until(run_id, "answered", |r| r.status.is_terminal())
+            .await;
+        assert_eq!(result(&record), format!("answer: yes {i}").as_str());
+    }
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
