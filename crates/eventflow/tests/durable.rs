@@ -334,3 +334,39 @@ async fn a_run_waiting_for_a_distant_retry_holds_no_lease_until_it_is_due() {
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     engine.shutdown().await;
 }
+
+/// JSON cannot hold a map with non-string keys: such an event cannot be journaled.
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Unjournalable {
+    map: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_journaled_fails_the_run_naming_it() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let workflow = Workflow::builder("unjournalable")
+        .add_step("make", |_: StartEvent| async {
+            Ok::<_, BoxError>(Unjournalable {
+                map: [(vec![1u8], 1)].into_iter().collect(),
+            })
+        })
+        .add_step("take", |_: Unjournalable| async {
+            Ok::<_, BoxError>(StopEvent::new("unreachable"))
+        })
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![workflow]).await;
+    let run_id = engine
+        .start("unjournalable", StartEvent::new())
+        .await
+        .unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.unwrap();
+    assert!(error.contains("cannot be journaled"), "{error}");
+    assert!(error.contains("step `make`"), "{error}");
+    engine.shutdown().await;
+}

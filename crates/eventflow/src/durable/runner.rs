@@ -130,7 +130,16 @@ impl DurableRun {
         }
         let entry = Entry::encode(spec, tick, writes)
             .and_then(serde_json::to_value)
-            .map_err(|e| format!("cannot journal a tick: {e}"))?;
+            .map_err(|e| {
+                let what = match (tick, step_of) {
+                    (Tick::StepDone { .. }, Some(step)) => {
+                        format!("the completion of step `{}`", spec.steps[step].name)
+                    }
+                    (Tick::Emit { event, .. }, _) => format!("event {}", event.name()),
+                    _ => "a tick".to_owned(),
+                };
+                format!("cannot journal {what}: {e}")
+            })?;
         self.journal_seq += 1;
         self.since_snapshot += 1;
         self.pending.journal.push((self.journal_seq, entry));

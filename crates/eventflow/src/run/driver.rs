@@ -22,7 +22,7 @@ use crate::run::handler::RunOutput;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
 use crate::run::{Msg, RunShared, RunSnapshot, WaitRequest};
 use crate::step::StepError;
-use crate::store::{CommitEnd, RunStatus};
+use crate::store::{CommitEnd, RunStatus, StoreError};
 use crate::workflow::WorkflowSpec;
 
 /// How a driver begins.
@@ -176,9 +176,8 @@ impl Driver {
                     ),
                     Msg::Snapshot(_) => Ok(()),
                 };
-                if let Err(error) = recorded {
-                    tracing::error!(%error, "a tick cannot be journaled; the run stops here");
-                    self.abandon();
+                if let Err(reason) = recorded {
+                    self.fail_unrecordable(&mut durable, reason).await;
                     return;
                 }
                 messages.push(message);
@@ -187,8 +186,7 @@ impl Driver {
                 match durable.read_inbox(&spec, &shared.state).await {
                     Ok(read) => ticks.extend(read),
                     Err(error) => {
-                        tracing::warn!(%error, "the run is no longer ours");
-                        self.abandon();
+                        self.let_go(&mut durable, error).await;
                         return;
                     }
                 }
@@ -234,9 +232,8 @@ impl Driver {
             let prepared = durable
                 .take_events(&published)
                 .and_then(|()| durable.maybe_snapshot(&spec, &self.state, release));
-            if let Err(error) = prepared {
-                tracing::error!(%error, "the run cannot be recorded; it stops here");
-                self.abandon();
+            if let Err(reason) = prepared {
+                self.fail_unrecordable(&mut durable, reason).await;
                 return;
             }
             let end = if finished {
@@ -247,8 +244,7 @@ impl Driver {
                 None
             };
             if let Err(Abandon(error)) = durable.commit(end).await {
-                tracing::warn!(%error, "the run is no longer ours");
-                self.abandon();
+                self.let_go(&mut durable, error).await;
                 return;
             }
             if finished {
@@ -261,6 +257,40 @@ impl Driver {
             }
             self.execute();
         }
+    }
+
+    /// Stops driving the run after the store refused it. Fenced (another worker owns it) or
+    /// purged: nothing to do. Otherwise the lease may still be ours, and a run held by a live
+    /// worker that no longer drives it would never be claimed again: hand it back.
+    async fn let_go(&mut self, durable: &mut DurableRun, error: StoreError) {
+        self.abandon();
+        match error {
+            StoreError::Fenced { .. } | StoreError::UnknownRun { .. } => {
+                tracing::info!(%error, "the run is no longer ours");
+            }
+            error => {
+                tracing::error!(%error, "the store refused the run; handing it back");
+                durable.pending = Default::default();
+                let release = CommitEnd::Release {
+                    idle: false,
+                    wake_after: None,
+                };
+                let _ = durable.commit(Some(release)).await;
+            }
+        }
+    }
+
+    /// A tick or event that cannot be serialized cannot be journaled: the run fails, naming it.
+    async fn fail_unrecordable(&mut self, durable: &mut DurableRun, reason: String) {
+        tracing::error!(%reason, "the run cannot be journaled; it fails");
+        self.abandon();
+        durable.pending = Default::default();
+        let end = finish_end(
+            RunStatus::Failed,
+            None,
+            Some(format!("the run cannot be journaled: {reason}")),
+        );
+        let _ = durable.commit(Some(end)).await;
     }
 
     /// Stops everything this process runs for the run, without finishing it: the run goes on
