@@ -296,7 +296,8 @@ impl<E: Event> WaitForEvent<E> {
     }
 
     /// Publishes `prompt` on the run's stream once the wait has begun, so an answer to it can
-    /// never arrive before the run listens for it.
+    /// never arrive before the run listens for it — and only if no matching event is already
+    /// there, so a step that runs again (after a durable run was resumed) does not ask twice.
     pub fn prompt(mut self, prompt: impl Event) -> Self {
         self.prompt = Some(AnyEvent::new(prompt));
         self
