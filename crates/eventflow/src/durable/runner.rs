@@ -96,7 +96,8 @@ impl DurableRun {
             since_snapshot: 1,
             pending: Commit::default(),
             snapshot_due: false,
-            inbox_due: true,
+            // Nothing can be sent to a run before its id is known; later messages signal.
+            inbox_due: false,
             completed: Vec::new(),
         }
     }

@@ -237,7 +237,15 @@ impl Driver {
                 return;
             }
             let end = if finished {
-                self.end.take()
+                // A run always finishes through `finish`; a journal that ends a run elsewhere
+                // must still not leave it held by a live worker that no longer drives it.
+                Some(self.end.take().unwrap_or_else(|| {
+                    finish_end(
+                        RunStatus::Failed,
+                        None,
+                        Some("the run had finished before it was rebuilt".into()),
+                    )
+                }))
             } else if release {
                 Some(CommitEnd::Release { idle, wake_after })
             } else {
