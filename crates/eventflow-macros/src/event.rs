@@ -58,6 +58,12 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
         impl ::eventflow::Event for #ident {
             const NAME: &'static str = #name;
             const ROLE: ::eventflow::EventRole = ::eventflow::EventRole::#role;
+
+            fn schema() -> ::core::option::Option<::eventflow::__private::serde_json::Value> {
+                #[allow(unused_imports)]
+                use ::eventflow::__private::{ViaJsonSchema as _, WithoutSchema as _};
+                (&&::eventflow::__private::Probe::<Self>::new()).schema()
+            }
         }
     })
 }

@@ -74,6 +74,61 @@ pub use workflow::{
     IntoWorkflow, StartInput, ValidationErrors, ValidationProblem, Workflow, WorkflowBuilder,
 };
 
+/// Re-exported so that events can derive `JsonSchema` without a direct dependency (use
+/// `#[schemars(crate = "eventflow::schemars")]`).
+pub use schemars;
+
+#[doc(hidden)]
+pub mod __private {
+    //! Used by the derive macros; not public API.
+
+    use std::marker::PhantomData;
+
+    pub use serde_json;
+    use serde_json::Value;
+
+    /// Picks `JsonSchema` when the probed type implements it (autoref specialization: the
+    /// derive calls `(&&Probe::<Self>::new()).schema()` on a concrete type).
+    pub struct Probe<T>(PhantomData<T>);
+
+    impl<T> Probe<T> {
+        /// A probe of `T`.
+        pub fn new() -> Self {
+            Probe(PhantomData)
+        }
+    }
+
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Chosen when the type implements `JsonSchema`.
+    pub trait ViaJsonSchema {
+        /// The schema.
+        fn schema(&self) -> Option<Value>;
+    }
+
+    impl<T: schemars::JsonSchema> ViaJsonSchema for &Probe<T> {
+        fn schema(&self) -> Option<Value> {
+            Some(schemars::schema_for!(T).to_value())
+        }
+    }
+
+    /// The fallback: no schema.
+    pub trait WithoutSchema {
+        /// No schema.
+        fn schema(&self) -> Option<Value>;
+    }
+
+    impl<T> WithoutSchema for Probe<T> {
+        fn schema(&self) -> Option<Value> {
+            None
+        }
+    }
+}
+
 /// The result type of steps: any error converts into [`BoxError`] with `?`.
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 

@@ -145,3 +145,41 @@ async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<(
     assert!(handler.await.is_err());
     Ok(())
 }
+
+mod schemas {
+    use eventflow::prelude::*;
+    use eventflow::schemars::{self, JsonSchema};
+
+    #[derive(Event, JsonSchema, Clone, Serialize, Deserialize)]
+    #[schemars(crate = "eventflow::schemars")]
+    struct Order {
+        id: u64,
+        note: Option<String>,
+    }
+
+    #[derive(Event, Clone, Serialize, Deserialize)]
+    struct Untyped {
+        id: u64,
+    }
+
+    #[test]
+    fn a_derived_json_schema_reaches_the_event_type() {
+        let schema = EventType::of::<Order>().schema().unwrap();
+        assert_eq!(schema["properties"]["id"]["type"], "integer");
+        assert_eq!(schema["required"], json!(["id"]));
+        assert!(EventType::of::<Untyped>().schema().is_none());
+    }
+
+    #[test]
+    fn built_in_events_describe_their_fields() {
+        let stop = EventType::of::<StopEvent>().schema().unwrap();
+        assert_eq!(stop["required"], json!(["result"]));
+        let answer = EventType::of::<HumanResponseEvent>().schema().unwrap();
+        assert_eq!(answer["properties"]["response"]["type"], "string");
+        let question = serde_json::to_value(InputRequiredEvent::new("ok?")).unwrap();
+        let schema = EventType::of::<InputRequiredEvent>().schema().unwrap();
+        for required in schema["required"].as_array().unwrap() {
+            assert!(question.get(required.as_str().unwrap()).is_some());
+        }
+    }
+}

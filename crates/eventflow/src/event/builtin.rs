@@ -80,6 +80,15 @@ pub struct StartEvent {
 impl Event for StartEvent {
     const NAME: &'static str = "StartEvent";
     const ROLE: crate::EventRole = crate::EventRole::Start;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "StartEvent",
+            "description": "The run's input: any keyword arguments, read by steps with `get`.",
+            "type": "object",
+            "additionalProperties": true
+        }))
+    }
 }
 
 impl StartEvent {
@@ -150,6 +159,16 @@ pub struct StopEvent {
 impl Event for StopEvent {
     const NAME: &'static str = "StopEvent";
     const ROLE: crate::EventRole = crate::EventRole::Stop;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "StopEvent",
+            "description": "The run's result.",
+            "type": "object",
+            "properties": { "result": {} },
+            "required": ["result"]
+        }))
+    }
 }
 
 impl StopEvent {
@@ -196,6 +215,17 @@ pub struct InputRequiredEvent {
 impl Event for InputRequiredEvent {
     const NAME: &'static str = "InputRequiredEvent";
     const ROLE: crate::EventRole = crate::EventRole::Outbound;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "InputRequiredEvent",
+            "description": "A question for a human; answer it with a HumanResponseEvent.",
+            "type": "object",
+            "properties": { "prefix": { "type": "string" } },
+            "required": ["prefix"],
+            "additionalProperties": true
+        }))
+    }
 }
 
 impl InputRequiredEvent {
@@ -238,6 +268,17 @@ pub struct HumanResponseEvent {
 impl Event for HumanResponseEvent {
     const NAME: &'static str = "HumanResponseEvent";
     const ROLE: crate::EventRole = crate::EventRole::External;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "HumanResponseEvent",
+            "description": "A human's answer.",
+            "type": "object",
+            "properties": { "response": { "type": "string" } },
+            "required": ["response"],
+            "additionalProperties": true
+        }))
+    }
 }
 
 impl HumanResponseEvent {
@@ -279,6 +320,18 @@ pub struct RunFailedEvent {
 impl Event for RunFailedEvent {
     const NAME: &'static str = "RunFailedEvent";
     const ROLE: crate::EventRole = crate::EventRole::Terminal;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "RunFailedEvent",
+            "type": "object",
+            "properties": {
+                "step": { "type": ["string", "null"] },
+                "error": { "type": "string" }
+            },
+            "required": ["error"]
+        }))
+    }
 }
 
 /// Published last when a run exceeds its timeout.
@@ -293,6 +346,18 @@ pub struct RunTimedOutEvent {
 impl Event for RunTimedOutEvent {
     const NAME: &'static str = "RunTimedOutEvent";
     const ROLE: crate::EventRole = crate::EventRole::Terminal;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "RunTimedOutEvent",
+            "type": "object",
+            "properties": {
+                "timeout_ms": { "type": "integer", "minimum": 0 },
+                "active_steps": { "type": "array", "items": { "type": "string" } }
+            },
+            "required": ["timeout_ms", "active_steps"]
+        }))
+    }
 }
 
 /// Published last when a run is cancelled.
@@ -302,4 +367,11 @@ pub struct RunCancelledEvent {}
 impl Event for RunCancelledEvent {
     const NAME: &'static str = "RunCancelledEvent";
     const ROLE: crate::EventRole = crate::EventRole::Terminal;
+
+    fn schema() -> Option<Value> {
+        Some(serde_json::json!({
+            "title": "RunCancelledEvent",
+            "type": "object"
+        }))
+    }
 }

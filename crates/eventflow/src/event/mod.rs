@@ -76,6 +76,30 @@ pub trait Event: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     /// The part this event type plays; `#[event(start)]`, `#[event(stop)]`, ... set it.
     const ROLE: EventRole = EventRole::Plain;
+
+    /// The JSON Schema of the event's value, for servers and clients that validate or document
+    /// events. `#[derive(Event)]` provides it when the type also derives
+    /// [`schemars::JsonSchema`](crate::schemars::JsonSchema); otherwise it is `None` (nothing
+    /// is claimed about the fields).
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    /// use eventflow::schemars::{self, JsonSchema};
+    ///
+    /// #[derive(Event, JsonSchema, Clone, Serialize, Deserialize)]
+    /// #[schemars(crate = "eventflow::schemars")]
+    /// struct Query { text: String }
+    ///
+    /// #[derive(Event, Clone, Serialize, Deserialize)]
+    /// struct Opaque { text: String }
+    ///
+    /// let schema = Query::schema().unwrap();
+    /// assert_eq!(schema["properties"]["text"]["type"], "string");
+    /// assert!(Opaque::schema().is_none());
+    /// ```
+    fn schema() -> Option<Value> {
+        None
+    }
 }
 
 /// A runtime descriptor of an event type: its name, role and how to decode it from JSON.
@@ -89,6 +113,7 @@ pub struct EventType {
     type_id: TypeId,
     rust_name: &'static str,
     decode: fn(Value) -> Result<AnyEvent, serde_json::Error>,
+    schema: fn() -> Option<Value>,
 }
 
 impl EventType {
@@ -100,7 +125,13 @@ impl EventType {
             type_id: TypeId::of::<E>(),
             rust_name: std::any::type_name::<E>(),
             decode: |value| serde_json::from_value::<E>(value).map(AnyEvent::new),
+            schema: E::schema,
         }
+    }
+
+    /// The JSON Schema of the event's value ([`Event::schema`]), if the type has one.
+    pub fn schema(&self) -> Option<Value> {
+        (self.schema)()
     }
 
     /// The event's stable name ([`Event::NAME`]).
@@ -280,6 +311,7 @@ impl OpaqueEvent {
                     value,
                 })))
             },
+            schema: || None,
         }
     }
 }
