@@ -11,6 +11,10 @@
 //! cargo run --example durable -- answer --db /tmp/expenses.db --run RUN_ID --approve yes
 //! cargo run --example durable -- demo --db /tmp/expenses.db     # both, in one command
 //! ```
+//!
+//! The workflow, `expenses`, is defined in the library, in `examples/workflows/expenses.rs`
+//! (`eventflow_examples::workflows::expenses`), so that a server can serve it by name too;
+//! this binary runs it on a durable engine.
 
 use std::time::Duration;
 
@@ -19,55 +23,15 @@ use eventflow::durable::Engine;
 use eventflow::prelude::*;
 use eventflow::store::{RunStatus, SqliteStore};
 use eventflow_examples::arg;
+use eventflow_examples::workflows::expenses;
 use serde_json::Value;
-
-/// An expense report checked against the policy.
-#[derive(Event, Clone, Debug, Serialize, Deserialize)]
-struct Checked {
-    amount: u32,
-    within_policy: bool,
-}
-
-fn expenses() -> Workflow {
-    Workflow::builder("expenses")
-        .add_step("check", |ev: StartEvent| async move {
-            let amount: u32 = ev.get("amount")?;
-            Ok::<_, BoxError>(Checked {
-                amount,
-                within_policy: amount <= 100,
-            })
-        })
-        .add_step("approve", |ctx: Context, ev: Checked| async move {
-            if ev.within_policy {
-                return Ok::<_, BoxError>(StopEvent::new(format!(
-                    "{} EUR reimbursed without review",
-                    ev.amount
-                )));
-            }
-            let answer = ctx
-                .wait_for_event::<HumanResponseEvent>()
-                .prompt(InputRequiredEvent::new(format!(
-                    "Reimburse {} EUR, above the 100 EUR policy? (yes/no)",
-                    ev.amount
-                )))
-                .await?;
-            let approved = answer.response.trim().eq_ignore_ascii_case("yes");
-            Ok(StopEvent::new(format!(
-                "{} EUR {}",
-                ev.amount,
-                if approved { "reimbursed" } else { "refused" }
-            )))
-        })
-        .build()
-        .expect("the expenses workflow is valid")
-}
 
 async fn engine(db: &str) -> anyhow::Result<Engine> {
     let store = SqliteStore::open(db)
         .await
         .with_context(|| format!("cannot open the database {db}"))?;
     Ok(Engine::builder(store)
-        .workflow(expenses())
+        .workflow(expenses::workflow())
         .poll_interval(Duration::from_millis(50))
         .start()
         .await?)

@@ -14,120 +14,19 @@
 //!
 //! Replies that commit money (a refund, a discount, ...) need a human's approval; others are
 //! sent without review.
+//!
+//! The workflow is defined in the library, in `examples/workflows/hitl.rs`
+//! (`eventflow_examples::workflows::hitl`), so that a server can serve it by name too; this
+//! binary is the human: it answers the run's questions from `--answer` or standard input.
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context as _;
 use eventflow::prelude::*;
 use eventflow_examples::arg;
+use eventflow_examples::workflows::hitl::{self, DEFAULT_QUERY, Outcome, Status};
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
-
-const DEFAULT_QUERY: &str = "A customer asks for a refund of a damaged order";
-
-/// A draft and whether a human must approve it before it goes out.
-#[derive(Event, Clone, Debug, Serialize, Deserialize)]
-struct ReviewEvent {
-    content: String,
-    requires_approval: bool,
-}
-
-/// What `request_review` returns: a question for a human, or the final result.
-#[derive(EventUnion)]
-enum ReviewRequest {
-    Ask(InputRequiredEvent),
-    Done(StopEvent),
-}
-
-/// What became of the draft.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Status {
-    Approved,
-    Rejected,
-    /// No review was needed.
-    Sent,
-}
-
-/// The run's result: the status and the content.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Outcome {
-    status: Status,
-    content: String,
-}
-
-/// Words that make a reply a commitment a human must approve.
-const NEEDS_APPROVAL: &[&str] = &["refund", "discount", "compensation"];
-
-struct InteractiveWorkflow;
-
-impl InteractiveWorkflow {
-    /// Drafts the reply; an LLM call in a real workflow.
-    fn generate_content(&self, query: &str) -> String {
-        let query = query.to_lowercase();
-        if query.contains("refund") {
-            "Dear customer, we are sorry your order arrived damaged. \
-             We will refund it in full within 5 business days."
-                .to_owned()
-        } else if query.contains("late") || query.contains("delay") {
-            "Dear customer, we are sorry for the delay. \
-             Please accept a 10% discount on your next order."
-                .to_owned()
-        } else {
-            "Dear customer, thank you for writing to us. \
-             We have passed your message on to the team."
-                .to_owned()
-        }
-    }
-
-    fn needs_review(&self, content: &str) -> bool {
-        let content = content.to_lowercase();
-        NEEDS_APPROVAL.iter().any(|word| content.contains(word))
-    }
-}
-
-#[workflow]
-impl InteractiveWorkflow {
-    #[step]
-    async fn generate(&self, ev: StartEvent) -> Result<ReviewEvent> {
-        let query: String = ev.get("query")?;
-        let content = self.generate_content(&query);
-        Ok(ReviewEvent {
-            requires_approval: self.needs_review(&content),
-            content,
-        })
-    }
-
-    #[step]
-    async fn request_review(&self, ctx: &Context, ev: ReviewEvent) -> Result<ReviewRequest> {
-        if !ev.requires_approval {
-            return Ok(StopEvent::new(Outcome {
-                status: Status::Sent,
-                content: ev.content,
-            })
-            .into());
-        }
-        // `process_review` receives only the human's answer; the draft waits in the context.
-        ctx.set("content", &ev.content)?;
-        let prompt = format!(
-            "This reply needs approval:\n\n    {}\n\nSend it? (yes/no)",
-            ev.content
-        );
-        Ok(InputRequiredEvent::new(prompt).into())
-    }
-
-    #[step]
-    async fn process_review(&self, ctx: &Context, ev: HumanResponseEvent) -> Result<StopEvent> {
-        let content: String = ctx.get("content")?;
-        let approved = matches!(ev.response.trim().to_lowercase().as_str(), "yes" | "y");
-        let status = if approved {
-            Status::Approved
-        } else {
-            Status::Rejected
-        };
-        Ok(StopEvent::new(Outcome { status, content }))
-    }
-}
 
 /// Where the answers to the workflow's questions come from.
 enum Answers {
@@ -175,8 +74,7 @@ struct Session {
 
 /// Runs the workflow on `query`, answering every question it asks from `answers`.
 async fn run(query: &str, answers: &mut Answers) -> anyhow::Result<Session> {
-    let workflow = InteractiveWorkflow.into_workflow()?;
-    let handler = workflow.run(json!({ "query": query }));
+    let handler = hitl::workflow().run(json!({ "query": query }));
 
     let mut questions = Vec::new();
     let mut events = handler.stream_events();
@@ -210,7 +108,9 @@ async fn main() -> anyhow::Result<()> {
 
     println!("Query: {query}");
     let session = run(&query, &mut answers).await?;
-    let Outcome { status, content } = session.outcome;
+    let Outcome {
+        status, content, ..
+    } = session.outcome;
     let verdict = match status {
         Status::Approved => "approved by the reviewer, sent",
         Status::Rejected => "rejected by the reviewer, not sent",
@@ -234,6 +134,7 @@ mod tests {
         for yes in ["yes", "y", "Yes", " YES "] {
             let session = run(DEFAULT_QUERY, &mut answer(yes)).await.unwrap();
             assert_eq!(session.outcome.status, Status::Approved, "answer {yes:?}");
+            assert_eq!(session.outcome.response.as_deref(), Some(yes));
             assert!(session.outcome.content.contains("refund"));
             assert_eq!(session.questions.len(), 1);
             assert!(session.questions[0].contains("We will refund it in full"));
@@ -256,6 +157,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(session.outcome.status, Status::Sent);
+        assert_eq!(session.outcome.response, None);
         assert!(session.questions.is_empty(), "{:?}", session.questions);
         assert!(
             session

@@ -1,5 +1,11 @@
-//! Helpers shared by the examples: reading `--flag value` arguments, the model client the
-//! environment configures, and loading this project's own documents to retrieve from.
+//! What the examples share: the workflows of several examples, in [`workflows`], so that a
+//! server can serve them by name ([`workflows::demo_workflows`]); and helpers for reading
+//! `--flag value` arguments, the model client the environment configures, and loading this
+//! project's own documents to retrieve from.
+
+#![warn(missing_docs)]
+
+pub mod workflows;
 
 use std::path::{Path, PathBuf};
 

@@ -19,162 +19,14 @@
 //! improvement a refinement adds (an example +0.2, a source +0.15, a summary +0.05) raises it,
 //! with diminishing returns: 0.5, 0.7, 0.85, 0.9. With the reference's threshold of 0.8 the
 //! loop exits early after two refinements; with `--target 0.95` it is stopped by the cap.
+//!
+//! The workflow is defined in the library, in `examples/workflows/refinement.rs`
+//! (`eventflow_examples::workflows::refinement`), so that a server can serve it by name too;
+//! this binary runs it once on the command line's query and target.
 
-use eventflow::RunOutput;
 use eventflow::prelude::*;
 use eventflow_examples::arg;
-
-/// The most refinements a run makes.
-const MAX_ITERATIONS: u32 = 3;
-
-/// A draft to score.
-#[derive(Event, Clone, Debug, Serialize, Deserialize)]
-struct QualityCheckEvent {
-    query: String,
-    answer: String,
-    iteration: u32,
-    quality_score: f64,
-}
-
-/// A draft to improve: loops back to `generate`.
-#[derive(Event, Clone, Debug, Serialize, Deserialize)]
-struct RefineEvent {
-    query: String,
-    answer: String,
-    iteration: u32,
-}
-
-/// What `generate` accepts: the reference's `StartEvent | RefineEvent`.
-#[derive(EventUnion)]
-enum GenerateInput {
-    Start(StartEvent),
-    Refine(RefineEvent),
-}
-
-/// What `check_quality` returns: the reference's `RefineEvent | StopEvent`.
-#[derive(EventUnion)]
-enum CheckOutcome {
-    Refine(RefineEvent),
-    Stop(StopEvent),
-}
-
-/// Why the loop ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum StopReason {
-    QualityReached,
-    IterationCap,
-}
-
-/// The run's result.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Refined {
-    answer: String,
-    iteration: u32,
-    quality_score: f64,
-    reason: StopReason,
-}
-
-/// One improvement a refinement can make: a sentence starting with `marker`, worth `weight`.
-struct Improvement {
-    marker: &'static str,
-    weight: f64,
-    sentence: &'static str,
-}
-
-/// The improvements, in the order refinements make them.
-const IMPROVEMENTS: &[Improvement] = &[
-    Improvement {
-        marker: "For example",
-        weight: 0.2,
-        sentence: "For example, a worked case makes the idea concrete.",
-    },
-    Improvement {
-        marker: "Source:",
-        weight: 0.15,
-        sentence: "Source: the official documentation.",
-    },
-    Improvement {
-        marker: "In short",
-        weight: 0.05,
-        sentence: "In short, that is the whole answer.",
-    },
-];
-
-/// Scores an answer from its text: 0.5 for a draft, plus the weight of each improvement in it.
-fn quality(answer: &str) -> f64 {
-    0.5 + IMPROVEMENTS
-        .iter()
-        .filter(|improvement| answer.contains(improvement.marker))
-        .map(|improvement| improvement.weight)
-        .sum::<f64>()
-}
-
-/// Adds the first improvement the answer lacks (none when it has them all).
-fn refine(answer: &str) -> String {
-    match IMPROVEMENTS.iter().find(|i| !answer.contains(i.marker)) {
-        Some(improvement) => format!("{answer} {}", improvement.sentence),
-        None => answer.to_owned(),
-    }
-}
-
-struct RefinementWorkflow {
-    /// The loop stops once `quality_score > target`.
-    target: f64,
-}
-
-#[workflow]
-impl RefinementWorkflow {
-    #[step]
-    async fn generate(&self, ev: GenerateInput) -> Result<QualityCheckEvent> {
-        let (query, answer, iteration) = match ev {
-            GenerateInput::Start(start) => {
-                let query: String = start.get("query")?;
-                let draft = format!("A first answer to \"{query}\".");
-                (query, draft, 0)
-            }
-            GenerateInput::Refine(prev) => (prev.query, refine(&prev.answer), prev.iteration + 1),
-        };
-        let quality_score = quality(&answer);
-        Ok(QualityCheckEvent {
-            query,
-            answer,
-            iteration,
-            quality_score,
-        })
-    }
-
-    #[step]
-    async fn check_quality(&self, ev: QualityCheckEvent) -> CheckOutcome {
-        let reason = if ev.quality_score > self.target {
-            StopReason::QualityReached
-        } else if ev.iteration >= MAX_ITERATIONS {
-            StopReason::IterationCap
-        } else {
-            return RefineEvent {
-                query: ev.query,
-                answer: ev.answer,
-                iteration: ev.iteration,
-            }
-            .into();
-        };
-        StopEvent::new(Refined {
-            answer: ev.answer,
-            iteration: ev.iteration,
-            quality_score: ev.quality_score,
-            reason,
-        })
-        .into()
-    }
-}
-
-/// Runs the loop once; the output carries the result and the path the run took.
-async fn run(query: &str, target: f64, verbose: bool) -> anyhow::Result<RunOutput> {
-    let workflow = RefinementWorkflow { target }
-        .into_workflow()?
-        .verbose(verbose);
-    Ok(workflow.run(json!({ "query": query })).await?)
-}
+use eventflow_examples::workflows::refinement::{self, DEFAULT_TARGET, Refined};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -182,9 +34,10 @@ async fn main() -> anyhow::Result<()> {
     let query = arg(&args, "query").unwrap_or_else(|| "What is ownership?".to_owned());
     let target = match arg(&args, "target") {
         Some(target) => target.parse()?,
-        None => 0.8,
+        None => DEFAULT_TARGET,
     };
-    let output = run(&query, target, true).await?;
+    let workflow = refinement::workflow_with_target(target).verbose(true);
+    let output = workflow.run(json!({ "query": query })).await?;
     let refined: Refined = output.result()?;
     println!();
     println!(
@@ -194,57 +47,4 @@ async fn main() -> anyhow::Result<()> {
     println!("generate ran {} times", output.path().step_runs("generate"));
     println!("answer: {}", refined.answer);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quality_grows_with_each_refinement() {
-        let mut answer = "A first answer.".to_owned();
-        let mut scores = vec![quality(&answer)];
-        for _ in 0..MAX_ITERATIONS {
-            answer = refine(&answer);
-            scores.push(quality(&answer));
-        }
-        assert!(scores.windows(2).all(|w| w[1] > w[0]), "{scores:?}");
-    }
-
-    #[tokio::test]
-    async fn exits_early_once_quality_is_reached() {
-        let output = run("What is ownership?", 0.8, false).await.unwrap();
-        let refined: Refined = output.result().unwrap();
-        assert_eq!(refined.reason, StopReason::QualityReached);
-        assert_eq!(refined.iteration, 2);
-        assert!(refined.quality_score > 0.8);
-        // The first draft and two refinements.
-        assert_eq!(output.path().step_runs("generate"), 3);
-        assert_eq!(output.path().step_runs("check_quality"), 3);
-    }
-
-    #[tokio::test]
-    async fn a_good_enough_draft_is_not_refined() {
-        let output = run("What is ownership?", 0.4, false).await.unwrap();
-        let refined: Refined = output.result().unwrap();
-        assert_eq!(refined.iteration, 0);
-        assert_eq!(refined.answer, "A first answer to \"What is ownership?\".");
-        assert_eq!(output.path().step_runs("generate"), 1);
-    }
-
-    #[tokio::test]
-    async fn never_makes_more_than_three_refinements() {
-        // 0.95 is above the best score the text can reach, so only the cap ends the loop.
-        let output = run("What is ownership?", 0.95, false).await.unwrap();
-        let refined: Refined = output.result().unwrap();
-        assert_eq!(refined.reason, StopReason::IterationCap);
-        assert_eq!(refined.iteration, MAX_ITERATIONS);
-        assert!(refined.quality_score <= 0.95);
-        // The first draft plus 3 refinements, and no more.
-        assert_eq!(output.path().step_runs("generate"), 4);
-        assert_eq!(output.path().step_runs("check_quality"), 4);
-        for improvement in IMPROVEMENTS {
-            assert!(refined.answer.contains(improvement.marker), "{refined:?}");
-        }
-    }
 }

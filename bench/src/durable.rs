@@ -251,8 +251,8 @@ impl Counters {
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.steps
-            .fetch_add(info.completed_steps.len() as u64, Ordering::SeqCst);
-        if info.finished {
+            .fetch_add(info.completed.len() as u64, Ordering::SeqCst);
+        if info.finished.is_some() {
             self.finished.store(true, Ordering::SeqCst);
         }
     }

@@ -370,3 +370,147 @@ async fn an_event_that_cannot_be_journaled_fails_the_run_naming_it() {
     assert!(error.contains("step `make`"), "{error}");
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_finished_run_continues_under_its_id_with_its_state() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let visits = Workflow::builder("visits")
+        .add_step("visit", |ctx: Context, ev: StartEvent| async move {
+            let who: String = ev.get("who")?;
+            let count: u32 = ctx.get_or("visits", 0)? + 1;
+            ctx.set("visits", count)?;
+            ctx.write_event_to_stream(Count { n: count });
+            Ok::<_, BoxError>(StopEvent::new(format!("{who}: visit {count}")))
+        })
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![visits]).await;
+    let first = engine
+        .start_with("visits", json!({"who": "ada"}), StartOptions::default())
+        .await
+        .unwrap();
+    engine
+        .wait(&first.run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let again = StartOptions {
+        run_id: Some(first.run_id.clone()),
+        continue_finished: true,
+        ..StartOptions::default()
+    };
+    let second = engine
+        .start_with("visits", json!({"who": "ada"}), again.clone())
+        .await
+        .unwrap();
+    assert_eq!(second.run_id, first.run_id);
+    assert_eq!(
+        second.after_seq, 2,
+        "the first run published Count and StopEvent"
+    );
+    let record = engine
+        .wait(&first.run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        record.result.unwrap()["value"]["result"],
+        json!("ada: visit 2")
+    );
+    let new_events: Vec<(u64, String)> = engine
+        .events(&first.run_id, second.after_seq)
+        .map(|e| e.unwrap())
+        .map(|e| (e.seq, e.event.name))
+        .collect()
+        .await;
+    assert_eq!(
+        new_events,
+        [(3, "Count".to_owned()), (4, "StopEvent".to_owned())]
+    );
+    // Without `continue_finished`, the id is taken.
+    let refused = engine
+        .start_with(
+            "visits",
+            json!({"who": "ada"}),
+            StartOptions {
+                run_id: Some(first.run_id.clone()),
+                ..StartOptions::default()
+            },
+        )
+        .await;
+    assert!(refused.is_err());
+    engine.shutdown().await;
+}
+
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Work {
+    n: u64,
+}
+
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Done {
+    n: u64,
+}
+
+fn fan_out(items: u64) -> Workflow {
+    Workflow::builder("fan_out")
+        .step(
+            Step::new("scatter", move |ctx: Context, _: StartEvent| async move {
+                for n in 1..=items {
+                    ctx.send_event(Work { n })?;
+                }
+                Ok::<_, BoxError>(())
+            })
+            .emits::<Work>(),
+        )
+        .step(
+            Step::new("work", |w: Work| async move {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                Ok::<_, BoxError>(Done { n: w.n })
+            })
+            .num_workers(4),
+        )
+        .add_step("gather", move |ctx: Context, done: Done| async move {
+            let Some(all) = ctx.collect_events(done, items as usize) else {
+                return Ok::<_, BoxError>(None);
+            };
+            let sum: u64 = all.iter().map(|d| d.n).sum();
+            Ok(Some(StopEvent::new(
+                json!({"sum": sum, "count": all.len()}),
+            )))
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_in_handed_over_mid_way_collects_every_event_once() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let items = 40;
+    let first = Engine::builder(store.clone())
+        .workflow(fan_out(items))
+        .poll_interval(Duration::from_millis(50))
+        .snapshot_every(7)
+        .start()
+        .await
+        .unwrap();
+    let run_id = first.start("fan_out", StartEvent::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    first.shutdown().await;
+    let record = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Running, "handed back mid-way");
+    let second = Engine::builder(store)
+        .workflow(fan_out(items))
+        .poll_interval(Duration::from_millis(50))
+        .snapshot_every(7)
+        .start()
+        .await
+        .unwrap();
+    let record = second
+        .wait(&run_id, Some(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    let result = &record.result.unwrap()["value"]["result"];
+    assert_eq!(result["count"], json!(items));
+    assert_eq!(result["sum"], json!(items * (items + 1) / 2));
+    second.shutdown().await;
+}

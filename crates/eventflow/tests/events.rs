@@ -148,7 +148,7 @@ async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<(
 
 mod schemas {
     use eventflow::prelude::*;
-    use eventflow::schemars::{self, JsonSchema};
+    use eventflow::schemars::JsonSchema;
 
     #[derive(Event, JsonSchema, Clone, Serialize, Deserialize)]
     #[schemars(crate = "eventflow::schemars")]

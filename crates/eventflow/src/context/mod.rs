@@ -144,8 +144,8 @@ impl Context {
     /// The fan-in half of a fan-out: the step that receives the events returns `Option<...>`
     /// and emits only when the set is complete. Each call costs O(1).
     pub fn collect_events<E: Event>(&self, event: E, count: usize) -> Option<Vec<E>> {
-        self.run.state.touch(self.invocation, Touch::Collect);
         let events = self.run.state.collect(
+            Some(self.invocation),
             self.step,
             AnyEvent::new(event),
             &[(EventType::of::<E>(), count)],
@@ -180,8 +180,9 @@ impl Context {
                 _ => runs.push((*ty, 1)),
             }
         }
-        self.run.state.touch(self.invocation, Touch::Collect);
-        self.run.state.collect(self.step, event.into(), &runs)
+        self.run
+            .state
+            .collect(Some(self.invocation), self.step, event.into(), &runs)
     }
 
     /// Waits for an event of type `E` to be sent into the run, typically a human's answer.

@@ -142,18 +142,26 @@ pub(crate) struct StateStore {
 struct Touched {
     keys: BTreeSet<String>,
     typed: bool,
-    collect: bool,
+    /// The events it added to collect buffers, in order.
+    collected: Vec<Collected>,
 }
 
-/// A part of the state an invocation writes.
+/// An event added to the collect buffer of `step` expecting `expected`.
+struct Collected {
+    step: usize,
+    expected: Vec<(EventType, usize)>,
+    event: AnyEvent,
+}
+
+/// A part of the state an invocation writes (collect buffers record themselves).
 pub(crate) enum Touch<'a> {
     Key(&'a str),
     Typed,
-    Collect,
 }
 
-/// What one step invocation wrote, as the values at its completion: replayed in journal order,
-/// these rebuild the state that completed steps left.
+/// What one step invocation wrote: the values of the keys and typed state at its completion,
+/// and the events it added to collect buffers. Replayed in journal order, these rebuild the
+/// state that completed steps left.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StateWrites {
     /// Keys set (`Some`) or removed (`None`).
@@ -161,14 +169,23 @@ pub(crate) struct StateWrites {
     kv: Vec<(String, Option<Value>)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typed: Option<Value>,
-    /// Every collect buffer, when the invocation collected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    collect: Option<Vec<CollectSnapshot>>,
+    /// The events added to collect buffers, each with its buffer (a buffer's expected events
+    /// name it): replaying them is O(events), where recording whole buffers was quadratic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    collected: Vec<CollectedEvent>,
+}
+
+/// One event added to a collect buffer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct CollectedEvent {
+    step: String,
+    expected: Vec<(String, usize)>,
+    event: EventJson,
 }
 
 impl StateWrites {
     pub(crate) fn is_empty(&self) -> bool {
-        self.kv.is_empty() && self.typed.is_none() && self.collect.is_none()
+        self.kv.is_empty() && self.typed.is_none() && self.collected.is_empty()
     }
 }
 
@@ -191,7 +208,6 @@ impl StateStore {
                 entry.keys.insert(key.to_owned());
             }
             Touch::Typed => entry.typed = true,
-            Touch::Collect => entry.collect = true,
         }
     }
 
@@ -224,12 +240,31 @@ impl StateStore {
         } else {
             None
         };
-        let collect = if touched.collect {
-            Some(self.collect_snapshot(step_names)?)
-        } else {
-            None
-        };
-        Ok(StateWrites { kv, typed, collect })
+        let collected = touched
+            .collected
+            .iter()
+            .map(
+                |Collected {
+                     step,
+                     expected,
+                     event,
+                 }| {
+                    Ok(CollectedEvent {
+                        step: step_names[*step].clone(),
+                        expected: expected
+                            .iter()
+                            .map(|(ty, n)| (ty.name().to_owned(), *n))
+                            .collect(),
+                        event: EventJson::encode(event)?,
+                    })
+                },
+            )
+            .collect::<Result<_, serde_json::Error>>()?;
+        Ok(StateWrites {
+            kv,
+            typed,
+            collected,
+        })
     }
 
     /// Applies what a completed invocation wrote (replaying a journal).
@@ -251,8 +286,24 @@ impl StateStore {
         if let Some(typed) = writes.typed {
             *lock(&self.typed) = Some(TypedState::Json(typed));
         }
-        if let Some(buffers) = writes.collect {
-            self.restore_collect(buffers, step_index, event_type)?;
+        for collected in writes.collected {
+            let step = step_index(&collected.step)
+                .ok_or_else(|| format!("collect buffer of unknown step `{}`", collected.step))?;
+            let expected = collected
+                .expected
+                .iter()
+                .map(|(name, n)| {
+                    event_type(name)
+                        .map(|ty| (ty, *n))
+                        .ok_or_else(|| format!("unknown event type `{name}`"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let ty = event_type(&collected.event.name)
+                .ok_or_else(|| format!("unknown event type `{}`", collected.event.name))?;
+            let event = ty
+                .decode(collected.event.value)
+                .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
+            self.collect(None, step, event, &expected);
         }
         Ok(())
     }
@@ -332,12 +383,26 @@ impl StateStore {
 
     /// Adds `event` to the buffer for `expected` and, when the buffer holds every expected
     /// event, drains them in expected order.
+    /// `invocation` is the step invocation collecting (whose writes are tracked), or `None` when
+    /// replaying.
     pub(crate) fn collect(
         &self,
+        invocation: Option<u64>,
         step: usize,
         event: AnyEvent,
         expected: &[(EventType, usize)],
     ) -> Option<Vec<AnyEvent>> {
+        if let (Some(touched), Some(invocation)) = (&self.touched, invocation) {
+            lock(touched)
+                .entry(invocation)
+                .or_default()
+                .collected
+                .push(Collected {
+                    step,
+                    expected: expected.to_vec(),
+                    event: event.clone(),
+                });
+        }
         let mut hasher = DefaultHasher::new();
         for (ty, count) in expected {
             ty.type_id().hash(&mut hasher);
@@ -430,7 +495,7 @@ impl StateStore {
                 let event = ty
                     .decode(event.value)
                     .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
-                self.collect(step, event, &expected);
+                self.collect(None, step, event, &expected);
             }
         }
         Ok(())

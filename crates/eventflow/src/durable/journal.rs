@@ -21,6 +21,11 @@ pub(crate) enum Entry {
     Start {
         event: EventJson,
     },
+    /// A finished run starts again under its id, with the context state it left: the reducer
+    /// starts afresh with this start event.
+    Restart {
+        event: EventJson,
+    },
     Emit {
         event: EventJson,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +102,7 @@ impl Entry {
                 invocation,
                 outcome,
                 retryable,
+                ..
             } => {
                 let (events, error) = match outcome {
                     Ok(events) => (
@@ -144,7 +150,9 @@ impl Entry {
     pub(crate) fn decode(self, spec: &WorkflowSpec) -> Result<(Tick, StateWrites), String> {
         let event = |json: EventJson| decode_event(spec, json);
         let tick = match self {
-            Entry::Start { event: json } => Tick::Start(event(json)?),
+            Entry::Start { event: json } | Entry::Restart { event: json } => {
+                Tick::Start(event(json)?)
+            }
             Entry::Emit {
                 event: json,
                 target,
@@ -179,6 +187,7 @@ impl Entry {
                         invocation,
                         outcome,
                         retryable,
+                        elapsed: Duration::ZERO,
                     },
                     writes,
                 ));

@@ -69,13 +69,33 @@ pub enum EngineError {
     /// The start event is not the workflow's.
     #[error(transparent)]
     Start(WorkflowError),
-    /// An event sent to a run is not one of its workflow's event types, or does not decode.
+    /// An event sent to a run is of a type its workflow does not know.
+    #[error("workflow `{workflow}` has no event type `{name}` (it knows: {})", known.join(", "))]
+    UnknownEventType {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The type asked for.
+        name: String,
+        /// The types the workflow knows.
+        known: Vec<&'static str>,
+    },
+    /// An event sent to a run does not decode as its type, or a step does not accept it.
     #[error("invalid event for run `{run_id}`: {reason}")]
     InvalidEvent {
         /// The run.
         run_id: String,
         /// What is wrong with the event.
         reason: String,
+    },
+    /// A run id given to continue belongs to a run of another workflow.
+    #[error("run `{run_id}` is a run of workflow `{workflow}`")]
+    OtherWorkflow {
+        /// The run.
+        run_id: String,
+        /// Its workflow.
+        workflow: String,
     },
     /// The run did not finish within the time given to [`Engine::wait`].
     #[error("run `{run_id}` did not finish within {waited:?}")]
@@ -109,10 +129,25 @@ pub type CommitHook = dyn Fn(&CommitInfo) + Send + Sync;
 pub struct CommitInfo {
     /// The run.
     pub run_id: String,
-    /// The steps whose completion the commit recorded, in journal order.
-    pub completed_steps: Vec<String>,
-    /// Whether the commit finished the run.
-    pub finished: bool,
+    /// The run's workflow.
+    pub workflow: String,
+    /// The step completions the commit recorded, in journal order.
+    pub completed: Vec<CompletedStep>,
+    /// How the run finished, when the commit finished it.
+    pub finished: Option<RunStatus>,
+}
+
+/// A step completion recorded by a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedStep {
+    /// The step's name.
+    pub step: String,
+    /// The attempt that completed (1 for the first).
+    pub attempt: u32,
+    /// How long the attempt ran.
+    pub duration: Duration,
+    /// Whether the attempt failed (it may be retried).
+    pub failed: bool,
 }
 
 /// Builds an [`Engine`]: a store, the workflows this worker serves, and its timings.
@@ -199,7 +234,7 @@ impl EngineBuilder {
             keys,
             options: self.options,
             active: Mutex::new(HashMap::new()),
-            committed: Notify::new(),
+            watchers: Mutex::new(HashMap::new()),
             stop,
             stopping,
             background: Mutex::new(None),
@@ -223,11 +258,52 @@ struct Inner {
     options: EngineOptions,
     /// Runs this worker drives now: their epoch and the signal that their inbox has mail.
     active: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
-    /// Woken after every commit, for readers waiting on events or results.
-    committed: Notify,
+    /// Readers waiting on a run's events or result, woken by its commits here (other
+    /// processes' commits are seen by polling).
+    watchers: Mutex<HashMap<String, Arc<Watch>>>,
     stop: watch::Sender<bool>,
     stopping: watch::Receiver<bool>,
     background: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What readers of one run wait on.
+#[derive(Default)]
+struct Watch {
+    /// Any commit: new events.
+    committed: Notify,
+    /// The run finished (or this worker stopped driving it).
+    ended: Notify,
+}
+
+/// A reader's registration; unregisters when the last reader of the run drops it.
+struct Watching {
+    inner: Arc<Inner>,
+    run_id: String,
+    watch: Arc<Watch>,
+}
+
+impl Watching {
+    fn new(inner: &Arc<Inner>, run_id: &str) -> Self {
+        let watch = lock(&inner.watchers)
+            .entry(run_id.to_owned())
+            .or_default()
+            .clone();
+        Watching {
+            inner: inner.clone(),
+            run_id: run_id.to_owned(),
+            watch,
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut watchers = lock(&self.inner.watchers);
+        // Two references left: the map's and ours.
+        if Arc::strong_count(&self.watch) <= 2 {
+            watchers.remove(&self.run_id);
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +336,10 @@ pub struct StartOptions {
     /// Record the run without driving it here: a worker serving its workflow claims it. For
     /// nodes that accept requests for workflows other nodes run.
     pub detached: bool,
+    /// When `run_id` names a finished run, start it again under the same id, with the context
+    /// state it left (as LlamaIndex's server does for a reused handler id). Without it, such an
+    /// id fails with `StoreError::DuplicateRun`.
+    pub continue_finished: bool,
 }
 
 /// What [`Engine::start_with`] did.
@@ -269,6 +349,9 @@ pub struct Started {
     pub run_id: String,
     /// True when the idempotency key was used before: this is that run.
     pub existing: bool,
+    /// The sequence of the run's last event before this start: its new events come after it
+    /// (0 for a new run; more when a finished run was continued).
+    pub after_seq: u64,
 }
 
 impl Engine {
@@ -346,6 +429,8 @@ impl Engine {
         let run_id = options
             .run_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let owner = (!options.detached && inner.options.drive_runs)
+            .then(|| inner.options.worker_id.clone());
         let created = inner
             .store
             .create_run(NewRun {
@@ -353,14 +438,20 @@ impl Engine {
                 workflow: workflow_key(workflow),
                 idempotency_key: options.idempotency_key,
                 start: entry,
-                owner: (!options.detached && inner.options.drive_runs)
-                    .then(|| inner.options.worker_id.clone()),
+                owner: owner.clone(),
             })
-            .await?;
+            .await;
+        let created = match created {
+            Err(StoreError::DuplicateRun { run_id }) if options.continue_finished => {
+                return self.continue_finished(workflow, run_id, tick, owner).await;
+            }
+            other => other?,
+        };
         match created {
             Created::Existing(run_id) => Ok(Started {
                 run_id,
                 existing: true,
+                after_seq: 0,
             }),
             Created::New(lease) => {
                 if let Some(lease) = lease {
@@ -371,6 +462,7 @@ impl Engine {
                         inner.settings(),
                         signal,
                         self.inner.clone(),
+                        workflow.name(),
                     );
                     let shared = new_run(
                         workflow,
@@ -384,9 +476,59 @@ impl Engine {
                 Ok(Started {
                     run_id,
                     existing: false,
+                    after_seq: 0,
                 })
             }
         }
+    }
+
+    /// Starts a finished run again, rebuilt from the store like a claimed run.
+    async fn continue_finished(
+        &self,
+        workflow: &Workflow,
+        run_id: String,
+        tick: Tick,
+        owner: Option<String>,
+    ) -> Result<Started, EngineError> {
+        let record = self.record(&run_id).await?;
+        if record.workflow.name != workflow.name() {
+            return Err(EngineError::OtherWorkflow {
+                run_id,
+                workflow: record.workflow.name,
+            });
+        }
+        let Tick::Start(event) = &tick else {
+            unreachable!("runs start with a start tick")
+        };
+        let entry = serde_json::to_value(Entry::Restart {
+            event: EventJson::encode(event).map_err(|e| EngineError::InvalidEvent {
+                run_id: run_id.clone(),
+                reason: e.to_string(),
+            })?,
+        })
+        .map_err(|e| EngineError::InvalidEvent {
+            run_id: run_id.clone(),
+            reason: e.to_string(),
+        })?;
+        let reopened = self
+            .inner
+            .store
+            .reopen(&run_id, entry, owner.as_deref())
+            .await?;
+        if let Some(lease) = reopened.lease {
+            let inner = self.inner.clone();
+            inner
+                .drive_claimed(Claim {
+                    lease,
+                    recovered: false,
+                })
+                .await;
+        }
+        Ok(Started {
+            run_id,
+            existing: false,
+            after_seq: reopened.last_event_seq,
+        })
     }
 
     /// Sends `event` to a run under the message id `msg_id`: delivered once however often it is
@@ -421,13 +563,18 @@ impl Engine {
         };
         if let Some(workflow) = self.inner.workflows.get(&record.workflow.name) {
             let spec = &workflow.spec;
-            let ty = spec.event_by_name(&event.name).ok_or_else(|| {
-                invalid(format!(
-                    "workflow `{}` has no event type `{}`",
-                    workflow.name(),
-                    event.name
-                ))
-            })?;
+            let ty =
+                spec.event_by_name(&event.name)
+                    .ok_or_else(|| EngineError::UnknownEventType {
+                        run_id: run_id.to_owned(),
+                        workflow: workflow.name().to_owned(),
+                        name: event.name.clone(),
+                        known: workflow
+                            .known_event_types()
+                            .iter()
+                            .map(|ty| ty.name())
+                            .collect(),
+                    })?;
             ty.decode(event.value.clone())
                 .map_err(|e| invalid(format!("{} does not decode: {e}", event.name)))?;
             if let Some(step) = step {
@@ -477,9 +624,10 @@ impl Engine {
         run_id: &str,
         timeout: Option<Duration>,
     ) -> Result<RunRecord, EngineError> {
+        let watching = Watching::new(&self.inner, run_id);
         let waiting = async {
             loop {
-                let committed = self.inner.committed.notified();
+                let committed = watching.watch.ended.notified();
                 tokio::pin!(committed);
                 committed.as_mut().enable();
                 let record = self.record(run_id).await?;
@@ -514,21 +662,23 @@ impl Engine {
     ) -> BoxStream<'static, Result<SequencedEvent, EngineError>> {
         let engine = self.clone();
         let run_id = run_id.to_owned();
+        let watching = Watching::new(&self.inner, &run_id);
         let stream = futures::stream::try_unfold(
-            (engine, run_id, after, Vec::new().into_iter(), false),
-            |(engine, run_id, mut after, mut buffer, mut done)| async move {
+            (engine, watching, after, Vec::new().into_iter(), false),
+            |(engine, watching, mut after, mut buffer, mut done)| async move {
+                let run_id = watching.run_id.clone();
                 loop {
                     if let Some((seq, value)) = buffer.next() {
                         after = seq;
                         let event: EventJson = serde_json::from_value(value)
                             .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
                         let item = SequencedEvent { seq, event };
-                        return Ok(Some((item, (engine, run_id, after, buffer, done))));
+                        return Ok(Some((item, (engine, watching, after, buffer, done))));
                     }
                     if done {
                         return Ok(None);
                     }
-                    let committed = engine.inner.committed.notified();
+                    let committed = watching.watch.committed.notified();
                     tokio::pin!(committed);
                     committed.as_mut().enable();
                     // Read the status first: events committed before a terminal status are
@@ -672,6 +822,7 @@ impl Inner {
             self.settings(),
             signal,
             self.clone(),
+            workflow.name(),
         );
         match rebuild(workflow, loaded, durable) {
             Ok(rebuilt) => {
@@ -713,11 +864,19 @@ impl RunExit for Inner {
             active.remove(&lease.run_id);
         }
         drop(active);
-        self.committed.notify_waiters();
+        if let Some(watch) = lock(&self.watchers).get(&lease.run_id) {
+            watch.committed.notify_waiters();
+            watch.ended.notify_waiters();
+        }
     }
 
-    fn committed(&self, _run_id: &str) {
-        self.committed.notify_waiters();
+    fn committed(&self, run_id: &str, finished: bool) {
+        if let Some(watch) = lock(&self.watchers).get(run_id) {
+            watch.committed.notify_waiters();
+            if finished {
+                watch.ended.notify_waiters();
+            }
+        }
     }
 }
 
@@ -736,13 +895,15 @@ async fn background(inner: std::sync::Weak<Inner>) {
     };
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     let mut claim = tokio::time::interval(poll);
+    let mut last_beat = tokio::time::Instant::now();
     loop {
         let woken = tokio::select! {
             _ = stopping.changed() => return,
             _ = heartbeat.tick() => {
                 let Some(inner) = inner.upgrade() else { return };
-                if let Err(error) = inner.store.heartbeat(&inner.options.worker_id, &inner.keys).await {
-                    tracing::warn!(%error, "heartbeat failed");
+                match inner.store.heartbeat(&inner.options.worker_id, &inner.keys).await {
+                    Ok(()) => last_beat = tokio::time::Instant::now(),
+                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
                 }
                 continue;
             }
@@ -755,6 +916,18 @@ async fn background(inner: std::sync::Weak<Inner>) {
         };
         if *inner.stopping.borrow() {
             return;
+        }
+        // A worker whose own heartbeat is stale looks dead: claiming now would take its own runs
+        // (and others') as recoveries. Beat first (after the database was unreachable, say).
+        if last_beat.elapsed() > heartbeat_every {
+            match inner
+                .store
+                .heartbeat(&inner.options.worker_id, &inner.keys)
+                .await
+            {
+                Ok(()) => last_beat = tokio::time::Instant::now(),
+                Err(_) => continue,
+            }
         }
         let options = inner.claim_options();
         match woken {

@@ -27,8 +27,9 @@ struct DurableSnapshot {
 /// Tells the engine a run's driver has stopped, however it stopped.
 pub(crate) trait RunExit: Send + Sync {
     fn exited(&self, lease: &Lease);
-    /// A commit of this run reached the store (events readers may want).
-    fn committed(&self, run_id: &str);
+    /// A commit of this run reached the store (events readers may want); `finished` when it
+    /// finished the run.
+    fn committed(&self, run_id: &str, finished: bool);
 }
 
 /// How often a driver snapshots, polls and retries; set by the engine.
@@ -49,6 +50,8 @@ pub(crate) struct DurableRun {
     /// The engine's signal that the run's inbox may hold messages.
     pub(crate) signal: Arc<Notify>,
     pub(crate) exit: Arc<dyn RunExit>,
+    /// The run's workflow, for the commit hook.
+    workflow: String,
     /// The state as completed steps left it: what a replay of the journal gives, and what
     /// snapshots record (the live state also holds writes of steps still running).
     committed: StateStore,
@@ -60,8 +63,8 @@ pub(crate) struct DurableRun {
     /// invocations are not in the journal).
     snapshot_due: bool,
     pub(crate) inbox_due: bool,
-    /// The steps whose completion the pending commit records (for the commit hook).
-    completed: Vec<String>,
+    /// The step completions the pending commit records (for the commit hook).
+    completed: Vec<crate::durable::CompletedStep>,
 }
 
 /// Why a durable driver stops holding its run without finishing it: another worker owns the
@@ -83,6 +86,7 @@ impl DurableRun {
         settings: DurableSettings,
         signal: Arc<Notify>,
         exit: Arc<dyn RunExit>,
+        workflow: &str,
     ) -> Self {
         DurableRun {
             store,
@@ -90,6 +94,7 @@ impl DurableRun {
             settings,
             signal,
             exit,
+            workflow: workflow.to_owned(),
             committed: StateStore::default(),
             journal_seq: 1,
             persisted_events: 0,
@@ -108,14 +113,24 @@ impl DurableRun {
         spec: &WorkflowSpec,
         live: &StateStore,
         tick: &Tick,
-        step_of: Option<usize>,
+        step_of: Option<(usize, u32)>,
     ) -> Result<(), String> {
         let writes = match tick {
-            Tick::StepDone { invocation, .. } => {
+            Tick::StepDone {
+                invocation,
+                outcome,
+                elapsed,
+                ..
+            } => {
                 if self.settings.on_commit.is_some()
-                    && let Some(step) = step_of
+                    && let Some((step, attempt)) = step_of
                 {
-                    self.completed.push(spec.steps[step].name.clone());
+                    self.completed.push(crate::durable::CompletedStep {
+                        step: spec.steps[step].name.clone(),
+                        attempt,
+                        duration: *elapsed,
+                        failed: outcome.is_err(),
+                    });
                 }
                 live.take_writes(*invocation, &step_names(spec))
                     .map_err(|e| format!("cannot record a step's state: {e}"))?
@@ -133,7 +148,7 @@ impl DurableRun {
             .and_then(serde_json::to_value)
             .map_err(|e| {
                 let what = match (tick, step_of) {
-                    (Tick::StepDone { .. }, Some(step)) => {
+                    (Tick::StepDone { .. }, Some((step, _))) => {
                         format!("the completion of step `{}`", spec.steps[step].name)
                     }
                     (Tick::Emit { event, .. }, _) => format!("event {}", event.name()),
@@ -224,7 +239,10 @@ impl DurableRun {
     pub(crate) async fn commit(&mut self, end: Option<CommitEnd>) -> Result<(), Abandon> {
         let mut commit = std::mem::take(&mut self.pending);
         let completed = std::mem::take(&mut self.completed);
-        let finished = matches!(end, Some(CommitEnd::Finish { .. }));
+        let finished = match &end {
+            Some(CommitEnd::Finish { status, .. }) => Some(*status),
+            _ => None,
+        };
         commit.end = end;
         if commit.is_empty() {
             return Ok(());
@@ -233,11 +251,12 @@ impl DurableRun {
         loop {
             match self.store.commit(&self.lease, commit.clone()).await {
                 Ok(()) => {
-                    self.exit.committed(&self.lease.run_id);
+                    self.exit.committed(&self.lease.run_id, finished.is_some());
                     if let Some(hook) = &self.settings.on_commit {
                         hook(&crate::durable::CommitInfo {
                             run_id: self.lease.run_id.clone(),
-                            completed_steps: completed,
+                            workflow: self.workflow.clone(),
+                            completed,
                             finished,
                         });
                     }
@@ -348,6 +367,10 @@ pub(crate) fn rebuild(
         seq = entry_seq;
         let entry: Entry =
             serde_json::from_value(json).map_err(|e| format!("invalid journal entry: {e}"))?;
+        if matches!(entry, Entry::Restart { .. }) {
+            let seed = seed_of(&format!("{}/{entry_seq}", durable.lease.run_id));
+            state = RunState::new(spec, seed);
+        }
         let (tick, writes) = entry.decode(spec)?;
         if !writes.is_empty() {
             live.apply_writes(writes.clone(), step_index, event_type)?;

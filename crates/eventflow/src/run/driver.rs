@@ -578,6 +578,7 @@ impl Driver {
                     invocation,
                     outcome,
                     retryable,
+                    elapsed,
                 }));
             }
             .instrument(span),

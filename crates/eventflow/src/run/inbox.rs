@@ -31,6 +31,8 @@ impl Inbox {
     }
 
     /// Queues a message for the driver; hands it back when the run has ended.
+    // The error is the message itself, as with tokio's `SendError<T>`: it was moved in anyway.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn send(&self, message: Msg) -> Result<(), Msg> {
         match self.lock().as_mut() {
             Some(queue) => queue.push_back(message),

@@ -41,6 +41,8 @@ pub(crate) enum Tick {
         /// Whether the step's retry policy accepts this error. Decided where the error is
         /// whole (a journaled error comes back as text), so a replay decides the same.
         retryable: bool,
+        /// How long the invocation ran (for metrics; the reducer ignores it).
+        elapsed: Duration,
     },
     /// A step invocation began waiting for an event; `prompt` is published if it must wait.
     Wait {
@@ -188,9 +190,9 @@ impl RunState {
         self.finished
     }
 
-    /// The step of an in-flight invocation.
-    pub(crate) fn step_of(&self, invocation: InvocationId) -> Option<usize> {
-        self.in_flight.get(&invocation).map(|f| f.step)
+    /// The step and attempt of an in-flight invocation.
+    pub(crate) fn step_of(&self, invocation: InvocationId) -> Option<(usize, u32)> {
+        self.in_flight.get(&invocation).map(|f| (f.step, f.attempt))
     }
 
     /// The number of step invocations running now.
@@ -218,6 +220,7 @@ impl RunState {
                 invocation,
                 outcome,
                 retryable,
+                ..
             } => self.step_done(spec, invocation, outcome, retryable, out),
             Tick::Wait {
                 waiter,
@@ -905,6 +908,7 @@ mod simulation {
                     invocation,
                     outcome,
                     retryable: true,
+                    elapsed: Duration::ZERO,
                 },
                 &mut out,
             );
@@ -979,6 +983,7 @@ mod simulation {
                 invocation: 1,
                 outcome: Ok(vec![AnyEvent::new(Work { id: 1 })]),
                 retryable: true,
+                elapsed: Duration::ZERO,
             },
             &mut out,
         );

@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 
 use super::{
     CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture,
-    WorkflowKey,
+    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
+    StoreFuture, WorkflowKey,
 };
 
 /// A [`Store`] in this process's memory.
@@ -473,6 +473,49 @@ impl Store for MemoryStore {
         }
         tables.order.retain(|id| id != run_id);
         ready(Ok(true))
+    }
+
+    fn reopen<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: Value,
+        owner: Option<&'a str>,
+    ) -> StoreFuture<'a, Reopened> {
+        let mut tables = self.tables();
+        let Some(row) = tables.runs.get_mut(run_id) else {
+            return ready(Err(unknown(run_id)));
+        };
+        let status = row.record.status;
+        if !status.is_terminal() {
+            return ready(Err(StoreError::RunActive {
+                run_id: run_id.to_owned(),
+                status,
+            }));
+        }
+        row.last_journal_seq += 1;
+        let journal_seq = row.last_journal_seq;
+        row.journal.insert(journal_seq, entry);
+        let record = &mut row.record;
+        record.status = RunStatus::Running;
+        record.result = None;
+        record.error = None;
+        record.recoveries = 0;
+        record.epoch += 1;
+        record.owner = owner.map(str::to_owned);
+        record.updated_at_ms = now_ms();
+        row.wake_at_ms = None;
+        let reopened = Reopened {
+            lease: owner.map(|owner| Lease {
+                run_id: run_id.to_owned(),
+                owner: owner.to_owned(),
+                epoch: record.epoch,
+            }),
+            journal_seq,
+            last_event_seq: record.last_event_seq,
+        };
+        drop(tables);
+        self.wake(run_id);
+        ready(Ok(reopened))
     }
 
     fn wakeups(&self) -> broadcast::Receiver<String> {

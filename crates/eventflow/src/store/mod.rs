@@ -103,6 +103,14 @@ pub enum StoreError {
         /// The id.
         run_id: String,
     },
+    /// The run has not finished, so it cannot be started again (see [`Store::reopen`]).
+    #[error("run `{run_id}` is still {status}")]
+    RunActive {
+        /// The run.
+        run_id: String,
+        /// Its status.
+        status: RunStatus,
+    },
     /// The store URL names no backend this build has.
     #[error("unsupported store: {0}")]
     Unsupported(String),
@@ -300,6 +308,18 @@ pub struct InboxMessage {
     pub event: Value,
 }
 
+/// What [`Store::reopen`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reopened {
+    /// The new lease, when reopened with an owner.
+    pub lease: Option<Lease>,
+    /// The journal sequence of the appended entry.
+    pub journal_seq: u64,
+    /// The sequence of the run's last event before it was reopened: readers of the new run's
+    /// events start after it.
+    pub last_event_seq: u64,
+}
+
 /// What [`Store::send`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sent {
@@ -445,6 +465,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a run and everything recorded for it (an owner's later commits are fenced). False
     /// when it does not exist.
     fn purge<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Starts a finished run again under the same id, keeping everything recorded for it: `entry`
+    /// is appended to its journal (after the last entry), the run becomes `Running` with its
+    /// result and error cleared and its recoveries reset, owned by `owner` when given (under a
+    /// new epoch), unowned and claimable otherwise. Its events go on numbering after the last.
+    /// Fails with `UnknownRun`, or `RunActive` when the run has not finished (`Parked` counts as
+    /// not finished).
+    fn reopen<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: Value,
+        owner: Option<&'a str>,
+    ) -> StoreFuture<'a, Reopened>;
 
     /// Signals of work for workers: the id of a run that was created, sent an event or released
     /// claimable. In-process for memory and SQLite stores; across processes with Postgres

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 
 use super::{
     CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture,
-    WorkflowKey,
+    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
+    StoreFuture, WorkflowKey,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -701,6 +701,79 @@ impl PostgresStore {
         sequenced(rows)
     }
 
+    /// Starts a finished run again: appends `entry` to its journal and makes it `Running` under
+    /// a new epoch, owned by `owner` when given. Everything recorded for it stays.
+    async fn restart(
+        &self,
+        run_id: &str,
+        entry: Value,
+        owner: Option<&str>,
+    ) -> Result<Reopened, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locks the run: a concurrent send or second reopen waits and then sees it running (claims
+        // skip it until this commits).
+        let row = sqlx::query(
+            "SELECT status, last_journal_seq, last_event_seq FROM runs WHERE run_id = $1
+            FOR UPDATE",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Err(StoreError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        };
+        let status: String = row.try_get("status").map_err(db)?;
+        let status = parse_status(&status)?;
+        if !status.is_terminal() {
+            return Err(StoreError::RunActive {
+                run_id: run_id.to_owned(),
+                status,
+            });
+        }
+        let journal_seq = seq(&row, "last_journal_seq")?.saturating_add(1);
+        let last_event_seq = seq(&row, "last_event_seq")?;
+        let journal_param = seq_param(journal_seq)?;
+        sqlx::query("INSERT INTO journal (run_id, seq, entry) VALUES ($1, $2, $3::json)")
+            .bind(run_id)
+            .bind(journal_param)
+            .bind(entry.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        // The unconsumed inbox rows went at the finish; the consumed ones stay, so that a message
+        // the run took before is still recognised as a duplicate.
+        let epoch: i64 = sqlx::query_scalar(concat!(
+            "UPDATE runs SET status = 'running', result = NULL, error = NULL, wake_at_ms = NULL,
+                recoveries = 0, epoch = epoch + 1, owner = $2, last_journal_seq = $3,
+                updated_at_ms = ",
+            now_ms!(),
+            " WHERE run_id = $1 RETURNING epoch"
+        ))
+        .bind(run_id)
+        .bind(owner)
+        .bind(journal_param)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let epoch = u64::try_from(epoch)
+            .map_err(|_| StoreError::Corrupt(format!("negative epoch: {epoch}")))?;
+        self.notify(&mut tx, run_id).await?;
+        tx.commit().await.map_err(db)?;
+        self.wake(run_id);
+        Ok(Reopened {
+            lease: owner.map(|owner| Lease {
+                run_id: run_id.to_owned(),
+                owner: owner.to_owned(),
+                epoch,
+            }),
+            journal_seq,
+            last_event_seq,
+        })
+    }
+
     async fn resume(&self, run_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let unparked = sqlx::query(concat!(
@@ -839,6 +912,15 @@ impl Store for PostgresStore {
             Ok(deleted.rows_affected() > 0)
         }
         .boxed()
+    }
+
+    fn reopen<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: Value,
+        owner: Option<&'a str>,
+    ) -> StoreFuture<'a, Reopened> {
+        self.restart(run_id, entry, owner).boxed()
     }
 
     fn wakeups(&self) -> broadcast::Receiver<String> {

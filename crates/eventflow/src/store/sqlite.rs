@@ -18,8 +18,8 @@ use tokio::sync::{Mutex, MutexGuard, broadcast};
 
 use super::{
     CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture,
-    WorkflowKey,
+    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
+    StoreFuture, WorkflowKey,
 };
 
 /// The database's clock, in milliseconds since the Unix epoch: workers' clocks may disagree, the
@@ -605,6 +605,70 @@ impl SqliteStore {
         sequenced(&rows, "event")
     }
 
+    /// Starts a finished run again: appends `entry` to its journal and makes it `Running` under
+    /// a new epoch, owned by `owner` when given. Everything recorded for it stays.
+    async fn restart(
+        &self,
+        run_id: &str,
+        entry: Value,
+        owner: Option<&str>,
+    ) -> Result<Reopened, StoreError> {
+        let mut w = self.write().await?;
+        let row = sqlx::query(
+            "SELECT status, last_journal_seq, last_event_seq FROM runs WHERE run_id = ?1",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Err(unknown(run_id));
+        };
+        let status = parse_status(&column::<String>(&row, "status")?)?;
+        if !status.is_terminal() {
+            return Err(StoreError::RunActive {
+                run_id: run_id.to_owned(),
+                status,
+            });
+        }
+        let journal_seq = unsigned(&row, "last_journal_seq")?.saturating_add(1);
+        let last_event_seq = unsigned(&row, "last_event_seq")?;
+        exec(
+            &mut w.tx,
+            sqlx::query("INSERT INTO journal (run_id, seq, entry) VALUES (?1, ?2, ?3)")
+                .bind(run_id)
+                .bind(sql_int(journal_seq))
+                .bind(entry.to_string()),
+        )
+        .await?;
+        // The unconsumed inbox rows went at the finish; the consumed ones stay, so that a message
+        // the run took before is still recognised as a duplicate.
+        let epoch: i64 = sqlx::query_scalar(concat!(
+            "UPDATE runs SET status = 'running', result = NULL, error = NULL, wake_at_ms = NULL, \
+                             recoveries = 0, epoch = epoch + 1, owner = ?2, \
+                             last_journal_seq = ?3, updated_at_ms = ",
+            now_ms!(),
+            " WHERE run_id = ?1 RETURNING epoch"
+        ))
+        .bind(run_id)
+        .bind(owner)
+        .bind(sql_int(journal_seq))
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(db)?;
+        w.tx.commit().await.map_err(db)?;
+        let epoch = stored_u64(epoch, "epoch")?;
+        Ok(Reopened {
+            lease: owner.map(|owner| Lease {
+                run_id: run_id.to_owned(),
+                owner: owner.to_owned(),
+                epoch,
+            }),
+            journal_seq,
+            last_event_seq,
+        })
+    }
+
     async fn delete(&self, run_id: &str) -> Result<bool, StoreError> {
         let mut w = self.write().await?;
         // Explicit deletes rather than relying on `ON DELETE CASCADE` alone, which needs the
@@ -980,6 +1044,19 @@ impl Store for SqliteStore {
 
     fn purge<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(self.delete(run_id))
+    }
+
+    fn reopen<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: Value,
+        owner: Option<&'a str>,
+    ) -> StoreFuture<'a, Reopened> {
+        Box::pin(async move {
+            let reopened = self.restart(run_id, entry, owner).await?;
+            self.wake(run_id);
+            Ok(reopened)
+        })
     }
 
     fn wakeups(&self) -> broadcast::Receiver<String> {

@@ -295,7 +295,9 @@ impl Workflow {
         &self.spec.steps
     }
 
-    /// Every event type the workflow knows.
+    /// The event types of the workflow's step signatures and `emits` declarations: the events
+    /// of its graph. [`known_event_types`](Self::known_event_types) adds registered and built-in
+    /// ones.
     pub fn event_types(&self) -> &[EventType] {
         &self.spec.events
     }
@@ -308,6 +310,20 @@ impl Workflow {
     /// A digest of the workflow's steps and event types; equal for equal shapes.
     pub fn fingerprint(&self) -> &str {
         &self.spec.fingerprint
+    }
+
+    /// Every event type a run of this workflow can decode by name, sorted by name: the types in
+    /// step signatures, the types registered with `WorkflowBuilder::event`, and the built-in
+    /// events. What a server accepts from clients and lists.
+    pub fn known_event_types(&self) -> Vec<EventType> {
+        let mut types: Vec<EventType> = self.spec.decodable.values().copied().collect();
+        types.sort_by_key(|ty| ty.name());
+        types
+    }
+
+    /// The event type named `name` among [`known_event_types`](Self::known_event_types).
+    pub fn event_type(&self, name: &str) -> Option<EventType> {
+        self.spec.event_by_name(name)
     }
 
     /// The workflow as a graph of steps and events, for drawing.
@@ -370,6 +386,14 @@ impl StartInput for Value {
                 expected: StartEvent::NAME,
                 found: format!("JSON that is not an object: {value}"),
             })
+    }
+}
+
+/// An event already type-erased (decoded from JSON with [`EventType::decode`], say); the run
+/// checks it is the workflow's start event.
+impl StartInput for AnyEvent {
+    fn into_start_event(self) -> Result<AnyEvent, WorkflowError> {
+        Ok(self)
     }
 }
 

@@ -1,0 +1,203 @@
+//! The server's errors: what fails a request (mapped to a status code and a `{"detail"}` body)
+//! and what fails building or running the server.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eventflow::durable::EngineError;
+use eventflow::store::{RunStatus, StoreError};
+
+/// Why a request failed. Every variant maps to one status code ([`ApiError::status`]) and is
+/// answered as JSON `{"detail": "<message>"}`, the body llama-agents-server uses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request body is not valid JSON (400).
+    #[error("Invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// The request is malformed: a wrong type of body, a bad query parameter (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The start event of a run is not valid for the workflow (400).
+    #[error("Validation error for 'start_event': {0}")]
+    InvalidStartEvent(String),
+    /// An event sent to a run is not one of its workflow's types, or does not decode (400).
+    #[error("{0}")]
+    InvalidEvent(String),
+    /// The bearer token is missing or wrong (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// No route has this path (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// No workflow of this name is served (404).
+    #[error("Workflow '{name}' not found")]
+    WorkflowNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// No run has this handler id (404).
+    #[error("Handler '{handler_id}' not found")]
+    HandlerNotFound {
+        /// The id asked for.
+        handler_id: String,
+    },
+    /// The run with this handler id has not finished, so the id cannot start another run
+    /// (409, as the reference answers).
+    #[error(
+        "Handler '{handler_id}' is already running ({status}): a handler id starts a new run only once its run has finished"
+    )]
+    HandlerRunning {
+        /// The id.
+        handler_id: String,
+        /// The run's status.
+        status: RunStatus,
+    },
+    /// The handler id belongs to a run of another workflow (409).
+    #[error(
+        "Handler '{handler_id}' is a run of workflow '{workflow}': a handler id continues runs of its own workflow only"
+    )]
+    HandlerOfOtherWorkflow {
+        /// The id.
+        handler_id: String,
+        /// The workflow its run belongs to.
+        workflow: String,
+    },
+    /// The run has finished: it accepts no events, and a completed or failed run cannot be
+    /// cancelled (409).
+    #[error("Workflow already completed: handler '{handler_id}' is {status}")]
+    HandlerFinished {
+        /// The run.
+        handler_id: String,
+        /// How it finished.
+        status: RunStatus,
+    },
+    /// The request body is larger than the configured limit (413).
+    #[error("Request body too large: the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The server is shutting down (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store failed (500, or 503 when the database could not be reached).
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// Something else failed inside the server (500).
+    #[error("Internal server error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status code the error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::BadRequest(_)
+            | ApiError::InvalidStartEvent(_)
+            | ApiError::InvalidEvent(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_)
+            | ApiError::WorkflowNotFound { .. }
+            | ApiError::HandlerNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::HandlerRunning { .. }
+            | ApiError::HandlerOfOtherWorkflow { .. }
+            | ApiError::HandlerFinished { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Maps an engine error met while serving the run `handler_id`.
+    pub(crate) fn from_engine(error: EngineError, handler_id: &str) -> Self {
+        match error {
+            EngineError::UnknownRun { run_id } => ApiError::HandlerNotFound { handler_id: run_id },
+            EngineError::UnknownWorkflow { name } => ApiError::WorkflowNotFound { name },
+            EngineError::Start(error) => ApiError::InvalidStartEvent(error.to_string()),
+            EngineError::UnknownEventType {
+                workflow,
+                name,
+                known,
+                ..
+            } => ApiError::InvalidEvent(format!(
+                "Invalid event type: {name}. Expected one of {} (the event types of workflow \
+                 '{workflow}')",
+                known.join(", ")
+            )),
+            EngineError::InvalidEvent { reason, .. } => {
+                ApiError::InvalidEvent(format!("Invalid event: {reason}"))
+            }
+            EngineError::OtherWorkflow { run_id, workflow } => ApiError::HandlerOfOtherWorkflow {
+                handler_id: run_id,
+                workflow,
+            },
+            EngineError::Store(StoreError::RunFinished { run_id, status }) => {
+                ApiError::HandlerFinished {
+                    handler_id: run_id,
+                    status,
+                }
+            }
+            EngineError::Store(StoreError::UnknownRun { run_id }) => {
+                ApiError::HandlerNotFound { handler_id: run_id }
+            }
+            EngineError::Store(StoreError::RunActive { run_id, status }) => {
+                ApiError::HandlerRunning {
+                    handler_id: run_id,
+                    status,
+                }
+            }
+            EngineError::Store(StoreError::DuplicateRun { run_id }) => ApiError::HandlerRunning {
+                handler_id: run_id,
+                status: RunStatus::Running,
+            },
+            EngineError::Store(error) => ApiError::Store(error),
+            error => ApiError::Internal(format!("handler '{handler_id}': {error}")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "request refused");
+        }
+        let mut response = (
+            status,
+            axum::Json(serde_json::json!({"detail": self.to_string()})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Why the server could not be built or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The durable engine could not start.
+    #[error("cannot start the engine: {0}")]
+    Engine(#[from] EngineError),
+    /// Two workflows were registered under one name.
+    #[error("two workflows are named `{name}`")]
+    DuplicateWorkflow {
+        /// The name.
+        name: String,
+    },
+    /// The configuration is invalid (a CORS origin that is not a header value, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Binding or serving the socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,321 @@
+//! A real server on a loopback port over a SQLite store in a temporary directory, the test
+//! workflows, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventflow::prelude::*;
+use eventflow::schemars::JsonSchema;
+use eventflow::store::{SqliteStore, Store};
+use eventflow_server::{RunningServer, Server, ServerConfig};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// Published by `greet` half way.
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+pub struct Progress {
+    pub percent: u32,
+}
+
+/// The typed start event of `orders`.
+#[derive(Event, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "eventflow::schemars")]
+#[event(start)]
+pub struct Order {
+    /// What is ordered.
+    pub item: String,
+    /// How many.
+    pub quantity: u32,
+}
+
+/// Greets `name`, publishing a `Progress` on the way.
+pub fn greet() -> Workflow {
+    Workflow::builder("greet")
+        .add_step("greet", |ctx: Context, ev: StartEvent| async move {
+            let name: String = ev.get_opt("name")?.unwrap_or_else(|| "world".to_owned());
+            ctx.write_event_to_stream(Progress { percent: 50 });
+            Ok::<_, BoxError>(StopEvent::new(format!("Hello, {name}!")))
+        })
+        .build()
+        .unwrap()
+}
+
+/// Fails in its step `boom`.
+pub fn fail() -> Workflow {
+    Workflow::builder("fail")
+        .add_step("boom", |_: StartEvent| async {
+            Err::<StopEvent, BoxError>("kaboom".into())
+        })
+        .build()
+        .unwrap()
+}
+
+/// Asks a human for a name and greets them.
+pub fn ask() -> Workflow {
+    Workflow::builder("ask")
+        .add_step("ask", |ctx: Context, _: StartEvent| async move {
+            let answer = ctx
+                .wait_for_event::<HumanResponseEvent>()
+                .prompt(InputRequiredEvent::new("Your name?"))
+                .await?;
+            Ok::<_, BoxError>(StopEvent::new(format!("Hi {}", answer.response)))
+        })
+        .build()
+        .unwrap()
+}
+
+/// Human in the loop through step signatures, as in Python: `ask` emits the question, `answer`
+/// takes the reply.
+pub fn approve() -> Workflow {
+    Workflow::builder("approve")
+        .add_step("ask", |_: StartEvent| async {
+            InputRequiredEvent::new("Approve?")
+        })
+        .add_step("answer", |ev: HumanResponseEvent| async move {
+            StopEvent::new(ev.response == "yes")
+        })
+        .build()
+        .unwrap()
+}
+
+/// Counted by `visits` on each run.
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+pub struct Visit {
+    pub n: u32,
+}
+
+/// Counts its runs in its context state (`visits`): a handler started again continues the
+/// count. Its step takes at least 20 ms, for the step-duration metrics.
+pub fn visits() -> Workflow {
+    Workflow::builder("visits")
+        .add_step("visit", |ctx: Context, ev: StartEvent| async move {
+            let who: String = ev.get_opt("who")?.unwrap_or_else(|| "someone".to_owned());
+            let n: u32 = ctx.get_or("visits", 0)? + 1;
+            ctx.set("visits", n)?;
+            ctx.write_event_to_stream(Visit { n });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, BoxError>(StopEvent::new(format!("{who}: visit {n}")))
+        })
+        .build()
+        .unwrap()
+}
+
+/// Prices an order: three per item.
+pub fn orders() -> Workflow {
+    Workflow::builder("orders")
+        .add_step("price", |ev: Order| async move {
+            StopEvent::new(ev.quantity * 3)
+        })
+        .build()
+        .unwrap()
+}
+
+pub struct TestServer {
+    pub running: Option<RunningServer>,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "eventflow_server=warn".to_owned()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// The configuration every test starts from: fast polling, short heartbeats and waits.
+pub fn test_config() -> ServerConfig {
+    ServerConfig::default()
+        .poll_interval(Duration::from_millis(50))
+        .sse_heartbeat(Duration::from_millis(200))
+        .cancel_wait(Duration::from_secs(5))
+}
+
+/// A server with every test workflow, over a fresh SQLite file.
+pub async fn start(config: ServerConfig) -> TestServer {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    start_in(dir, config).await
+}
+
+/// A server over the SQLite file in `dir` (shared by servers started in the same directory).
+pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
+    init_logs();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("runs.db")).await.unwrap());
+    let server = Server::builder(config.store(store.clone()))
+        .workflow(greet())
+        .workflow(fail())
+        .workflow(ask())
+        .workflow(orders())
+        .workflow(approve())
+        .workflow(visits())
+        .event_schema_json(
+            "Progress",
+            serde_json::json!({"type": "object", "properties": {"percent": {"type": "integer"}}, "required": ["percent"]}),
+        )
+        .build()
+        .await
+        .unwrap();
+    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    TestServer {
+        url: running.url(),
+        running: Some(running),
+        http: reqwest::Client::new(),
+        store,
+        dir,
+    }
+}
+
+impl TestServer {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.at(path)).send().await.unwrap();
+        split(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.at(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        split(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.at(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        split(response).await
+    }
+
+    /// Starts `workflow` without waiting; returns the handler id.
+    pub async fn start_run(&self, workflow: &str, body: Value) -> String {
+        let (status, data) = self
+            .post(&format!("/workflows/{workflow}/run-nowait"), body)
+            .await;
+        assert_eq!(status, 200, "{data}");
+        data["handler_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the handler until its `eventflow_status` is one of `statuses`.
+    pub async fn wait_status(&self, handler_id: &str, statuses: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, data) = self.get(&format!("/handlers/{handler_id}")).await;
+            if statuses.contains(&data["eventflow_status"].as_str().unwrap_or("")) {
+                return data;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "handler {handler_id} never reached {statuses:?}: {data}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every SSE event of a stream (`id`, parsed `data`) until the server closes it.
+    pub async fn sse(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> (u16, Vec<(String, Value)>) {
+        let mut request = self.http.get(self.at(path));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        if status != 200 {
+            return (status, Vec::new());
+        }
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        let events = read_sse(response).await;
+        (status, events)
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The SSE events of a response until it ends (heartbeat comments are skipped).
+pub async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
+    use eventsource_stream::Eventsource;
+    let mut stream = response.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    let reading = async {
+        while let Some(event) = stream.next().await {
+            let event = event.unwrap();
+            events.push((event.id, serde_json::from_str(&event.data).unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("the stream did not close");
+    events
+}
+
+pub async fn split(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// The keys the Python client's `HandlerData` model requires.
+pub const HANDLER_KEYS: [&str; 10] = [
+    "handler_id",
+    "workflow_name",
+    "run_id",
+    "error",
+    "result",
+    "result_unreadable",
+    "status",
+    "started_at",
+    "updated_at",
+    "completed_at",
+];
+
+pub fn assert_handler_shape(data: &Value) {
+    for key in HANDLER_KEYS {
+        assert!(
+            data.get(key).is_some(),
+            "HandlerData misses `{key}`: {data}"
+        );
+    }
+    let status = data["status"].as_str().unwrap();
+    assert!(
+        ["running", "completed", "failed", "cancelled"].contains(&status),
+        "{status}"
+    );
+    let started = data["started_at"].as_str().unwrap();
+    assert!(
+        started.ends_with("+00:00") && started.contains('T'),
+        "{started}"
+    );
+}
