@@ -34,14 +34,15 @@ pub enum StoreConfig {
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreConfig::Url(url) => f.debug_tuple("Url").field(&redact(url)).finish(),
+            StoreConfig::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
             StoreConfig::Instance(_) => f.write_str("Instance(..)"),
         }
     }
 }
 
-/// Hides the password of a database URL.
-fn redact(url: &str) -> String {
+/// A database URL with its password hidden, for logs and messages:
+/// `postgres://app:***@db/x`.
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -199,7 +200,7 @@ impl ServerConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::redact_url as redact;
 
     #[test]
     fn passwords_are_redacted() {

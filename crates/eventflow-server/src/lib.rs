@@ -54,7 +54,7 @@ mod schema;
 mod server;
 mod time;
 
-pub use config::{Cors, ServerConfig, StoreConfig};
+pub use config::{Cors, ServerConfig, StoreConfig, redact_url};
 pub use error::{ApiError, ServerError};
 pub use routes::ROUTES;
 pub use server::{RunningServer, Server, ServerBuilder, shutdown_signal};
@@ -73,3 +73,9 @@ pub async fn serve_workflow(
         .serve_configured()
         .await
 }
+
+/// The repository README's code (the engine's and the server's), compiled and run as doctests
+/// here, the crate that sees both, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
