@@ -55,7 +55,11 @@ pub(crate) async fn stream(
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.trim().parse::<i64>().ok())
     {
-        after = u64::try_from(last).unwrap_or(0);
+        // Negative, like `after_sequence`: the current run's events.
+        after = match u64::try_from(last) {
+            Ok(sequence) => sequence,
+            Err(_) => current_run_start(&state, &record).await?,
+        };
     }
     if record.status.is_terminal() && after >= record.last_event_seq {
         // Finished, and nothing left after the cursor.

@@ -259,9 +259,15 @@ pub(crate) async fn run(
             finished.map_err(|error| ApiError::from_engine(error, &run_id))?
         }
         () = state.shutting_down() => {
-            return Err(ApiError::Unavailable(format!(
+            // The run goes on: say which, so a client can follow it elsewhere.
+            let detail = format!(
                 "The server is shutting down; run '{run_id}' goes on: GET /handlers/{run_id}"
-            )));
+            );
+            return Ok((
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"detail": detail, "handler_id": run_id})),
+            )
+                .into_response());
         }
     };
     let status = if record.status == eventflow::store::RunStatus::Completed {
