@@ -287,23 +287,13 @@ impl StateStore {
             *lock(&self.typed) = Some(TypedState::Json(typed));
         }
         for collected in writes.collected {
-            let step = step_index(&collected.step)
-                .ok_or_else(|| format!("collect buffer of unknown step `{}`", collected.step))?;
-            let expected = collected
-                .expected
-                .iter()
-                .map(|(name, n)| {
-                    event_type(name)
-                        .map(|ty| (ty, *n))
-                        .ok_or_else(|| format!("unknown event type `{name}`"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let ty = event_type(&collected.event.name)
-                .ok_or_else(|| format!("unknown event type `{}`", collected.event.name))?;
-            let event = ty
-                .decode(collected.event.value)
-                .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
-            self.collect(None, step, event, &expected);
+            self.push_collected(
+                &collected.step,
+                &collected.expected,
+                [collected.event],
+                &step_index,
+                &event_type,
+            )?;
         }
         Ok(())
     }
@@ -478,25 +468,44 @@ impl StateStore {
     ) -> Result<(), String> {
         lock(&self.collect).clear();
         for buffer in buffers {
-            let step = step_index(&buffer.step)
-                .ok_or_else(|| format!("collect buffer of unknown step `{}`", buffer.step))?;
-            let expected = buffer
-                .expected
-                .iter()
-                .map(|(name, n)| {
-                    event_type(name)
-                        .map(|ty| (ty, *n))
-                        .ok_or_else(|| format!("unknown event type `{name}`"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            for event in buffer.events {
-                let ty = event_type(&event.name)
-                    .ok_or_else(|| format!("unknown event type `{}`", event.name))?;
-                let event = ty
-                    .decode(event.value)
-                    .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
-                self.collect(None, step, event, &expected);
-            }
+            self.push_collected(
+                &buffer.step,
+                &buffer.expected,
+                buffer.events,
+                &step_index,
+                &event_type,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds recorded events to the collect buffer of the step named `step` expecting
+    /// `expected` (by name), as the step did when it ran.
+    fn push_collected(
+        &self,
+        step: &str,
+        expected: &[(String, usize)],
+        events: impl IntoIterator<Item = EventJson>,
+        step_index: impl Fn(&str) -> Option<usize>,
+        event_type: impl Fn(&str) -> Option<EventType>,
+    ) -> Result<(), String> {
+        let step_at =
+            step_index(step).ok_or_else(|| format!("collect buffer of unknown step `{step}`"))?;
+        let expected = expected
+            .iter()
+            .map(|(name, n)| {
+                event_type(name)
+                    .map(|ty| (ty, *n))
+                    .ok_or_else(|| format!("unknown event type `{name}`"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for event in events {
+            let ty = event_type(&event.name)
+                .ok_or_else(|| format!("unknown event type `{}`", event.name))?;
+            let event = ty
+                .decode(event.value)
+                .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
+            self.collect(None, step_at, event, &expected);
         }
         Ok(())
     }

@@ -304,14 +304,7 @@ impl Driver {
     /// Stops everything this process runs for the run, without finishing it: the run goes on
     /// from the store, here or elsewhere.
     fn abandon(&mut self) {
-        for (_, task) in self.tasks.drain() {
-            task.abort();
-        }
-        for (_, (timer, _)) in self.timers.drain() {
-            timer.abort();
-        }
-        self.waiters.clear();
-        self.shared.cancel_children();
+        self.stop_tasks();
         if let Some(sender) = self.result.take() {
             let _ = sender.send(Err(WorkflowError::RunLost));
         }
@@ -586,7 +579,8 @@ impl Driver {
         self.tasks.insert(invocation, task.abort_handle());
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    /// Aborts the run's step tasks and timers, drops its waiters, cancels its child runs.
+    fn stop_tasks(&mut self) {
         for (_, task) in self.tasks.drain() {
             task.abort();
         }
@@ -595,6 +589,10 @@ impl Driver {
         }
         self.waiters.clear();
         self.shared.cancel_children();
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.stop_tasks();
         let path = self.state.path(&self.spec);
         let (terminal, result) = match outcome {
             Outcome::Stopped(event) => (
