@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use eventflow::graph::{mermaid_label as label, safe_id};
 use eventflow_client::{GraphNode, WorkflowGraph};
 
 /// How many workers a step has unless it says otherwise; not worth printing.
@@ -11,35 +12,12 @@ const DEFAULT_NUM_WORKERS: u64 = 4;
 
 /// A Mermaid-safe node id for the node `id` of kind `node_type`.
 fn slug(node_type: &str, id: &str) -> String {
-    let mut slug = match node_type {
-        "step" => String::from("step_"),
-        "event" => String::from("event_"),
-        _ => String::from("node_"),
+    let prefix = match node_type {
+        "step" => "step_",
+        "event" => "event_",
+        _ => "node_",
     };
-    for c in id.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else {
-            let _ = write!(slug, "_{:x}_", u32::from(c));
-        }
-    }
-    slug
-}
-
-/// Text safe in a quoted Mermaid label (entities are written `#name;`).
-fn label(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("#quot;"),
-            '<' => out.push_str("#lt;"),
-            '>' => out.push_str("#gt;"),
-            '&' => out.push_str("#amp;"),
-            '#' => out.push_str("#35;"),
-            c => out.push(c),
-        }
-    }
-    out
+    safe_id(prefix, id)
 }
 
 /// The CSS class of an event node, by its role (`start`, `stop`, ...).

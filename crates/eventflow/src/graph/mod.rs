@@ -3,6 +3,8 @@
 mod html;
 mod text;
 
+pub use text::{mermaid_label, safe_id};
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

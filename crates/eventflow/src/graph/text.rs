@@ -7,10 +7,16 @@ use crate::event::EventRole;
 
 /// A node id safe in Mermaid and DOT: letters, digits and underscores.
 pub(super) fn slug(id: &NodeId) -> String {
-    let (prefix, name) = match id {
-        NodeId::Step(name) => ("step_", name),
-        NodeId::Event(name) => ("event_", name),
-    };
+    match id {
+        NodeId::Step(name) => safe_id("step_", name),
+        NodeId::Event(name) => safe_id("event_", name),
+    }
+}
+
+/// `prefix` followed by `name` with every character but ASCII letters and digits written
+/// `_<hex>_`: an id that Mermaid and DOT take as is, distinct for distinct names. For renderers
+/// of graphs that are not a [`WorkflowGraph`] (a server's description of one, say).
+pub fn safe_id(prefix: &str, name: &str) -> String {
     let mut slug = String::from(prefix);
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -36,7 +42,7 @@ pub(super) fn replace_chars(text: &str, table: &[(char, &str)]) -> String {
 
 /// Text safe inside a quoted Mermaid label: Mermaid renders labels as HTML, and takes entity
 /// codes written `#name;`.
-fn mermaid_label(text: &str) -> String {
+pub fn mermaid_label(text: &str) -> String {
     replace_chars(
         text,
         &[
