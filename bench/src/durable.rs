@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use eventflow::durable::{CommitInfo, Engine, StartOptions};
 use eventflow::prelude::*;
-use eventflow::store::{MemoryStore, PostgresStore, RunRecord, RunStatus, SqliteStore, Store};
+use eventflow::store::{
+    MemoryStore, PostgresStore, RunRecord, RunStatus, SqliteStore, Store, is_postgres_url,
+};
 
 use crate::workloads;
 
@@ -93,12 +95,12 @@ impl StoreSpec {
         if text == "memory" {
             return Ok(StoreSpec::Memory);
         }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        if is_postgres_url(text) {
             return Ok(StoreSpec::Postgres(text.to_owned()));
         }
         if let Some(url) = text.strip_prefix("postgres:") {
             ensure!(
-                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                is_postgres_url(url),
                 "--store postgres:URL needs a postgres:// URL, got `{url}`"
             );
             return Ok(StoreSpec::Postgres(url.to_owned()));

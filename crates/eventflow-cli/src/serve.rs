@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use eventflow::store::PostgresStore;
+use eventflow::store::{PostgresStore, is_postgres_url};
 use eventflow_server::{Cors, Server, ServerConfig, shutdown_signal};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -42,10 +42,6 @@ To serve your own workflows, build a server with the eventflow-server library:
 (`eventflow_server::serve_workflow(workflow, config)` serves a single one.) The client commands
 of this tool (workflows, run, events, send, handlers, cancel, draw) work against that server
 too: point them at it with --url.";
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
 
 /// Runs `eventflow serve` until Ctrl-C or SIGTERM.
 pub async fn serve(
@@ -105,14 +101,14 @@ pub async fn serve(
         config = config.worker_id(id.clone());
     }
     let store_name = eventflow_server::redact_url(&args.database_url);
-    let store_hint = if is_postgres(&args.database_url) {
+    let store_hint = if is_postgres_url(&args.database_url) {
         "is Postgres running, and does the URL name a database that exists?"
     } else {
         "use sqlite:PATH (a file, created if missing), postgres://... or memory"
     };
     config = match &args.schema {
         Some(schema) => {
-            if !is_postgres(&args.database_url) {
+            if !is_postgres_url(&args.database_url) {
                 bail!("--schema needs a postgres:// --database-url, not {store_name}");
             }
             let store = PostgresStore::connect_schema(&args.database_url, schema)

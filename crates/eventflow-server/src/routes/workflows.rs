@@ -180,24 +180,6 @@ async fn start(
         }
     };
     let start = decode_start(workflow, start_value(workflow, &body)?)?;
-    // Checked before starting for a clear answer; the engine checks again atomically (a run
-    // that is not finished cannot be reopened), so a race still gets a 409.
-    if let Some(id) = &handler_id
-        && let Some(existing) = state.engine.store().get_run(id).await?
-    {
-        if !existing.status.is_terminal() {
-            return Err(ApiError::HandlerRunning {
-                handler_id: id.clone(),
-                status: existing.status,
-            });
-        }
-        if existing.workflow.name != name {
-            return Err(ApiError::HandlerOfOtherWorkflow {
-                handler_id: id.clone(),
-                workflow: existing.workflow.name,
-            });
-        }
-    }
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())

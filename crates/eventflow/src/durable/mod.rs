@@ -491,6 +491,15 @@ impl Engine {
         owner: Option<String>,
     ) -> Result<Started, EngineError> {
         let record = self.record(&run_id).await?;
+        // Checked here for a clear answer in this order; `reopen` checks the status again
+        // atomically, so a race still fails with `RunActive`.
+        if !record.status.is_terminal() {
+            return Err(StoreError::RunActive {
+                run_id,
+                status: record.status,
+            }
+            .into());
+        }
         if record.workflow.name != workflow.name() {
             return Err(EngineError::OtherWorkflow {
                 run_id,

@@ -47,7 +47,7 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
     }
     #[cfg(feature = "postgres")]
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres_url(url) {
         return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
     }
     Err(StoreError::Unsupported(format!(
@@ -63,6 +63,11 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
             "; postgres://... needs feature `postgres`"
         }
     )))
+}
+
+/// Whether `url` names a Postgres database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The future returned by [`Store`] methods.
