@@ -8,7 +8,7 @@ or by hand, against a running `eventflow serve --demo`:
 
 With EVENTFLOW set to the `eventflow` binary, a run started here is also answered by the CLI.
 Every check is an assert; the script prints one line per check and exits non-zero on the first
-failure.
+failure, or after TIMEOUT seconds in all.
 """
 
 import asyncio
@@ -22,22 +22,33 @@ from workflows.events import HumanResponseEvent, InputRequiredEvent, StartEvent
 
 DEMO = ["quickstart", "branching", "refinement", "parallel_search", "streaming", "hitl"]
 HITL_QUERY = "A customer asks for a refund of a damaged order"
+TIMEOUT = 180  # seconds for the whole script: a stream that never closes fails it
+MAX_EVENTS = 1000  # per stream: a stream that never ends fails it
 
 
 def ok(name: str) -> None:
     print(f"ok  {name}", flush=True)
 
 
+def assert_sequences(sequences: list, first: int, last: int) -> None:
+    """A stream's resume positions are exactly first..last, in order, with no gap or repeat."""
+    assert sequences == list(range(first, last + 1)), (sequences, first, last)
+
+
 async def answer_hitl(client: WorkflowClient, handler_id: str, response: str) -> list[str]:
     """Streams a hitl run, answering its question with `response`; returns the event types."""
-    types = []
-    async for event in client.get_workflow_events(handler_id):
+    types, sequences = [], []
+    stream = client.get_workflow_events(handler_id)
+    async for event in stream:
         types.append(event.type)
+        sequences.append(stream.last_sequence)
+        assert len(types) <= MAX_EVENTS, types
         if event.type == "InputRequiredEvent":
             question = event.load_event([InputRequiredEvent])
             assert "needs approval" in question.prefix, question.prefix
             sent = await client.send_event(handler_id, HumanResponseEvent(response=response))
             assert sent.status == "sent", sent
+    assert_sequences(sequences, 1, len(types))
     return types
 
 
@@ -79,14 +90,28 @@ async def main(base: str) -> None:
     async for event in stream:
         types.append(event.type)
         sequences.append(stream.last_sequence)
+        assert len(types) <= MAX_EVENTS, types
         if event.type == "TokenEvent":
             tokens.append(event.value["text"])
     assert types[0] == "ProgressEvent" and types[-1] == "StopEvent", types
+    assert_sequences(sequences, 1, len(types))
     assert types.count("TokenEvent") == len(tokens) > 5, types
     final = await client.wait_for_handler(started.handler_id, timeout=30, poll_interval=0.05)
     assert final.status == "completed", final
     assert "".join(tokens) == final.result.value["result"], (tokens, final.result)
-    ok(f"run_workflow_nowait streaming + get_workflow_events ({len(types)} events)")
+    ok(f"run_workflow_nowait streaming + get_workflow_events (events 1..{len(types)})")
+
+    # Resume where a reader would have left off mid-stream: the rest, numbered on.
+    middle = len(types) // 2
+    resumed_types, resumed = [], []
+    stream = client.get_workflow_events(started.handler_id, after_sequence=middle)
+    async for event in stream:
+        resumed_types.append(event.type)
+        resumed.append(stream.last_sequence)
+        assert len(resumed) <= MAX_EVENTS, resumed
+    assert resumed_types == types[middle:], (resumed_types, types)
+    assert_sequences(resumed, middle + 1, len(types))
+    ok(f"get_workflow_events after_sequence={middle}: events {middle + 1}..{len(types)}")
 
     started = await client.run_workflow_nowait("hitl", start_event=StartEvent(query=HITL_QUERY))
     types = await answer_hitl(client, started.handler_id, "yes")
@@ -104,7 +129,7 @@ async def main(base: str) -> None:
         subprocess.run(
             [eventflow, "--url", base, "send", started.handler_id,
              "HumanResponseEvent", "response=from the CLI"],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True, stdout=subprocess.DEVNULL, timeout=60,
         )
         final = await client.wait_for_handler(started.handler_id, timeout=30, poll_interval=0.05)
         assert final.result.value["result"]["response"] == "from the CLI", final
@@ -142,4 +167,5 @@ async def main(base: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"))
+    base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
+    asyncio.run(asyncio.wait_for(main(base), TIMEOUT))

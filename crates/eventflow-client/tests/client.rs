@@ -75,7 +75,7 @@ async fn health_workflows_and_introspection() {
     assert_eq!(
         client.workflows().await.unwrap(),
         [
-            "greet", "fail", "ask", "orders", "approve", "ticker", "invoice"
+            "greet", "fail", "ask", "orders", "approve", "ticker", "invoice", "pair"
         ]
     );
 
@@ -475,14 +475,10 @@ async fn human_in_the_loop_is_answered_with_send_event() {
     let event = SendEvent::new("HumanResponseEvent", json!({"response": "yes"}))
         .step("answer")
         .idempotency_key("approval-1");
+    // (Its duplicates are `a_repeated_send_is_a_duplicate_while_the_run_waits`'s subject: this
+    // run would race to its end.)
     let first = client.send_event_with(id, &event).await.unwrap();
     assert!(!first.duplicate);
-    let again = client.send_event_with(id, &event).await;
-    // Either the duplicate is recognized, or the run already finished with the first one.
-    match again {
-        Ok(outcome) => assert!(outcome.duplicate),
-        Err(error) => assert!(matches!(error, ClientError::Conflict { .. }), "{error}"),
-    }
     let done = client.wait(id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(done.into_result().unwrap(), json!(true));
     let mut events = client.events(id, Some(0));
@@ -502,6 +498,56 @@ async fn human_in_the_loop_is_answered_with_send_event() {
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::BadRequest { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_send_is_a_duplicate_while_the_run_waits() {
+    let server = start(test_config()).await;
+    let client = server.client();
+    let started = client.run_nowait("pair", json!({})).await.unwrap();
+    let id = &started.handler_id;
+    let mut events = client.events(id, Some(0));
+    let first_question = read_until(&mut events, |e| e.event_type == "InputRequiredEvent").await;
+    assert_eq!(first_question[0].value["prefix"], "First?");
+    let answer = |response: &str, key: &str| {
+        SendEvent::new("HumanResponseEvent", json!({"response": response}))
+            .step("answer")
+            .idempotency_key(key)
+    };
+
+    // The first answer, and at once the same send again: the run cannot finish before a second
+    // answer, so the only right outcome is a recognized duplicate (not a conflict).
+    let first = client
+        .send_event_with(id, &answer("Bob", "answer-1"))
+        .await
+        .unwrap();
+    assert_eq!((first.status.as_str(), first.duplicate), ("sent", false));
+    let again = client
+        .send_event_with(id, &answer("Bob", "answer-1"))
+        .await
+        .unwrap();
+    assert_eq!((again.status.as_str(), again.duplicate), ("sent", true));
+    // Once the first answer was consumed (the second question is out), still a duplicate, even
+    // with another body.
+    let second_question = read_until(&mut events, |e| e.event_type == "InputRequiredEvent").await;
+    assert_eq!(types(&second_question), ["InputRequiredEvent"]);
+    assert_eq!(second_question[0].value["prefix"], "Second?");
+    let late = client
+        .send_event_with(id, &answer("Eve", "answer-1"))
+        .await
+        .unwrap();
+    assert!(late.duplicate);
+
+    // The second answer finishes the run with the first answer, once.
+    let second = client
+        .send_event_with(id, &answer("Ann", "answer-2"))
+        .await
+        .unwrap();
+    assert!(!second.duplicate);
+    let rest = read_all(&mut events).await;
+    assert_eq!(types(&rest), ["StopEvent"]);
+    let done = client.wait(id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(done.into_result().unwrap(), json!("Bob and Ann"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

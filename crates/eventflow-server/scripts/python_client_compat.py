@@ -4,8 +4,12 @@
     cargo run -p eventflow-server --example serve -- 127.0.0.1:8766 sqlite:/tmp/compat.db &
     /tmp/venv/bin/python crates/eventflow-server/scripts/python_client_compat.py http://127.0.0.1:8766
 
+or all at once, as CI does (venv, build, server on a free port, this script, server stopped):
+
+    bash crates/eventflow-server/scripts/python_client_compat.sh VENV_DIR
+
 Every check is an assert; the script prints one line per check and exits non-zero on the first
-failure.
+failure, or after TIMEOUT seconds in all.
 """
 
 import asyncio
@@ -21,8 +25,27 @@ from workflows.events import (
 )
 
 
+TIMEOUT = 120  # seconds for the whole script: a stream that never closes fails it
+MAX_EVENTS = 100  # per stream: a stream that never ends fails it
+
+
 def ok(name: str) -> None:
-    print(f"ok  {name}")
+    print(f"ok  {name}", flush=True)
+
+
+async def read(stream) -> list:
+    """Reads a stream to its end: `(stream.last_sequence, event)` for each event."""
+    seen = []
+    async for event in stream:
+        seen.append((stream.last_sequence, event))
+        assert len(seen) <= MAX_EVENTS, f"more than {MAX_EVENTS} events: {seen[:5]}..."
+    return seen
+
+
+def assert_sequences(seen: list, first: int, last: int) -> None:
+    """The resume positions of a stream are exactly first..last, in order, no gap or repeat."""
+    sequences = [sequence for sequence, _ in seen]
+    assert sequences == list(range(first, last + 1)), (sequences, first, last)
 
 
 async def main(base: str) -> None:
@@ -87,11 +110,17 @@ async def main(base: str) -> None:
     assert handler.handler_id == handler_id
     final = await client.wait_for_handler(handler_id, timeout=10, poll_interval=0.05)
     assert final.result.value == {"result": "ada: visit 3"}, final
-    # The default stream of a continued handler is its current run's events.
-    events = [e async for e in client.get_workflow_events(handler_id)]
-    assert [e.type for e in events] == ["StopEvent"], events
-    assert events[0].value == {"result": "ada: visit 3"}
+    # The default stream of a continued handler is its current run's events; the handler keeps
+    # one event sequence across its runs (one StopEvent each), so the third run's is 3.
+    seen = await read(client.get_workflow_events(handler_id))
+    assert [e.type for _, e in seen] == ["StopEvent"], seen
+    assert seen[0][1].value == {"result": "ada: visit 3"}
+    assert_sequences(seen, 3, 3)
     ok("handler_id of a finished handler continues its state; its stream is the new run's")
+    seen = await read(client.get_workflow_events(handler_id, after_sequence=0))
+    assert [e.value for _, e in seen] == [{"result": f"ada: visit {n}"} for n in (1, 2, 3)], seen
+    assert_sequences(seen, 1, 3)
+    ok("after_sequence=0 replays every run of the handler, sequences 1..3")
 
     asking = await client.run_workflow_nowait("ask", handler_id=f"asking-{uuid.uuid4()}")
     try:
@@ -105,9 +134,9 @@ async def main(base: str) -> None:
 
     handler = await client.run_workflow_nowait("greet", start_event=StartEvent(name="Bo"))
     assert handler.status == "running"
-    stream = client.get_workflow_events(handler.handler_id)
-    seen = [(stream.last_sequence, event.type) async for event in stream]
-    assert [t for _, t in seen] == ["Progress", "StopEvent"], seen
+    seen = await read(client.get_workflow_events(handler.handler_id))
+    assert [e.type for _, e in seen] == ["Progress", "StopEvent"], seen
+    assert_sequences(seen, 1, 2)
     final = await client.wait_for_handler(handler.handler_id, timeout=10, poll_interval=0.05)
     assert final.status == "completed"
     ok("run_workflow_nowait + get_workflow_events + wait_for_handler")
@@ -115,9 +144,11 @@ async def main(base: str) -> None:
     for workflow, step in [("ask", None), ("approve", "answer")]:
         handler = await client.run_workflow_nowait(workflow)
         stream = client.get_workflow_events(handler.handler_id)
-        types = []
+        types, seen = [], []
         async for event in stream:
             types.append(event.type)
+            seen.append((stream.last_sequence, event))
+            assert len(seen) <= MAX_EVENTS, seen
             if event.type == "InputRequiredEvent":
                 question = event.load_event([InputRequiredEvent])
                 assert question.prefix in ("Your name?", "Approve?")
@@ -126,13 +157,15 @@ async def main(base: str) -> None:
                 )
                 assert sent.status == "sent"
         assert types == ["InputRequiredEvent", "StopEvent"], types
+        assert_sequences(seen, 1, 2)
         result = await client.get_handler(handler.handler_id)
         assert result.status == "completed", result
         ok(f"human in the loop ({workflow}): stream, load_event, send_event")
-        resumed = client.get_workflow_events(handler.handler_id, after_sequence=1)
-        assert [e.type async for e in resumed] == ["StopEvent"]
-        now = client.get_workflow_events(handler.handler_id, after_sequence="now")
-        assert [e async for e in now] == []
+        resumed = await read(client.get_workflow_events(handler.handler_id, after_sequence=1))
+        assert [e.type for _, e in resumed] == ["StopEvent"], resumed
+        assert_sequences(resumed, 2, 2)
+        now = await read(client.get_workflow_events(handler.handler_id, after_sequence="now"))
+        assert now == [], now
         ok(f"resume after_sequence=1 and 'now' ({workflow})")
 
     completed = (await client.get_handlers(status=["completed"])).handlers
@@ -167,4 +200,5 @@ async def main(base: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8766"))
+    base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8766"
+    asyncio.run(asyncio.wait_for(main(base), TIMEOUT))

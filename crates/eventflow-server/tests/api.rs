@@ -22,7 +22,7 @@ async fn health_and_workflows() {
         server.get("/workflows").await,
         (
             200,
-            json!({"workflows": ["greet", "fail", "ask", "orders", "approve", "visits"]})
+            json!({"workflows": ["greet", "fail", "ask", "orders", "approve", "visits", "pair"]})
         )
     );
     let (status, body) = server.get("/nowhere").await;
@@ -722,25 +722,21 @@ async fn human_in_the_loop_over_http() {
         .await;
     assert_eq!(status, 404);
 
-    // The answer, as the Python client sends it (Python's `_data` form), twice under one key.
-    for duplicate in [false, true] {
-        let response = server
-            .http
-            .post(server.at(&path))
-            .header("Idempotency-Key", "answer-1")
-            .json(&json!({"event": {"type": "HumanResponseEvent",
-                          "value": {"_data": {"response": "Bob"}}, "qualified_name": null}}))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = split(response).await;
-        if duplicate && status == 409 {
-            // The first answer already finished the run.
-            break;
-        }
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body, json!({"status": "sent", "duplicate": duplicate}));
-    }
+    // The answer, as the Python client sends it (Python's `_data` form). Sending it again is
+    // `a_repeated_send_is_a_duplicate_while_the_run_waits`'s subject: here the run would race
+    // to its end.
+    let response = server
+        .http
+        .post(server.at(&path))
+        .header("Idempotency-Key", "answer-1")
+        .json(&json!({"event": {"type": "HumanResponseEvent",
+                      "value": {"_data": {"response": "Bob"}}, "qualified_name": null}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": "sent", "duplicate": false}));
     let done = server.wait_status(&id, &["completed"]).await;
     assert_eq!(done["result"]["value"]["result"], "Hi Bob");
 
@@ -769,6 +765,69 @@ async fn human_in_the_loop_over_http() {
             .unwrap()
             .starts_with("Workflow already completed"),
         "{body}"
+    );
+}
+
+/// Sends `response` as a `HumanResponseEvent` to `path` under `Idempotency-Key: key`.
+async fn send_keyed(server: &TestServer, path: &str, key: &str, response: &str) -> (u16, Value) {
+    let request = server
+        .http
+        .post(server.at(path))
+        .header("Idempotency-Key", key)
+        .json(&json!({"event": {"type": "HumanResponseEvent", "value": {"response": response}}}));
+    split(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_repeated_send_is_a_duplicate_while_the_run_waits() {
+    let server = start(test_config()).await;
+    let id = server.start_run("pair", json!({})).await;
+    server.wait_status(&id, &["waiting"]).await;
+    let path = format!("/events/{id}");
+    let sent = |duplicate: bool| (200, json!({"status": "sent", "duplicate": duplicate}));
+
+    // The first answer, and at once the same send again: the run cannot finish before a second
+    // answer, so only `duplicate: true` is right (the first may not be consumed yet).
+    assert_eq!(
+        send_keyed(&server, &path, "answer-1", "Bob").await,
+        sent(false)
+    );
+    assert_eq!(
+        send_keyed(&server, &path, "answer-1", "Bob").await,
+        sent(true)
+    );
+    // Once the first answer was consumed (the second question is out), still a duplicate, even
+    // with another body.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.store.events_after(&id, 0, 10).await.unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second question");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.wait_status(&id, &["waiting"]).await;
+    assert_eq!(
+        send_keyed(&server, &path, "answer-1", "Eve").await,
+        sent(true)
+    );
+
+    // The second answer finishes the run with the first answer, once.
+    assert_eq!(
+        send_keyed(&server, &path, "answer-2", "Ann").await,
+        sent(false)
+    );
+    let done = server.wait_status(&id, &["completed"]).await;
+    assert_eq!(done["result"]["value"]["result"], "Bob and Ann");
+    let (_, events) = server.sse(&path, None).await;
+    let seen: Vec<(&Value, &Value)> = events
+        .iter()
+        .map(|(_, event)| (&event["type"], &event["value"]["prefix"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("InputRequiredEvent"), &json!("First?")),
+            (&json!("InputRequiredEvent"), &json!("Second?")),
+            (&json!("StopEvent"), &Value::Null),
+        ]
     );
 }
 
@@ -1216,6 +1275,71 @@ async fn openapi_and_metrics() {
         assert!(tokio::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The value of the `eventflow_queue_depth` gauge in `GET /metrics`.
+async fn queue_depth(server: &TestServer) -> u64 {
+    let text = server
+        .http
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("eventflow_queue_depth "))
+        .unwrap_or_else(|| panic!("no queue depth in\n{text}"));
+    line["eventflow_queue_depth ".len()..].parse().unwrap()
+}
+
+#[tokio::test]
+async fn queue_depth_counts_the_runs_no_worker_holds() {
+    use eventflow::store::{Created, NewRun, WorkflowKey};
+    let server = start(test_config()).await;
+    // This server's own runs: one finished, one waiting for an answer. Neither is queued.
+    assert_eq!(server.post("/workflows/greet/run", json!({})).await.0, 200);
+    let waiting = server.start_run("ask", json!({})).await;
+    server.wait_status(&waiting, &["waiting"]).await;
+    assert_eq!(queue_depth(&server).await, 0);
+
+    // Runs of a workflow no worker of this deployment serves, recorded in the shared store:
+    // three with work to do and no owner (queued), one held by another worker (not queued).
+    let new_run = |run_id: &str, owner: Option<&str>| NewRun {
+        run_id: run_id.to_owned(),
+        workflow: WorkflowKey {
+            name: "elsewhere".to_owned(),
+            fingerprint: "elsewhere-v1".to_owned(),
+        },
+        idempotency_key: None,
+        start: json!({"start": {}}),
+        owner: owner.map(str::to_owned),
+    };
+    for run_id in ["queued-1", "queued-2", "queued-3"] {
+        let created = server
+            .store
+            .create_run(new_run(run_id, None))
+            .await
+            .unwrap();
+        assert_eq!(created, Created::New(None));
+    }
+    let created = server
+        .store
+        .create_run(new_run("held", Some("another-worker")))
+        .await
+        .unwrap();
+    assert!(matches!(created, Created::New(Some(_))), "{created:?}");
+    for run_id in ["queued-1", "queued-2", "queued-3", "held"] {
+        let record = server.store.get_run(run_id).await.unwrap().unwrap();
+        assert_eq!(record.status, RunStatus::Running, "{run_id}");
+    }
+    assert_eq!(queue_depth(&server).await, 3);
+
+    // The gauge is read from the store on every scrape.
+    assert!(server.store.purge("queued-2").await.unwrap());
+    assert_eq!(queue_depth(&server).await, 2);
 }
 
 #[tokio::test]

@@ -177,6 +177,106 @@ async fn an_answer_sent_before_the_wait_is_kept() {
     engine.shutdown().await;
 }
 
+/// Published by `tally` each time it takes an answer: how many it holds.
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Tallied {
+    answers: usize,
+}
+
+/// Asks once, then collects two answers before it stops with both, in arrival order.
+fn two_answers() -> Workflow {
+    Workflow::builder("two_answers")
+        .add_step("ask", |_: StartEvent| async {
+            Ok::<_, BoxError>(InputRequiredEvent::new("two answers, please"))
+        })
+        .add_step("tally", |ctx: Context, ev: HumanResponseEvent| async move {
+            let answers = ctx.collect_events(ev, 2);
+            let held = answers.as_ref().map_or(1, Vec::len);
+            ctx.write_event_to_stream(Tallied { answers: held });
+            Ok::<_, BoxError>(answers.map(|all| {
+                let texts: Vec<String> = all.into_iter().map(|a| a.response).collect();
+                StopEvent::new(texts.join(","))
+            }))
+        })
+        .build()
+        .unwrap()
+}
+
+/// The names of the events `run_id` published, as far as `count` of them (10 s at most).
+async fn first_events(engine: &Engine, run_id: &str, count: usize) -> Vec<String> {
+    let events = engine
+        .events(run_id, 0)
+        .take(count)
+        .map(|e| e.unwrap().event.name)
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), events)
+        .await
+        .expect("the run published its events")
+}
+
+/// Waits (5 s at most) until the run is released to `Waiting` with no owner.
+async fn until_waiting(engine: &Engine, run_id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let record = engine.record(run_id).await.unwrap();
+        if record.status == RunStatus::Waiting && record.owner.is_none() {
+            return;
+        }
+        assert!(
+            !record.status.is_terminal() && tokio::time::Instant::now() < deadline,
+            "not released to waiting: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Promise 4: an answer sent once is consumed once, although the run goes on reading its inbox
+/// (released, woken, claimed again) while it waits for a second one.
+#[tokio::test]
+async fn an_answer_is_consumed_at_most_once() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store, vec![two_answers()]).await;
+    let run_id = engine
+        .start("two_answers", StartEvent::new())
+        .await
+        .unwrap();
+    until_waiting(&engine, &run_id).await;
+    let sent = engine
+        .send_event(&run_id, "answer-a", HumanResponseEvent::new("a"))
+        .await
+        .unwrap();
+    assert_eq!(sent, Sent::Accepted);
+    assert_eq!(
+        first_events(&engine, &run_id, 2).await,
+        ["InputRequiredEvent", "Tallied"]
+    );
+    // Taken once, the run is released again; polls and wake-ups go on for ten intervals and
+    // find nothing new to read.
+    until_waiting(&engine, &run_id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let record = engine.record(&run_id).await.unwrap();
+    assert_eq!(record.status, RunStatus::Waiting, "{record:?}");
+    engine
+        .send_event(&run_id, "answer-b", HumanResponseEvent::new("b"))
+        .await
+        .unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.result.unwrap()["value"]["result"], json!("a,b"));
+    let names: Vec<String> = engine
+        .events(&run_id, 0)
+        .map(|e| e.unwrap().event.name)
+        .collect()
+        .await;
+    assert_eq!(
+        names,
+        ["InputRequiredEvent", "Tallied", "Tallied", "StopEvent"]
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_run() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -204,7 +304,13 @@ async fn cancel_reaches_a_waiting_run_and_is_idempotent() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let engine = engine(store, vec![approval()]).await;
     let run_id = engine.start("approval", StartEvent::new()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The run asked its question and was released: it waits, in the store only.
+    until_waiting(&engine, &run_id).await;
+    assert_eq!(
+        first_events(&engine, &run_id, 1).await,
+        ["InputRequiredEvent"]
+    );
+    assert!(engine.active_runs().is_empty());
     engine.cancel(&run_id).await.unwrap();
     let record = engine
         .wait(&run_id, Some(Duration::from_secs(10)))
@@ -450,7 +556,9 @@ struct Done {
     n: u64,
 }
 
-fn fan_out(items: u64) -> Workflow {
+/// Scatters `items` `Work` events to four workers and gathers their `Done` events; each
+/// finished `work` invocation counts in `done`.
+fn fan_out(items: u64, done: Arc<AtomicU32>) -> Workflow {
     Workflow::builder("fan_out")
         .step(
             Step::new("scatter", move |ctx: Context, _: StartEvent| async move {
@@ -462,9 +570,13 @@ fn fan_out(items: u64) -> Workflow {
             .emits::<Work>(),
         )
         .step(
-            Step::new("work", |w: Work| async move {
-                tokio::time::sleep(Duration::from_millis(15)).await;
-                Ok::<_, BoxError>(Done { n: w.n })
+            Step::new("work", move |w: Work| {
+                let done = done.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, BoxError>(Done { n: w.n })
+                }
             })
             .num_workers(4),
         )
@@ -484,21 +596,31 @@ fn fan_out(items: u64) -> Workflow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_in_handed_over_mid_way_collects_every_event_once() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let items = 40;
+    let items: u64 = 40;
+    let workers = 4;
+    let done_first = Arc::new(AtomicU32::new(0));
     let first = Engine::builder(store.clone())
-        .workflow(fan_out(items))
+        .workflow(fan_out(items, done_first.clone()))
         .poll_interval(Duration::from_millis(50))
         .snapshot_every(7)
         .start()
         .await
         .unwrap();
     let run_id = first.start("fan_out", StartEvent::new()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    // Hand over once the first worker has finished a fifth of the work.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while done_first.load(Ordering::SeqCst) < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "no work was done");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     first.shutdown().await;
+    let done_before = u64::from(done_first.load(Ordering::SeqCst));
     let record = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(record.status, RunStatus::Running, "handed back mid-way");
+    assert!(done_before < items, "handed back before the end");
+    let done_second = Arc::new(AtomicU32::new(0));
     let second = Engine::builder(store)
-        .workflow(fan_out(items))
+        .workflow(fan_out(items, done_second.clone()))
         .poll_interval(Duration::from_millis(50))
         .snapshot_every(7)
         .start()
@@ -512,5 +634,12 @@ async fn a_fan_in_handed_over_mid_way_collects_every_event_once() {
     let result = &record.result.unwrap()["value"]["result"];
     assert_eq!(result["count"], json!(items));
     assert_eq!(result["sum"], json!(items * (items + 1) / 2));
+    // The work finished before the hand-over is not done again; at most the invocations in
+    // flight at the hand-over (one per worker) finished without their completion committed.
+    let done_after = u64::from(done_second.load(Ordering::SeqCst));
+    assert!(
+        done_after <= items - done_before + workers,
+        "{done_before} done before the hand-over, {done_after} after, of {items}"
+    );
     second.shutdown().await;
 }

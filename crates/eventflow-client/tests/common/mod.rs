@@ -115,6 +115,7 @@ pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> Test
         .workflow(approve())
         .workflow(ticker())
         .workflow(invoice())
+        .workflow(pair())
         .build()
         .await
         .unwrap();

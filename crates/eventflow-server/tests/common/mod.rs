@@ -79,6 +79,7 @@ pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> Test
         .workflow(orders())
         .workflow(approve())
         .workflow(visits())
+        .workflow(pair())
         .event_schema_json(
             "Progress",
             serde_json::json!({"type": "object", "properties": {"percent": {"type": "integer"}}, "required": ["percent"]}),

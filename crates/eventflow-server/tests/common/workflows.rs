@@ -71,6 +71,39 @@ pub fn approve() -> Workflow {
         .unwrap()
 }
 
+/// What `pair`'s `answer` step returns: the second question, or both answers.
+#[derive(EventUnion)]
+pub enum PairOutcome {
+    /// Asks for the second answer.
+    Ask(InputRequiredEvent),
+    /// Stops with both answers.
+    Done(StopEvent),
+}
+
+/// Asks for two answers, one after the other (step signatures, as `approve`), and stops with
+/// `"{first} and {second}"`: after the first answer the run cannot finish until a second one
+/// comes, so a repeated send of the first is told apart from a finished run.
+pub fn pair() -> Workflow {
+    Workflow::builder("pair")
+        .add_step("ask", |_: StartEvent| async {
+            InputRequiredEvent::new("First?")
+        })
+        .add_step(
+            "answer",
+            |ctx: Context, ev: HumanResponseEvent| async move {
+                let mut answers: Vec<String> = ctx.get_or("answers", Vec::new())?;
+                answers.push(ev.response);
+                ctx.set("answers", &answers)?;
+                Ok::<_, BoxError>(match answers.as_slice() {
+                    [_] => PairOutcome::from(InputRequiredEvent::new("Second?")),
+                    answers => PairOutcome::from(StopEvent::new(answers.join(" and "))),
+                })
+            },
+        )
+        .build()
+        .unwrap()
+}
+
 /// Prices an order: three per item.
 pub fn orders() -> Workflow {
     Workflow::builder("orders")

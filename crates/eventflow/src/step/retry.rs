@@ -207,15 +207,52 @@ mod tests {
         assert_eq!(policy.delay_after(10, true, &mut rng), None);
     }
 
-    #[test]
-    fn jitter_stays_below_the_delay() {
-        let policy = RetryPolicy::fixed(Duration::from_millis(100))
-            .max_attempts(100)
-            .jitter(true);
+    /// Jittered delays of `policy` after attempt `attempt`, `draws` of them from a seeded rng,
+    /// checked to lie strictly below `ceiling` (the delay the policy computes without jitter).
+    /// Returns how many distinct values they took.
+    fn jittered(policy: &RetryPolicy, attempt: u32, ceiling: Duration, draws: usize) -> usize {
         let mut rng = fastrand::Rng::with_seed(7);
-        for attempt in 1..100 {
-            let delay = policy.delay_after(attempt, true, &mut rng).unwrap();
-            assert!(delay <= Duration::from_millis(100));
+        let delays: std::collections::BTreeSet<Duration> = (0..draws)
+            .map(|_| policy.delay_after(attempt, true, &mut rng).unwrap())
+            .inspect(|delay| {
+                assert!(
+                    *delay < ceiling,
+                    "attempt {attempt}: {delay:?} is not below {ceiling:?}"
+                );
+            })
+            .collect();
+        // Full jitter spreads over the whole range, not only near its top.
+        assert!(*delays.first().unwrap() < ceiling / 10, "{delays:?}");
+        assert!(*delays.last().unwrap() > ceiling * 9 / 10, "{delays:?}");
+        delays.len()
+    }
+
+    /// Jitter draws each delay anew below the computed one: many distinct values, every one
+    /// strictly below it and spread over the range. (Only asserting `<=` also passes with the
+    /// jitter removed, since the plain delay equals its own ceiling.)
+    #[test]
+    fn jitter_varies_below_the_delay() {
+        let ceiling = Duration::from_millis(100);
+        let policy = RetryPolicy::fixed(ceiling).max_attempts(2).jitter(true);
+        assert_eq!(jittered(&policy, 1, ceiling, 200), 200);
+    }
+
+    /// With exponential backoff the jitter applies to each attempt's computed delay after the
+    /// cap: below `initial * factor^(attempt - 1)` while it grows, below `max` once capped.
+    #[test]
+    fn jitter_varies_below_each_exponential_delay() {
+        let plain = RetryPolicy::exponential(Duration::from_millis(100))
+            .max_attempts(10)
+            .max_delay(Duration::from_millis(500));
+        let policy = plain.clone().jitter(true);
+        let mut rng = fastrand::Rng::with_seed(1);
+        for attempt in 1..10 {
+            let ceiling = plain.delay_after(attempt, true, &mut rng).unwrap();
+            assert_eq!(
+                jittered(&policy, attempt, ceiling, 200),
+                200,
+                "attempt {attempt}"
+            );
         }
     }
 

@@ -1191,15 +1191,19 @@ mod tests {
 
     use super::*;
 
-    /// A store in a fresh schema, or `None` (test skipped) without `DATABASE_URL`.
-    async fn fresh(name: &str) -> Option<(PostgresStore, String, String)> {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            println!("skipped {name}: DATABASE_URL is not set");
-            return None;
-        };
+    /// The database of the Postgres tests; they are `#[ignore]`d, so they run only when asked
+    /// for (`--ignored`), and then without a database they fail.
+    fn database_url() -> String {
+        std::env::var("DATABASE_URL")
+            .expect("the Postgres tests need DATABASE_URL (see the README)")
+    }
+
+    /// A store in a fresh schema of the database of `DATABASE_URL`.
+    async fn fresh(name: &str) -> (PostgresStore, String, String) {
+        let url = database_url();
         let schema = format!("ef_pg_{name}_{:08x}", fastrand::u32(..));
         let store = PostgresStore::connect_schema(&url, &schema).await.unwrap();
-        Some((store, url, schema))
+        (store, url, schema)
     }
 
     async fn drop_schema(url: &str, schema: &str) {
@@ -1237,10 +1241,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn create_claim_commit_fence() {
-        let Some((store, url, schema)) = fresh("commit").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("commit").await;
         assert_eq!(
             store.create_run(new_run("r1", None)).await.unwrap(),
             Created::New(None)
@@ -1354,10 +1357,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn idempotency_and_duplicates() {
-        let Some((store, url, schema)) = fresh("idem").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("idem").await;
         let keyed = |run_id: &str| NewRun {
             idempotency_key: Some("k".into()),
             ..new_run(run_id, Some("w1"))
@@ -1394,10 +1396,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn inbox_duplicates_and_release() {
-        let Some((store, url, schema)) = fresh("inbox").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("inbox").await;
         let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w1"))).await.unwrap()
         else {
             panic!("not created");
@@ -1480,10 +1481,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn parking_cancel_and_unpark() {
-        let Some((store, url, schema)) = fresh("park").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("park").await;
         // Owned by a worker that never beat: dead, so its runs are recovered.
         store.create_run(new_run("p", Some("ghost"))).await.unwrap();
         store.create_run(new_run("q", Some("ghost"))).await.unwrap();
@@ -1549,10 +1549,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn concurrent_claimers_never_share_a_run() {
-        let Some((first, url, schema)) = fresh("race").await else {
-            return;
-        };
+        let (first, url, schema) = fresh("race").await;
         let second = PostgresStore::connect_schema(&url, &schema).await.unwrap();
         for i in 0..60 {
             first
@@ -1626,10 +1625,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn wakeups_cross_stores_and_survive_lost_connections() {
-        let Some((first, url, schema)) = fresh("notify").await else {
-            return;
-        };
+        let (first, url, schema) = fresh("notify").await;
         let second = PostgresStore::connect_schema(&url, &schema).await.unwrap();
         let mut own = first.wakeups();
         let mut other = second.wakeups();
@@ -1693,10 +1691,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn bad_data_is_corrupt() {
-        let Some((store, url, schema)) = fresh("corrupt").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("corrupt").await;
         let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w"))).await.unwrap()
         else {
             panic!("not created");
@@ -1730,10 +1727,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn nul_characters() {
-        let Some((store, url, schema)) = fresh("nul").await else {
-            return;
-        };
+        let (store, url, schema) = fresh("nul").await;
         let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w"))).await.unwrap()
         else {
             panic!("not created");
@@ -1816,10 +1812,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn recovers_from_a_lost_database() {
-        let Some((direct, url, schema)) = fresh("outage").await else {
-            return;
-        };
+        let (direct, url, schema) = fresh("outage").await;
         let proxy = Proxy::start(&url).await;
         let store = PostgresStore::connect_schema(&proxy.url, &schema)
             .await
@@ -1865,11 +1860,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
     async fn connect_uses_the_default_schema() {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            println!("skipped connect_uses_the_default_schema: DATABASE_URL is not set");
-            return;
-        };
+        let url = database_url();
         // The URL picks the default schema, so that the test leaves `public` alone.
         let schema = format!("ef_pg_default_{:08x}", fastrand::u32(..));
         let mut admin = PgConnection::connect(&url).await.unwrap();
