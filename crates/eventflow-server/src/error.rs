@@ -201,3 +201,39 @@ pub enum ServerError {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_refusals_map_to_the_reference_codes() {
+        let map = |error: StoreError| ApiError::from_engine(EngineError::Store(error), "h");
+        // A run that finished between reading it and queueing the event: 409, as when the
+        // route saw it finished.
+        let finished = map(StoreError::RunFinished {
+            run_id: "h".into(),
+            status: RunStatus::Completed,
+        });
+        assert_eq!(finished.status(), StatusCode::CONFLICT);
+        assert!(
+            finished
+                .to_string()
+                .starts_with("Workflow already completed"),
+            "{finished}"
+        );
+        let running = map(StoreError::RunActive {
+            run_id: "h".into(),
+            status: RunStatus::Waiting,
+        });
+        assert_eq!(running.status(), StatusCode::CONFLICT);
+        assert!(
+            running
+                .to_string()
+                .starts_with("Handler 'h' is already running"),
+            "{running}"
+        );
+        let unknown = map(StoreError::UnknownRun { run_id: "h".into() });
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    }
+}

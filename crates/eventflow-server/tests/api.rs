@@ -99,6 +99,10 @@ async fn run_nowait_accepts_every_start_form() {
         json!({"start_event": "{\"type\": \"StartEvent\", \"value\": {\"name\": \"Ada\"}}"}),
         // Both: merged.
         json!({"start_event": {"name": "Ada"}, "kwargs": {"name": "Bob", "extra": 1}}),
+        // An envelope without `value`: `type` and `qualified_name` make it one (the
+        // reference's rule), its fields in the legacy `data`.
+        json!({"start_event": {"type": "StartEvent", "qualified_name": "workflows.events.StartEvent",
+               "data": {"name": "Ada"}}}),
     ];
     for body in forms {
         let (status, data) = server
@@ -240,6 +244,9 @@ async fn a_finished_handler_continues_with_its_state() {
     assert_eq!(seen(&events), current);
     let (_, events) = server.sse("/events/ada?after_sequence=0", None).await;
     assert_eq!(events.len(), 6);
+    // A negative Last-Event-ID is the current run's events too, and wins over the query.
+    let (_, events) = server.sse("/events/ada?after_sequence=0", Some("-1")).await;
+    assert_eq!(seen(&events), current);
     assert_eq!(
         server.sse("/events/ada?after_sequence=now", None).await.0,
         204
@@ -347,6 +354,17 @@ async fn a_finished_handler_continues_with_its_state() {
     let done = server.wait_status("again", &["completed"]).await;
     assert_eq!(done["result"]["value"]["result"], "Hi Ann");
     assert_eq!(done["error"], Value::Null);
+
+    // A failed handler too: its fresh readers start after the `RunFailedEvent` of the run
+    // before.
+    for _ in 0..2 {
+        let (status, data) = server
+            .post("/workflows/fail/run", json!({"handler_id": "boom"}))
+            .await;
+        assert_eq!(status, 500, "{data}");
+    }
+    let (_, events) = server.sse("/events/boom", None).await;
+    assert_eq!(seen(&events), [(2, "RunFailedEvent".to_owned())]);
 }
 
 #[tokio::test]
@@ -766,6 +784,11 @@ async fn human_in_the_loop_over_http() {
             .starts_with("Workflow already completed"),
         "{body}"
     );
+    // Whatever the event: the run's end is checked before the event is read.
+    let (status, body) = server
+        .post(&path, json!({"event": {"type": "Nope", "value": {}}}))
+        .await;
+    assert_eq!(status, 409, "{body}");
 }
 
 /// Sends `response` as a `HumanResponseEvent` to `path` under `Idempotency-Key: key`.
@@ -913,6 +936,15 @@ async fn sse_resume_and_ndjson() {
         .await
         .unwrap();
     assert_eq!(response.text().await.unwrap().lines().count(), 1);
+    // Last-Event-ID is SSE's: an NDJSON reader's cursor is `after_sequence` only.
+    let response = server
+        .http
+        .get(server.at(&format!("{path}?sse=false")))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap().lines().count(), 2);
 
     // Bad cursors and unknown handlers.
     let (status, body) = server.get(&format!("{path}?after_sequence=abc")).await;
@@ -1182,6 +1214,24 @@ async fn permissive_cors_by_default() {
         response.headers()["access-control-allow-credentials"],
         "true"
     );
+    // A preflight is granted any method and header.
+    let response = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.at("/handlers/h/cancel"))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type,x-trace-id")
+        .send()
+        .await
+        .unwrap();
+    let allowed = |name: &str| {
+        response.headers()[name]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+    };
+    assert!(allowed("access-control-allow-methods").contains("post"));
+    assert!(allowed("access-control-allow-headers").contains("x-trace-id"));
     let disabled = start(test_config().cors(Cors::Disabled)).await;
     let response = disabled
         .http
@@ -1472,4 +1522,86 @@ async fn registering_workflows_accepts_typed_start_events_and_checks_names() {
         matches!(error, ServerError::DuplicateWorkflow { .. }),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn health_is_unhealthy_once_the_server_shuts_down() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let server = eventflow_server::Server::builder(
+        test_config().store_url(format!("sqlite:{}", dir.path().join("h.db").display())),
+    )
+    .workflow(greet())
+    .build()
+    .await
+    .unwrap();
+    // Served by hand, so that the router outlives the shutdown.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    let router = server.router();
+    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::new();
+    let health = || async { split(http.get(&url).send().await.unwrap()).await };
+    assert_eq!(health().await, (200, json!({"status": "healthy"})));
+    server.shutdown().await;
+    assert_eq!(health().await, (503, json!({"status": "unhealthy"})));
+    serving.abort();
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_unhealthy_and_ends_streams_with_an_error() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let sqlite: Arc<dyn eventflow::store::Store> = Arc::new(
+        eventflow::store::SqliteStore::open(dir.path().join("runs.db"))
+            .await
+            .unwrap(),
+    );
+    let flaky = Arc::new(FlakyStore::new(sqlite));
+    let server = start_over(dir, flaky.clone(), test_config()).await;
+    let id = server.start_run("ask", json!({})).await;
+    server.wait_status(&id, &["waiting"]).await;
+    let mut raw = server
+        .http
+        .get(server.at(&format!("/events/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !text.contains("id: 1\n") {
+        let chunk = tokio::time::timeout_at(deadline, raw.next())
+            .await
+            .expect("no question")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+
+    flaky.set_broken(true);
+    assert_eq!(
+        server.get("/health").await,
+        (503, json!({"status": "unhealthy"}))
+    );
+    // The open stream ends with an error frame, not silently.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = raw.next().await {
+            text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream did not close: {text}");
+    let error = text
+        .split("\n\n")
+        .find(|frame| frame.starts_with("event: error\n"))
+        .unwrap_or_else(|| panic!("no error frame in {text:?}"));
+    let data: Value =
+        serde_json::from_str(error.strip_prefix("event: error\ndata: ").unwrap()).unwrap();
+    assert!(
+        data["detail"].as_str().unwrap().contains("unreachable"),
+        "{data}"
+    );
+
+    flaky.set_broken(false);
+    assert_eq!(server.get("/health").await.0, 200);
 }

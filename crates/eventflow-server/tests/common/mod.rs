@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventflow::prelude::*;
-use eventflow::store::{SqliteStore, Store};
+use eventflow::store::{
+    Claim, ClaimOptions, Commit, Created, InboxMessage, Lease, LoadedRun, NewRun, Reopened,
+    RunFilter, RunRecord, Sent, SqliteStore, Store, StoreError, StoreFuture, WorkflowKey,
+};
 use eventflow_server::{RunningServer, Server, ServerConfig};
 use futures::StreamExt;
 use serde_json::Value;
@@ -69,9 +72,18 @@ pub async fn start(config: ServerConfig) -> TestServer {
 
 /// A server over the SQLite file in `dir` (shared by servers started in the same directory).
 pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
-    init_logs();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("runs.db")).await.unwrap());
+    start_over(dir, store, config).await
+}
+
+/// A server over `store` (a wrapper of the SQLite file in `dir`, say).
+pub async fn start_over(
+    dir: Arc<tempfile::TempDir>,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+) -> TestServer {
+    init_logs();
     let server = Server::builder(config.store(store.clone()))
         .workflow(greet())
         .workflow(fail())
@@ -244,4 +256,110 @@ pub fn assert_handler_shape(data: &Value) {
         started.ends_with("+00:00") && started.contains('T'),
         "{started}"
     );
+}
+
+/// A store that fails on demand: while `broken`, reading a run or its events is a database
+/// error, as when the database cannot be reached. Everything else goes to `inner`.
+pub struct FlakyStore {
+    pub inner: Arc<dyn Store>,
+    pub broken: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        FlakyStore {
+            inner,
+            broken: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_broken(&self, broken: bool) {
+        self.broken
+            .store(broken, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Database("the database is unreachable".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Store for FlakyStore {
+    fn create_run(&self, run: NewRun) -> StoreFuture<'_, Created> {
+        self.inner.create_run(run)
+    }
+    fn get_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.get_run(run_id).await
+        })
+    }
+    fn list_runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunRecord>> {
+        self.inner.list_runs(filter)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        workflows: &'a [WorkflowKey],
+    ) -> StoreFuture<'a, ()> {
+        self.inner.heartbeat(worker, workflows)
+    }
+    fn claim<'a>(
+        &'a self,
+        worker: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Vec<Claim>> {
+        self.inner.claim(worker, options)
+    }
+    fn claim_run<'a>(
+        &'a self,
+        worker: &'a str,
+        run_id: &'a str,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Option<Claim>> {
+        self.inner.claim_run(worker, run_id, options)
+    }
+    fn load<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, LoadedRun> {
+        self.inner.load(lease)
+    }
+    fn inbox<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Vec<InboxMessage>> {
+        self.inner.inbox(lease)
+    }
+    fn commit<'a>(&'a self, lease: &'a Lease, commit: Commit) -> StoreFuture<'a, ()> {
+        self.inner.commit(lease, commit)
+    }
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
+        self.inner.send(run_id, msg_id, event)
+    }
+    fn events_after<'a>(
+        &'a self,
+        run_id: &'a str,
+        after: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.events_after(run_id, after, limit).await
+        })
+    }
+    fn unpark<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool> {
+        self.inner.unpark(run_id)
+    }
+    fn purge<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool> {
+        self.inner.purge(run_id)
+    }
+    fn reopen<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: Value,
+        owner: Option<&'a str>,
+    ) -> StoreFuture<'a, Reopened> {
+        self.inner.reopen(run_id, entry, owner)
+    }
+    fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.wakeups()
+    }
 }

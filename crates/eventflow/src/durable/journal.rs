@@ -2,6 +2,11 @@
 //!
 //! A tick names steps by name and events by their stable name, so a journal reads on its own
 //! and decodes in any process running a workflow of the same fingerprint.
+//!
+//! Stored journals outlive the code that wrote them, so entries carry a format version (see
+//! [`JOURNAL_FORMAT`]) and are read with [`Entry::from_json`], which refuses a version it does
+//! not know with a [`FormatError`] naming it. The golden files in `tests/fixtures/` (checked by
+//! the `golden` module) hold journals written by earlier builds that must keep replaying.
 
 use std::time::Duration;
 
@@ -14,7 +19,88 @@ use crate::run::Tick;
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
+/// The journal entry format this build writes and the newest it reads.
+///
+/// Version 1 is the format from before entries carried a version, so an entry without a `"v"`
+/// field is version 1, and version-1 entries are written without it: every journal stored
+/// before the version existed reads unchanged, and the journal (one entry per tick) grows by no
+/// byte. A later format writes `"v": 2` (and so on) in every entry and adds a golden fixture.
+pub(crate) const JOURNAL_FORMAT: u32 = 1;
+
+/// The field of a journal entry holding its format version.
+const VERSION_FIELD: &str = "v";
+
+/// Why stored run data (a journal entry, a durable snapshot) cannot be read: typed, so that
+/// callers and tests can tell a format from the future from damaged data.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FormatError {
+    /// The data carries a format version this build does not read (a newer eventflow wrote it).
+    #[error(
+        "{what} has format version {version}, but this build of eventflow reads {}{}",
+        versions(*oldest, *newest),
+        if *version > u64::from(*newest) { ": it was written by a newer eventflow" } else { "" }
+    )]
+    UnsupportedVersion {
+        /// What was read: `journal entry`, `durable snapshot`, ...
+        what: &'static str,
+        /// The version found.
+        version: u64,
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The newest version this build reads (the one it writes).
+        newest: u32,
+    },
+    /// The data is of a known version but does not decode.
+    #[error("invalid {what}: {source}")]
+    Invalid {
+        /// What was read.
+        what: &'static str,
+        /// Why it does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The versions a build reads, in words, for [`FormatError`]'s message.
+fn versions(oldest: u32, newest: u32) -> String {
+    if oldest == newest {
+        format!("version {newest} only")
+    } else {
+        format!("versions {oldest} to {newest}")
+    }
+}
+
+/// Checks the format version in `json`'s `field` (`absent` when it has none) against the
+/// versions this build reads, `oldest..=newest`; returns the version.
+pub(crate) fn check_format(
+    what: &'static str,
+    json: &Value,
+    field: &str,
+    absent: u32,
+    oldest: u32,
+    newest: u32,
+) -> Result<u32, FormatError> {
+    let version = match json.get(field) {
+        None => u64::from(absent),
+        Some(value) => {
+            u64::deserialize(value).map_err(|source| FormatError::Invalid { what, source })?
+        }
+    };
+    match u32::try_from(version) {
+        Ok(known) if (oldest..=newest).contains(&known) => Ok(known),
+        _ => Err(FormatError::UnsupportedVersion {
+            what,
+            version,
+            oldest,
+            newest,
+        }),
+    }
+}
+
 /// One journaled tick.
+///
+/// Read stored entries with [`Entry::from_json`] (which checks the format version), not with
+/// serde directly: the derived `Deserialize` ignores the version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "tick", rename_all = "snake_case")]
 pub(crate) enum Entry {
@@ -79,6 +165,13 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Entry {
+    /// Reads a stored entry, refusing a format version this build does not know.
+    pub(crate) fn from_json(json: Value) -> Result<Entry, FormatError> {
+        const WHAT: &str = "journal entry";
+        check_format(WHAT, &json, VERSION_FIELD, 1, 1, JOURNAL_FORMAT)?;
+        serde_json::from_value(json).map_err(|source| FormatError::Invalid { what: WHAT, source })
+    }
+
     /// The entry of `tick`; `writes` are the state writes of a `StepDone`'s invocation.
     pub(crate) fn encode(
         spec: &WorkflowSpec,
@@ -252,3 +345,13 @@ impl ErrorJson {
         }
     }
 }
+
+/// Golden journals and durable snapshots from earlier builds that must keep replaying.
+#[cfg(test)]
+mod golden;
+/// A simulated run journaled by the durable runner, shared by the tests below and above.
+#[cfg(test)]
+mod harness;
+/// The property test: journaled ticks replay to the state of ticks applied directly.
+#[cfg(test)]
+mod roundtrip;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::context::{StateSnapshot, StateStore, StateWrites};
-use crate::durable::journal::{Entry, decode_event};
+use crate::durable::journal::{Entry, FormatError, check_format, decode_event};
 use crate::event::{AnyEvent, EventJson};
 use crate::run::{Tick, reducer::ReducerSnapshot, reducer::RunState};
 use crate::store::{
@@ -20,8 +20,31 @@ use crate::workflow::{Workflow, WorkflowSpec};
 /// Published events are not in it; they are in the store's events, by sequence.
 #[derive(Serialize, Deserialize)]
 struct DurableSnapshot {
+    /// [`DURABLE_SNAPSHOT_FORMAT`] when written; snapshots stored before the field existed
+    /// have none and are version 1.
+    #[serde(default = "first_format")]
+    format: u32,
     reducer: ReducerSnapshot,
     state: StateSnapshot,
+}
+
+/// The durable snapshot format this build writes and the newest it reads: stored snapshots
+/// outlive the code that wrote them, and one from a newer build must be refused by name rather
+/// than misread. A change of format bumps it and adds a golden fixture (`tests/fixtures/`).
+pub(crate) const DURABLE_SNAPSHOT_FORMAT: u32 = 1;
+
+/// The version of a snapshot written before snapshots carried one.
+fn first_format() -> u32 {
+    1
+}
+
+impl DurableSnapshot {
+    /// Reads a stored snapshot, refusing a format version this build does not know.
+    fn from_json(json: Value) -> Result<Self, FormatError> {
+        const WHAT: &str = "durable snapshot";
+        check_format(WHAT, &json, "format", 1, 1, DURABLE_SNAPSHOT_FORMAT)?;
+        serde_json::from_value(json).map_err(|source| FormatError::Invalid { what: WHAT, source })
+    }
 }
 
 /// Tells the engine a run's driver has stopped, however it stopped.
@@ -221,6 +244,7 @@ impl DurableRun {
             return Ok(());
         }
         let snapshot = DurableSnapshot {
+            format: DURABLE_SNAPSHOT_FORMAT,
             reducer: state.snapshot(spec).map_err(|e| e.to_string())?,
             state: self
                 .committed
@@ -343,8 +367,7 @@ pub(crate) fn rebuild(
     let event_type = |name: &str| spec.event_by_name(name);
     let (mut state, live, committed, mut seq) = match loaded.snapshot {
         Some((seq, json)) => {
-            let snapshot: DurableSnapshot =
-                serde_json::from_value(json).map_err(|e| format!("invalid snapshot: {e}"))?;
+            let snapshot = DurableSnapshot::from_json(json).map_err(|e| e.to_string())?;
             let state = RunState::restore(spec, snapshot.reducer)?;
             let live = StateStore::restore(snapshot.state.clone(), step_index, event_type)?;
             let committed = StateStore::restore(snapshot.state, step_index, event_type)?;
@@ -365,8 +388,7 @@ pub(crate) fn rebuild(
             ));
         }
         seq = entry_seq;
-        let entry: Entry =
-            serde_json::from_value(json).map_err(|e| format!("invalid journal entry: {e}"))?;
+        let entry = Entry::from_json(json).map_err(|e| e.to_string())?;
         if matches!(entry, Entry::Restart { .. }) {
             let seed = seed_of(&format!("{}/{entry_seq}", durable.lease.run_id));
             state = RunState::new(spec, seed);

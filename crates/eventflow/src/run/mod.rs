@@ -6,6 +6,8 @@ mod inbox;
 pub(crate) mod reducer;
 mod snapshot;
 mod stream;
+/// std's and tokio's locks and wake-ups, or loom's in the loom models of `inbox` and `stream`.
+mod sync;
 
 pub(crate) use driver::Driver;
 

@@ -8,7 +8,14 @@ use crate::event::EventJson;
 use crate::run::reducer::ReducerSnapshot;
 use crate::workflow::Workflow;
 
+/// The snapshot format this build writes and the only one it reads. Version 1 (before
+/// snapshots carried the stream's history) is no longer read. Saved snapshots outlive the code
+/// that wrote them: a change of format bumps this, keeps reading what it can, and adds a golden
+/// fixture (`tests/fixtures/`) rather than editing one.
 const FORMAT: u32 = 2;
+
+/// The field holding [`FORMAT`].
+const FORMAT_FIELD: &str = "format";
 
 /// A run frozen at a tick boundary: queued and in-flight step invocations with their attempt
 /// numbers, events waiting for a waiter, collect buffers, the context state, the events published
@@ -75,18 +82,21 @@ impl RunSnapshot {
         serde_json::to_string_pretty(self).expect("snapshots hold only JSON values")
     }
 
-    /// Reads a snapshot from JSON.
+    /// Reads a snapshot from JSON. A snapshot of another format version (one written by a
+    /// newer eventflow, say) is refused with an error naming its version, before the rest of it
+    /// is read.
     pub fn from_json(json: &str) -> Result<Self, WorkflowError> {
-        serde_json::from_str(json).map_err(|e| WorkflowError::InvalidSnapshot(e.to_string()))
+        let invalid = |e: serde_json::Error| WorkflowError::InvalidSnapshot(e.to_string());
+        let value: serde_json::Value = serde_json::from_str(json).map_err(invalid)?;
+        if let Some(version) = value.get(FORMAT_FIELD) {
+            check_format(version.as_u64())?;
+        }
+        serde_json::from_value(value).map_err(invalid)
     }
 
     pub(crate) fn into_parts(self, workflow: &Workflow) -> Result<SnapshotParts, WorkflowError> {
-        if self.format != FORMAT {
-            return Err(WorkflowError::InvalidSnapshot(format!(
-                "snapshot format {} is not supported (expected {FORMAT})",
-                self.format
-            )));
-        }
+        // Checked again for snapshots deserialized with serde directly rather than `from_json`.
+        check_format(Some(u64::from(self.format)))?;
         if self.fingerprint != workflow.fingerprint() {
             return Err(WorkflowError::InvalidSnapshot(format!(
                 "the snapshot is of workflow `{}` (fingerprint {}) but this is `{}` (fingerprint {}): their steps or event types differ",
@@ -102,5 +112,23 @@ impl RunSnapshot {
             reducer: self.reducer,
             state: self.state,
         })
+    }
+}
+
+/// Refuses a snapshot whose format version (`None`: not a number) this build does not read.
+fn check_format(version: Option<u64>) -> Result<(), WorkflowError> {
+    match version {
+        Some(version) if version == u64::from(FORMAT) => Ok(()),
+        Some(version) => Err(WorkflowError::InvalidSnapshot(format!(
+            "snapshot format version {version} is not supported: this build of eventflow reads version {FORMAT}{}",
+            if version > u64::from(FORMAT) {
+                " (the snapshot was written by a newer eventflow)"
+            } else {
+                " (the snapshot was written by an older eventflow)"
+            }
+        ))),
+        None => Err(WorkflowError::InvalidSnapshot(format!(
+            "the snapshot's `{FORMAT_FIELD}` is not a format version number"
+        ))),
     }
 }

@@ -2,13 +2,13 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
 use futures::Stream;
 use futures::stream::BoxStream;
-use tokio::sync::Notify;
 
+use super::sync::{Mutex, MutexGuard, Notify};
 use crate::event::AnyEvent;
 use crate::run::RunShared;
 
@@ -36,7 +36,7 @@ impl StreamLog {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+    fn lock(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -96,6 +96,35 @@ impl StreamLog {
             notified.await;
         }
     }
+
+    /// Waits until the log holds events after the first `*next`, or is closed; moves those
+    /// events into `buffer` and advances `*next` past them. Returns false when the log is closed
+    /// and nothing is left to read: the reader has seen everything.
+    pub(crate) async fn read_after(
+        &self,
+        next: &mut usize,
+        buffer: &mut VecDeque<AnyEvent>,
+    ) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Register before reading, so a push between the read and the await wakes us.
+            notified.as_mut().enable();
+            let closed = {
+                let log = self.lock();
+                buffer.extend(log.events[*next..].iter().cloned());
+                *next = log.events.len();
+                log.closed
+            };
+            if !buffer.is_empty() {
+                return true;
+            }
+            if closed {
+                return false;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Where a reader is.
@@ -122,30 +151,17 @@ impl EventStream {
             buffer: VecDeque::new(),
         };
         let inner = futures::stream::unfold(cursor, |mut cursor| async move {
-            loop {
-                if let Some(event) = cursor.buffer.pop_front() {
-                    return Some((event, cursor));
-                }
-                let stream = &cursor.run.stream;
-                let notified = stream.notify.notified();
-                tokio::pin!(notified);
-                // Register before reading, so a push between the read and the await wakes us.
-                notified.as_mut().enable();
-                let closed = {
-                    let log = stream.lock();
-                    cursor
-                        .buffer
-                        .extend(log.events[cursor.next..].iter().cloned());
-                    cursor.next = log.events.len();
-                    log.closed
-                };
-                if cursor.buffer.is_empty() {
-                    if closed {
-                        return None;
-                    }
-                    notified.await;
+            if cursor.buffer.is_empty() {
+                let Cursor { run, next, buffer } = &mut cursor;
+                if !run.stream.read_after(next, buffer).await {
+                    return None;
                 }
             }
+            let event = cursor
+                .buffer
+                .pop_front()
+                .expect("read_after filled the buffer");
+            Some((event, cursor))
         });
         EventStream {
             inner: Box::pin(inner),
@@ -164,5 +180,85 @@ impl Stream for EventStream {
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, eventflow_loom))]
+mod loom_model {
+    //! Loom models of the stream log: every interleaving of a publisher and its readers.
+    //! Run with `RUSTFLAGS="--cfg eventflow_loom" cargo test -p eventflow --lib --release loom`.
+
+    use loom::future::block_on;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+    use crate::StopEvent;
+    use crate::run::sync::check_model;
+
+    /// An event the models can tell apart by its number.
+    fn event(number: u64) -> AnyEvent {
+        AnyEvent::new(StopEvent::new(number))
+    }
+
+    /// The number of an event made by [`event`].
+    fn number(event: &AnyEvent) -> u64 {
+        event.downcast_ref::<StopEvent>().unwrap().result().unwrap()
+    }
+
+    /// Follows the log from its start to its end as `EventStream` does.
+    fn read_all(log: &StreamLog) -> Vec<u64> {
+        let mut next = 0;
+        let mut buffer = VecDeque::new();
+        let mut seen = Vec::new();
+        while block_on(log.read_after(&mut next, &mut buffer)) {
+            seen.extend(buffer.drain(..).map(|e| number(&e)));
+        }
+        seen
+    }
+
+    /// A reader racing the publisher (and one who subscribes while it publishes) sees the
+    /// history, every published event and the terminal one, in order, exactly once, and then
+    /// the end — a lost wake-up deadlocks the model.
+    #[test]
+    fn loom_readers_see_every_event_in_order_once_then_the_end() {
+        check_model(|| {
+            let log = Arc::new(StreamLog::new(vec![event(1)]));
+            let publisher = {
+                let log = log.clone();
+                thread::spawn(move || {
+                    assert!(log.push(event(2)));
+                    log.close_with(event(3));
+                    assert!(!log.push(event(4)), "nothing after the terminal event");
+                })
+            };
+            let reader = {
+                let log = log.clone();
+                thread::spawn(move || read_all(&log))
+            };
+            assert_eq!(read_all(&log), [1, 2, 3]);
+            assert_eq!(reader.join().unwrap(), [1, 2, 3]);
+            publisher.join().unwrap();
+            assert_eq!(
+                log.history().iter().map(number).collect::<Vec<_>>(),
+                [1, 2, 3]
+            );
+        });
+    }
+
+    /// The durable driver waits for events to persist with `grown_beyond`: a push from a step
+    /// wakes it, however the two interleave.
+    #[test]
+    fn loom_a_push_wakes_a_driver_waiting_for_the_log_to_grow() {
+        check_model(|| {
+            let log = Arc::new(StreamLog::new(Vec::new()));
+            let step = {
+                let log = log.clone();
+                thread::spawn(move || assert!(log.push(event(1))))
+            };
+            block_on(log.grown_beyond(0));
+            assert_eq!(log.since(0).iter().map(number).collect::<Vec<_>>(), [1]);
+            step.join().unwrap();
+        });
     }
 }
