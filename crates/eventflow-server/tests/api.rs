@@ -968,15 +968,7 @@ async fn streams_follow_a_live_run_with_heartbeats_and_many_readers() {
         .unwrap()
         .bytes_stream();
     let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !text.contains(": heartbeat\n\n") {
-        let chunk = tokio::time::timeout_at(deadline, raw.next())
-            .await
-            .expect("no heartbeat")
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_raw_until(&mut raw, &mut text, ": heartbeat\n\n").await;
     assert!(text.starts_with("id: 1\ndata: {"), "{text}");
     // Several readers at once, one of them live from "now".
     let readers: Vec<_> = ["", "?after_sequence=now", "?after_sequence=-1"]
@@ -1568,15 +1560,7 @@ async fn an_unreachable_store_is_unhealthy_and_ends_streams_with_an_error() {
         .unwrap()
         .bytes_stream();
     let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !text.contains("id: 1\n") {
-        let chunk = tokio::time::timeout_at(deadline, raw.next())
-            .await
-            .expect("no question")
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_raw_until(&mut raw, &mut text, "id: 1\n").await;
 
     flaky.set_broken(true);
     assert_eq!(

@@ -130,11 +130,7 @@ async fn a_waiting_run_is_released_and_the_answer_completes_it() {
         json!("answer: yes")
     );
     // The question was asked once: the re-run after the release found its answer waiting.
-    let names: Vec<String> = engine
-        .events(&run_id, 0)
-        .map(|e| e.unwrap().event.name)
-        .collect()
-        .await;
+    let names = event_names(&engine, &run_id).await;
     assert_eq!(names, ["InputRequiredEvent", "StopEvent"]);
     engine.shutdown().await;
 }
@@ -164,11 +160,7 @@ async fn an_answer_sent_before_the_wait_is_kept() {
         .await
         .unwrap();
     assert_eq!(record.result.unwrap()["value"]["result"], json!("early"));
-    let names: Vec<String> = engine
-        .events(&run_id, 0)
-        .map(|e| e.unwrap().event.name)
-        .collect()
-        .await;
+    let names = event_names(&engine, &run_id).await;
     assert_eq!(
         names,
         ["StopEvent"],
@@ -200,6 +192,15 @@ fn two_answers() -> Workflow {
         })
         .build()
         .unwrap()
+}
+
+/// The names of every event `run_id` published, once it has finished.
+async fn event_names(engine: &Engine, run_id: &str) -> Vec<String> {
+    engine
+        .events(run_id, 0)
+        .map(|e| e.unwrap().event.name)
+        .collect()
+        .await
 }
 
 /// The names of the events `run_id` published, as far as `count` of them (10 s at most).
@@ -265,11 +266,7 @@ async fn an_answer_is_consumed_at_most_once() {
         .await
         .unwrap();
     assert_eq!(record.result.unwrap()["value"]["result"], json!("a,b"));
-    let names: Vec<String> = engine
-        .events(&run_id, 0)
-        .map(|e| e.unwrap().event.name)
-        .collect()
-        .await;
+    let names = event_names(&engine, &run_id).await;
     assert_eq!(
         names,
         ["InputRequiredEvent", "Tallied", "Tallied", "StopEvent"]

@@ -214,6 +214,23 @@ pub async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
     events
 }
 
+/// Appends what a raw response stream sends to `text` until it contains `marker` (5 s at most).
+pub async fn read_raw_until(
+    raw: &mut (impl futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+    text: &mut String,
+    marker: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !text.contains(marker) {
+        let chunk = tokio::time::timeout_at(deadline, raw.next())
+            .await
+            .unwrap_or_else(|_| panic!("`{marker}` never came: {text:?}"))
+            .expect("the stream ended")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
 pub async fn split(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
