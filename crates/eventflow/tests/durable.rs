@@ -640,3 +640,163 @@ async fn a_fan_in_handed_over_mid_way_collects_every_event_once() {
     );
     second.shutdown().await;
 }
+
+/// The attempts and keys a step saw, in order.
+type Seen = Arc<std::sync::Mutex<Vec<(u32, String)>>>;
+
+/// Promise 3: a step interrupted by a hand-over runs again with the attempt number and the key it
+/// had. Its first attempt fails; its second is handed over mid-way and runs again on the next
+/// worker, still as the second attempt, under the key of the first.
+#[tokio::test]
+async fn a_step_run_again_after_a_hand_over_keeps_its_attempt_and_key() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let seen: Seen = Arc::default();
+    let make = |gate: Arc<tokio::sync::Semaphore>, seen: Seen| {
+        Workflow::builder("retried")
+            .step(
+                Step::new("call", move |ctx: Context, _: StartEvent| {
+                    let gate = gate.clone();
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock().unwrap().push((ctx.attempt(), ctx.step_key()));
+                        if ctx.attempt() == 1 {
+                            return Err::<StopEvent, BoxError>("try again".into());
+                        }
+                        let _permit = gate.acquire().await?;
+                        Ok(StopEvent::new(ctx.attempt()))
+                    }
+                })
+                .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_attempts(3)),
+            )
+            .build()
+            .unwrap()
+    };
+    let shut = Arc::new(tokio::sync::Semaphore::new(0));
+    let first = engine(store.clone(), vec![make(shut, seen.clone())]).await;
+    let run_id = first.start("retried", StartEvent::new()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.shutdown().await;
+    let open = Arc::new(tokio::sync::Semaphore::new(1));
+    let second = engine(store, vec![make(open, seen.clone())]).await;
+    let record = second
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.result.unwrap()["value"]["result"], json!(2));
+    let seen = seen.lock().unwrap().clone();
+    let attempts: Vec<u32> = seen.iter().map(|(attempt, _)| *attempt).collect();
+    assert_eq!(
+        attempts,
+        [1, 2, 2],
+        "the second attempt ran again as the second"
+    );
+    assert!(
+        seen.iter().all(|(_, key)| *key == seen[0].1),
+        "one key for every attempt and re-run: {seen:?}"
+    );
+    second.shutdown().await;
+}
+
+/// Promise 3: a step's key names its input event: two inputs of one step have two keys.
+#[tokio::test]
+async fn a_step_key_names_the_input() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = keys.clone();
+    let workflow = Workflow::builder("keys")
+        .step(
+            Step::new("scatter", |ctx: Context, _: StartEvent| async move {
+                ctx.send_event(Work { n: 1 })?;
+                ctx.send_event(Work { n: 2 })?;
+                Ok::<_, BoxError>(())
+            })
+            .emits::<Work>(),
+        )
+        .add_step("work", move |ctx: Context, w: Work| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ctx.step_key());
+                Ok::<_, BoxError>(Done { n: w.n })
+            }
+        })
+        .add_step("gather", |ctx: Context, done: Done| async move {
+            Ok::<_, BoxError>(ctx.collect_events(done, 2).map(|_| StopEvent::new("done")))
+        })
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![workflow]).await;
+    let run_id = engine.start("keys", StartEvent::new()).await.unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    let keys = keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_ne!(keys[0], keys[1], "two inputs, two keys");
+    engine.shutdown().await;
+}
+
+/// Promise 4: an answer a step had taken when its run was handed over is not lost: the step runs
+/// again on the next worker and its wait receives the same answer.
+#[tokio::test]
+async fn an_answer_taken_before_a_hand_over_is_received_again() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let received = Arc::new(AtomicU32::new(0));
+    let make = |gate: Arc<tokio::sync::Semaphore>, received: Arc<AtomicU32>| {
+        Workflow::builder("approve_then_work")
+            .add_step("ask", move |ctx: Context, _: StartEvent| {
+                let gate = gate.clone();
+                let received = received.clone();
+                async move {
+                    let answer = ctx.wait_for_event::<HumanResponseEvent>().await?;
+                    received.fetch_add(1, Ordering::SeqCst);
+                    let _permit = gate.acquire().await?;
+                    Ok::<_, BoxError>(StopEvent::new(format!("answer: {}", answer.response)))
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let shut = Arc::new(tokio::sync::Semaphore::new(0));
+    let first = engine(store.clone(), vec![make(shut, received.clone())]).await;
+    let run_id = first
+        .start("approve_then_work", StartEvent::new())
+        .await
+        .unwrap();
+    first
+        .send_event(&run_id, "answer-1", HumanResponseEvent::new("yes"))
+        .await
+        .unwrap();
+    // The step has taken the answer and works on (its gate stays shut): hand the run over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while received.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answer was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.shutdown().await;
+    let open = Arc::new(tokio::sync::Semaphore::new(1));
+    let second = engine(store, vec![make(open, received.clone())]).await;
+    let record = second
+        .wait(&run_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    assert_eq!(
+        record.result.unwrap()["value"]["result"],
+        json!("answer: yes")
+    );
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        2,
+        "the step ran again and received the answer again"
+    );
+    second.shutdown().await;
+}

@@ -442,6 +442,43 @@ async fn kill_mid_step(backend: Backend) {
     assert_eq!(keys[0], keys[1]);
 }
 
+/// kill -9 twice in the middle of the same step: the second worker snapshots the run it rebuilt
+/// (every recovery does) and dies too; the third rebuilds from that snapshot. The state changes
+/// of the step completed before the first kill still count, once.
+async fn kill_twice_mid_step(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let slow = [("EF_SLEEP_SUMMARIZE", "60000")];
+    let a = h.spawn_worker("a", &slow);
+    let run_id = h.start("pipeline", StartEvent::new()).await;
+    h.until_logged("start summarize").await;
+    h.kill(a);
+    let b = h.spawn_worker("b", &slow);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.count("start", "summarize") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never took the run over; log: {:?}",
+            h.attempts()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.kill(b);
+    h.spawn_worker("c", &[]);
+    let record = h
+        .until(&run_id, "completed", |r| r.status.is_terminal())
+        .await;
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    assert_eq!(record.recoveries, 2);
+    let result = result(&record);
+    assert_eq!(result["worker"], "c");
+    assert_eq!(
+        result["completions"], 3,
+        "state changes applied exactly once across two rebuilds"
+    );
+    assert_eq!(h.count("start", "fetch"), 1, "completed before the kills");
+    assert_eq!(h.count("start", "summarize"), 3);
+}
+
 /// kill -9 right after a step's completion is committed, before its events are acted on: the
 /// next worker goes on from the journal and does not run the step again.
 async fn kill_after_commit(backend: Backend) {
@@ -819,6 +856,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     kill_mid_step,
+    kill_twice_mid_step,
     kill_after_commit,
     answer_twice_and_early,
     stale_worker_is_fenced,

@@ -3796,9 +3796,14 @@ async fn wakeups_across_instances(setup: Setup) -> Result<()> {
     create(&*setup.store, "created", &flow()).await?;
     expect_wakeup(&mut rx, "created", "created by another instance").await?;
     let lease = create_owned(&*setup.store, "sent", &flow(), "worker-a").await?;
+    // The creation's wake-up first: the next ones must come from the send and the release.
+    expect_wakeup(&mut rx, "sent", "created owned by another instance").await?;
     commit(&*setup.store, &lease, release(true, None)).await?;
     send(&*setup.store, "sent", "m1", event("m1")).await?;
     expect_wakeup(&mut rx, "sent", "sent an event by another instance").await?;
+    let claim = claim_run(&*setup.store, "worker-a", "sent", &options(&[flow()])).await?;
+    commit(&*setup.store, &claim.lease, release(false, None)).await?;
+    expect_wakeup(&mut rx, "sent", "released claimable by another instance").await?;
     Ok(())
 }
 

@@ -445,3 +445,61 @@ pub(crate) fn finish_end(
         error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::store::MemoryStore;
+
+    struct Unwatched;
+
+    impl RunExit for Unwatched {
+        fn exited(&self, _: &Lease) {}
+        fn committed(&self, _: &str, _: bool) {}
+    }
+
+    /// Promise 2: a journal is replayed in order or not at all; one with an entry missing (a
+    /// store returning a gap) is refused, not replayed around the hole.
+    #[test]
+    fn a_journal_with_a_gap_is_not_replayed() {
+        let workflow = Workflow::builder("gap")
+            .add_step("only", |_: StartEvent| async { StopEvent::new("done") })
+            .build()
+            .unwrap();
+        let start = Entry::encode(
+            &workflow.spec,
+            &Tick::Start(AnyEvent::new(StartEvent::new())),
+            StateWrites::default(),
+        )
+        .and_then(serde_json::to_value)
+        .unwrap();
+        let cancel = serde_json::to_value(Entry::Cancel).unwrap();
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let durable = DurableRun::fresh(
+            Arc::new(MemoryStore::new()),
+            Lease {
+                run_id: "run".into(),
+                owner: "worker".into(),
+                epoch: 1,
+            },
+            DurableSettings {
+                snapshot_every: 1000,
+                inbox_poll: Duration::from_millis(50),
+                stopping,
+                on_commit: None,
+            },
+            Arc::new(Notify::new()),
+            Arc::new(Unwatched),
+            "gap",
+        );
+        let loaded = LoadedRun {
+            journal: vec![(1, start), (3, cancel)],
+            ..LoadedRun::default()
+        };
+        let Err(error) = rebuild(&workflow, loaded, durable) else {
+            panic!("a journal without entry 2 was replayed");
+        };
+        assert!(error.contains("entries are missing"), "{error}");
+    }
+}

@@ -1546,6 +1546,32 @@ mod tests {
         assert!(format!("{store:?}").contains("runs.db"));
     }
 
+    /// Promise 1: by default a write returns only once it is on disk (`synchronous=FULL`, 2);
+    /// `synchronous_normal` opts into `NORMAL` (1).
+    #[tokio::test]
+    async fn writes_wait_for_the_disk_unless_asked_not_to() {
+        let (dir, store) = store().await;
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(level, 2, "FULL by default");
+        let normal = SqliteStore::open_with(
+            dir.path().join("normal.db"),
+            SqliteOptions {
+                synchronous_normal: true,
+                ..SqliteOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&normal.pool)
+            .await
+            .unwrap();
+        assert_eq!(level, 1, "NORMAL when asked for");
+    }
+
     /// Processes starting together on a new file race to switch it to WAL and to migrate it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_opens_of_a_new_file_all_succeed() {
