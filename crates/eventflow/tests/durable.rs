@@ -71,21 +71,17 @@ async fn a_run_finishes_with_its_events_in_sequence() {
         .unwrap();
     assert_eq!(record.status, RunStatus::Completed);
     assert_eq!(record.result.unwrap()["value"]["result"], json!("done"));
-    let events: Vec<_> = engine
-        .events(&run_id, 0)
-        .map(|e| e.unwrap())
-        .collect()
-        .await;
-    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    let events = events_after(&engine, &run_id, 0).await;
+    let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
-    let names: Vec<&str> = events.iter().map(|e| e.event.name.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|(_, name)| name.as_str()).collect();
     assert_eq!(names, ["Count", "Count", "Count", "Count", "StopEvent"]);
     // Resuming after any sequence gives the rest.
-    let rest: Vec<u64> = engine
-        .events(&run_id, 3)
-        .map(|e| e.unwrap().seq)
-        .collect()
-        .await;
+    let rest: Vec<u64> = events_after(&engine, &run_id, 3)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
     assert_eq!(rest, [4, 5]);
     engine.shutdown().await;
 }
@@ -194,13 +190,23 @@ fn two_answers() -> Workflow {
         .unwrap()
 }
 
+/// The sequence and name of every event `run_id` published after `after`, read until the run
+/// finishes (10 s at most: a reader that never ends fails here instead of hanging the suite).
+async fn events_after(engine: &Engine, run_id: &str, after: u64) -> Vec<(u64, String)> {
+    let events = engine
+        .events(run_id, after)
+        .map(|e| e.unwrap())
+        .map(|e| (e.seq, e.event.name))
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), events)
+        .await
+        .expect("the run's event stream did not end")
+}
+
 /// The names of every event `run_id` published, once it has finished.
 async fn event_names(engine: &Engine, run_id: &str) -> Vec<String> {
-    engine
-        .events(run_id, 0)
-        .map(|e| e.unwrap().event.name)
-        .collect()
-        .await
+    let events = events_after(engine, run_id, 0).await;
+    events.into_iter().map(|(_, name)| name).collect()
 }
 
 /// The names of the events `run_id` published, as far as `count` of them (10 s at most).
@@ -518,12 +524,7 @@ async fn a_finished_run_continues_under_its_id_with_its_state() {
         record.result.unwrap()["value"]["result"],
         json!("ada: visit 2")
     );
-    let new_events: Vec<(u64, String)> = engine
-        .events(&first.run_id, second.after_seq)
-        .map(|e| e.unwrap())
-        .map(|e| (e.seq, e.event.name))
-        .collect()
-        .await;
+    let new_events = events_after(&engine, &first.run_id, second.after_seq).await;
     assert_eq!(
         new_events,
         [(3, "Count".to_owned()), (4, "StopEvent".to_owned())]
