@@ -1297,15 +1297,7 @@ async fn openapi_and_metrics() {
     // Finishes are counted by the engine's commit hook, shortly after the commit.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let text = server
-            .http
-            .get(server.at("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&server).await;
         if text.contains("eventflow_runs_finished_total{workflow=\"greet\",status=\"completed\"} 1")
             && text.contains("eventflow_runs_finished_total{workflow=\"fail\",status=\"failed\"} 1")
             && text.contains(
@@ -1319,17 +1311,15 @@ async fn openapi_and_metrics() {
     }
 }
 
+/// The text of `GET /metrics`.
+async fn metrics_text(server: &TestServer) -> String {
+    let response = server.http.get(server.at("/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// The value of the `eventflow_queue_depth` gauge in `GET /metrics`.
 async fn queue_depth(server: &TestServer) -> u64 {
-    let text = server
-        .http
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(server).await;
     let line = text
         .lines()
         .find(|line| line.starts_with("eventflow_queue_depth "))
