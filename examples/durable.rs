@@ -87,7 +87,7 @@ async fn answer(db: &str, run_id: &str, approve: &str) -> anyhow::Result<String>
 async fn print_events(engine: &Engine, run_id: &str) -> anyhow::Result<()> {
     let events = engine.store().events_after(run_id, 0, 1000).await?;
     for (seq, event) in events {
-        println!("  event {seq}: {} {}", event["type"], event["value"]);
+        println!("  event {seq}: {} {}", event.name, event.value);
     }
     Ok(())
 }

@@ -364,7 +364,7 @@ impl Harness {
             .await
             .unwrap()
             .into_iter()
-            .map(|(_, event)| event["type"].as_str().unwrap().to_owned())
+            .map(|(_, event)| event.name)
             .collect()
     }
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use eventflow::EventJson;
 use eventflow::store::{
-    CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, MemoryStore, NewRun, PostgresStore, Reopened, RunFilter, RunRecord, RunStatus, Sent,
+    Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail,
+    MemoryStore, NewRun, PostgresStore, Reopened, RunFilter, RunRecord, RunStatus, Sent,
     SqliteStore, Store, StoreError, WorkflowKey,
 };
 use serde_json::{Value, json};
@@ -435,28 +436,33 @@ fn ticks(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, Value)> {
 }
 
 /// Published events with sequences `seqs`.
-fn published(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, Value)> {
+fn published(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, EventJson)> {
     seqs.into_iter()
-        .map(|seq| (seq, json!({"type": "progress", "value": {"n": seq}})))
+        .map(|seq| (seq, named("progress", json!({"n": seq}))))
         .collect()
 }
 
-fn event(name: &str) -> Value {
-    json!({"type": "message", "value": {"text": name}})
+/// An event named `name` with fields `value`.
+fn named(name: &str, value: Value) -> EventJson {
+    EventJson {
+        name: name.to_owned(),
+        value,
+    }
 }
 
-fn cancel_event() -> Value {
-    json!({"type": CANCEL_MESSAGE, "value": {}})
+/// An event message for the inbox.
+fn event(text: &str) -> Mail {
+    Mail::event(named("message", json!({"text": text})))
 }
 
-async fn send(store: &dyn Store, run_id: &str, msg_id: &str, event: Value) -> Result<Sent> {
+async fn send(store: &dyn Store, run_id: &str, msg_id: &str, mail: Mail) -> Result<Sent> {
     store
-        .send(run_id, msg_id, event)
+        .send(run_id, msg_id, mail)
         .await
         .with_context(|| format!("send {msg_id} to {run_id}"))
 }
 
-async fn all_events(store: &dyn Store, run_id: &str) -> Result<Vec<(u64, Value)>> {
+async fn all_events(store: &dyn Store, run_id: &str) -> Result<Vec<(u64, EventJson)>> {
     store
         .events_after(run_id, 0, 10_000)
         .await
@@ -496,7 +502,7 @@ struct Observed {
     record: RunRecord,
     loaded: LoadedRun,
     inbox: Vec<InboxMessage>,
-    events: Vec<(u64, Value)>,
+    events: Vec<(u64, EventJson)>,
 }
 
 async fn observe(store: &dyn Store, lease: &Lease) -> Result<Observed> {
@@ -1721,7 +1727,7 @@ async fn cancel_message_resumes_parked_run(store: DynStore) -> Result<()> {
     assert_not_claimable(&*store, "parked", &strict).await?;
 
     assert_eq!(
-        send(&*store, "parked", "stop", cancel_event()).await?,
+        send(&*store, "parked", "stop", Mail::Cancel).await?,
         Sent::Accepted
     );
     assert_eq!(status(&*store, "parked").await?, RunStatus::Running);
@@ -1730,7 +1736,7 @@ async fn cancel_message_resumes_parked_run(store: DynStore) -> Result<()> {
     assert!(!claims[0].recovered);
     let inbox = store.inbox(&claims[0].lease).await?;
     assert_eq!(msg_ids(&inbox), vec!["hello", "stop"]);
-    assert_eq!(inbox[1].event, cancel_event());
+    assert_eq!(inbox[1].mail, Mail::Cancel);
     Ok(())
 }
 
@@ -1761,7 +1767,7 @@ async fn release_idle_waits_for_events(store: DynStore) -> Result<()> {
     assert_eq!(claims[0].lease.epoch, lease.epoch + 2);
     let inbox = store.inbox(&claims[0].lease).await?;
     assert_eq!(msg_ids(&inbox), vec!["m1"]);
-    assert_eq!(inbox[0].event, event("m1"));
+    assert_eq!(inbox[0].mail, event("m1"));
 
     // Waiting again, with a far wake-up time: an event still wakes it at once.
     commit(
@@ -1945,12 +1951,12 @@ async fn inbox_send_and_dedup(store: DynStore) -> Result<()> {
     let inbox = store.inbox(&lease).await?;
     assert_eq!(msg_ids(&inbox), vec!["m1", "m2", "m0"], "oldest first");
     assert_eq!(
-        inbox[0].event,
+        inbox[0].mail,
         event("first"),
         "a duplicate does not replace"
     );
-    assert_eq!(inbox[1].event, event("second"));
-    assert_eq!(inbox[2].event, event("third"));
+    assert_eq!(inbox[1].mail, event("second"));
+    assert_eq!(inbox[2].mail, event("third"));
     ensure!(
         inbox.windows(2).all(|pair| pair[0].id < pair[1].id),
         "inbox ids grow: {inbox:?}"
@@ -2111,7 +2117,7 @@ async fn events_sent_before_owned_are_kept(store: DynStore) -> Result<()> {
     let claim = claim_run(&*store, "worker-a", "run", &options(&[flow()])).await?;
     let inbox = store.inbox(&claim.lease).await?;
     assert_eq!(msg_ids(&inbox), vec!["a", "b"]);
-    assert_eq!(inbox[1].event, event("b"));
+    assert_eq!(inbox[1].mail, event("b"));
 
     // While owned (by a worker that does not look at its inbox yet).
     send(&*store, "run", "c", event("c")).await?;
@@ -2955,7 +2961,7 @@ async fn reopen_keeps_message_dedup(store: DynStore) -> Result<()> {
     );
     let inbox = store.inbox(&lease).await?;
     assert_eq!(msg_ids(&inbox), vec!["m3", "m2"]);
-    assert_eq!(inbox[1].event, event("m2 again"));
+    assert_eq!(inbox[1].mail, event("m2 again"));
 
     // Consumed after the reopening, they deduplicate after the next finish and reopen too.
     commit(
@@ -3434,7 +3440,7 @@ async fn concurrent_sends_deduplicate(store: DynStore) -> Result<()> {
     assert_eq!(names.len(), 17);
     for message in &inbox {
         if message.msg_id != "once" {
-            assert_eq!(message.event, event(&message.msg_id));
+            assert_eq!(message.mail, event(&message.msg_id));
         }
     }
     Ok(())
@@ -3579,7 +3585,9 @@ async fn json_values_round_trip(store: DynStore) -> Result<()> {
         bail!("expected a new owned run, got {created:?}");
     };
     let journal: Vec<(u64, Value)> = (2..).zip(values.iter().cloned()).collect();
-    let events: Vec<(u64, Value)> = (1..).zip(values.iter().cloned()).collect();
+    let events: Vec<(u64, EventJson)> = (1..)
+        .zip(values.iter().map(|value| named("rich", value.clone())))
+        .collect();
     commit(
         &*store,
         &lease,
@@ -3591,7 +3599,8 @@ async fn json_values_round_trip(store: DynStore) -> Result<()> {
     )
     .await?;
     for (i, value) in values.iter().enumerate() {
-        send(&*store, "run", &format!("m{i}"), value.clone()).await?;
+        let mail = Mail::event(named("rich", value.clone()));
+        send(&*store, "run", &format!("m{i}"), mail).await?;
     }
     let mut expected_journal = vec![(1, rich.clone())];
     expected_journal.extend(journal);
@@ -3600,8 +3609,12 @@ async fn json_values_round_trip(store: DynStore) -> Result<()> {
     assert_eq!(loaded.events, events);
     assert_eq!(all_events(&*store, "run").await?, events);
     let inbox = store.inbox(&lease).await?;
-    let sent: Vec<Value> = inbox.iter().map(|message| message.event.clone()).collect();
-    assert_eq!(sent, values);
+    let sent: Vec<Mail> = inbox.iter().map(|message| message.mail.clone()).collect();
+    let expected: Vec<Mail> = values
+        .iter()
+        .map(|value| Mail::event(named("rich", value.clone())))
+        .collect();
+    assert_eq!(sent, expected);
 
     commit(
         &*store,
@@ -3640,7 +3653,7 @@ async fn json_nul_characters_round_trip(store: DynStore) -> Result<()> {
             &lease,
             Commit {
                 journal: ticks([2]).into_iter().chain([(3, nul.clone())]).collect(),
-                events: vec![(1, nul.clone())],
+                events: vec![(1, named("nul", nul.clone()))],
                 snapshot: Some((3, nul.clone())),
                 ..Commit::default()
             },
@@ -3649,11 +3662,12 @@ async fn json_nul_characters_round_trip(store: DynStore) -> Result<()> {
     result.context("committing JSON with U+0000")?;
     let loaded = store.load(&lease).await?;
     assert_eq!(loaded.snapshot, Some((3, nul.clone())));
-    assert_eq!(loaded.events, vec![(1, nul.clone())]);
-    send(&*store, "run", "m1", nul.clone())
+    assert_eq!(loaded.events, vec![(1, named("nul", nul.clone()))]);
+    let mail = Mail::event(named("nul", nul.clone()));
+    send(&*store, "run", "m1", mail.clone())
         .await
         .context("sending JSON with U+0000")?;
-    assert_eq!(store.inbox(&lease).await?[0].event, nul);
+    assert_eq!(store.inbox(&lease).await?[0].mail, mail);
     commit(
         &*store,
         &lease,

@@ -121,7 +121,7 @@ async fn current_run_start(state: &AppRef, record: &RunRecord) -> Result<u64, Ap
             break;
         }
         for (seq, event) in page.iter().filter(|(seq, _)| *seq <= end) {
-            if event["type"].as_str().is_some_and(terminal) {
+            if terminal(&event.name) {
                 before_last = last;
                 last = *seq;
             }

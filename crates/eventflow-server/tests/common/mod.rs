@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventflow::EventJson;
 use eventflow::prelude::*;
 use eventflow::store::{
-    Claim, ClaimOptions, Commit, Created, InboxMessage, Lease, LoadedRun, NewRun, Reopened,
+    Claim, ClaimOptions, Commit, Created, InboxMessage, Lease, LoadedRun, Mail, NewRun, Reopened,
     RunFilter, RunRecord, Sent, SqliteStore, Store, StoreError, StoreFuture, WorkflowKey,
 };
 use eventflow_server::{RunningServer, Server, ServerConfig};
@@ -348,15 +349,15 @@ impl Store for FlakyStore {
     fn commit<'a>(&'a self, lease: &'a Lease, commit: Commit) -> StoreFuture<'a, ()> {
         self.inner.commit(lease, commit)
     }
-    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
-        self.inner.send(run_id, msg_id, event)
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, mail: Mail) -> StoreFuture<'a, Sent> {
+        self.inner.send(run_id, msg_id, mail)
     }
     fn events_after<'a>(
         &'a self,
         run_id: &'a str,
         after: u64,
         limit: usize,
-    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+    ) -> StoreFuture<'a, Vec<(u64, EventJson)>> {
         Box::pin(async move {
             self.check()?;
             self.inner.events_after(run_id, after, limit).await

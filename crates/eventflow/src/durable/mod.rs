@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -41,7 +40,7 @@ use crate::error::WorkflowError;
 use crate::event::{AnyEvent, Event, EventJson};
 use crate::run::{Driver, Tick, new_run, reducer::RunState};
 use crate::store::{
-    CANCEL_MESSAGE, Claim, ClaimOptions, Created, Lease, NewRun, RunRecord, RunStatus, Sent, Store,
+    Claim, ClaimOptions, Created, Lease, Mail, NewRun, RunRecord, RunStatus, Sent, Store,
     StoreError, WorkflowKey,
 };
 use crate::workflow::{StartInput, Workflow};
@@ -316,6 +315,9 @@ fn workflow_key(workflow: &Workflow) -> WorkflowKey {
         fingerprint: workflow.fingerprint().to_owned(),
     }
 }
+
+/// The message id of every cancel request: a run is cancelled once, however often asked.
+const CANCEL_MSG_ID: &str = "eventflow.cancel";
 
 /// A published event of a durable run, with its per-run sequence number.
 #[derive(Clone, Debug, PartialEq)]
@@ -598,17 +600,21 @@ impl Engine {
                 }
             }
         }
-        let mut message = serde_json::to_value(&event).map_err(|e| invalid(e.to_string()))?;
-        if let (Some(step), Value::Object(fields)) = (step, &mut message) {
-            fields.insert("step".into(), Value::String(step.to_owned()));
-        }
-        Ok(self.inner.store.send(run_id, msg_id, message).await?)
+        let mail = Mail::Event {
+            event,
+            step: step.map(str::to_owned),
+        };
+        Ok(self.inner.store.send(run_id, msg_id, mail).await?)
     }
 
     /// Asks a run to cancel; returns its status. Cancelling a finished run changes nothing.
     pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, EngineError> {
-        let message = serde_json::json!({"type": CANCEL_MESSAGE, "value": {}});
-        match self.inner.store.send(run_id, CANCEL_MESSAGE, message).await {
+        match self
+            .inner
+            .store
+            .send(run_id, CANCEL_MSG_ID, Mail::Cancel)
+            .await
+        {
             Ok(_) => Ok(self.record(run_id).await?.status),
             Err(StoreError::RunFinished { status, .. }) => Ok(status),
             Err(StoreError::UnknownRun { run_id }) => Err(EngineError::UnknownRun { run_id }),
@@ -677,10 +683,8 @@ impl Engine {
             |(engine, watching, mut after, mut buffer, mut done)| async move {
                 let run_id = watching.run_id.clone();
                 loop {
-                    if let Some((seq, value)) = buffer.next() {
+                    if let Some((seq, event)) = buffer.next() {
                         after = seq;
-                        let event: EventJson = serde_json::from_value(value)
-                            .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
                         let item = SequencedEvent { seq, event };
                         return Ok(Some((item, (engine, watching, after, buffer, done))));
                     }

@@ -11,9 +11,7 @@ use crate::context::{StateSnapshot, StateStore, StateWrites};
 use crate::durable::journal::{Entry, FormatError, check_format, decode_event};
 use crate::event::{AnyEvent, EventJson};
 use crate::run::{Tick, reducer::ReducerSnapshot, reducer::RunState};
-use crate::store::{
-    CANCEL_MESSAGE, Commit, CommitEnd, Lease, LoadedRun, RunStatus, Store, StoreError,
-};
+use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
 use crate::workflow::{Workflow, WorkflowSpec};
 
 /// What a durable snapshot holds: the reducer's state and the state completed steps left.
@@ -200,7 +198,7 @@ impl DurableRun {
                 continue;
             }
             self.pending.consumed.push(message.id);
-            let Some(tick) = inbox_tick(spec, message.event) else {
+            let Some(tick) = inbox_tick(spec, message.mail) else {
                 tracing::warn!(msg_id = %message.msg_id, "dropped an inbox message the workflow cannot decode");
                 continue;
             };
@@ -224,7 +222,6 @@ impl DurableRun {
         for event in new {
             self.persisted_events += 1;
             let json = EventJson::encode(event)
-                .and_then(serde_json::to_value)
                 .map_err(|e| format!("cannot persist a published event: {e}"))?;
             self.pending
                 .events
@@ -318,17 +315,18 @@ where
     }
 }
 
-/// The tick of an inbox message: an event for the run (to one step with `"step"`), or cancel.
-fn inbox_tick(spec: &WorkflowSpec, message: Value) -> Option<Tick> {
-    let json: EventJson = serde_json::from_value(message.clone()).ok()?;
-    if json.name == CANCEL_MESSAGE {
-        return Some(Tick::Cancel);
-    }
-    let target = match message.get("step").and_then(Value::as_str) {
-        Some(name) => Some(spec.step_index(name)?),
+/// The tick of an inbox message: an event for the run (to one step, when it names one), or
+/// cancel. `None` when the workflow has no such step or event.
+fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
+    let (event, step) = match mail {
+        Mail::Cancel => return Some(Tick::Cancel),
+        Mail::Event { event, step } => (event, step),
+    };
+    let target = match step {
+        Some(name) => Some(spec.step_index(&name)?),
         None => None,
     };
-    let event = decode_event(spec, json).ok()?;
+    let event = decode_event(spec, event).ok()?;
     Some(Tick::Emit {
         event,
         target,
@@ -403,20 +401,16 @@ pub(crate) fn rebuild(
     }
     // Nothing of the run is running in this process: what was in flight runs again.
     state.recover();
-    let history = loaded
+    let history: Vec<AnyEvent> = loaded
         .events
         .into_iter()
-        .map(|(_, json)| {
-            let json: EventJson =
-                serde_json::from_value(json).map_err(|e| format!("invalid event: {e}"))?;
-            Ok(match spec.event_by_name(&json.name) {
-                Some(ty) => ty
-                    .decode(json.value.clone())
-                    .unwrap_or_else(|_| AnyEvent::opaque(json)),
-                None => AnyEvent::opaque(json),
-            })
+        .map(|(_, json)| match spec.event_by_name(&json.name) {
+            Some(ty) => ty
+                .decode(json.value.clone())
+                .unwrap_or_else(|_| AnyEvent::opaque(json)),
+            None => AnyEvent::opaque(json),
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect();
     durable.committed = committed;
     durable.journal_seq = seq;
     durable.persisted_events = history.len();

@@ -7,12 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use serde_json::Value;
+
+use crate::event::EventJson;
 use tokio::sync::broadcast;
 
 use super::{
-    CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
-    StoreFuture, WorkflowKey,
+    Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail, NewRun,
+    Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
+    contiguous,
 };
 
 /// A [`Store`] in this process's memory.
@@ -38,7 +40,7 @@ struct RunRow {
     journal: BTreeMap<u64, Value>,
     snapshot: Option<(u64, Value)>,
     inbox: Vec<(InboxMessage, bool)>,
-    events: Vec<(u64, Value)>,
+    events: Vec<(u64, EventJson)>,
 }
 
 impl Default for MemoryStore {
@@ -152,14 +154,6 @@ impl Tables {
             recovered,
         })
     }
-}
-
-/// Whether `entries` are numbered `first`, `first + 1`, … (contiguous, after the last).
-fn continues(entries: &[(u64, Value)], first: u64) -> bool {
-    entries
-        .iter()
-        .zip(first..)
-        .all(|((seq, _), expected)| *seq == expected)
 }
 
 fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
@@ -323,8 +317,8 @@ impl Store for MemoryStore {
         };
         let expected_journal = row.last_journal_seq + 1;
         let expected_event = row.record.last_event_seq + 1;
-        if !continues(&commit.journal, expected_journal)
-            || !continues(&commit.events, expected_event)
+        if !contiguous(&commit.journal, expected_journal)
+            || !contiguous(&commit.events, expected_event)
         {
             return ready(Err(StoreError::Corrupt(format!(
                 "run `{}`: a commit does not continue the journal at {expected_journal} or the events at {expected_event}",
@@ -385,7 +379,7 @@ impl Store for MemoryStore {
         ready(Ok(()))
     }
 
-    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, mail: Mail) -> StoreFuture<'a, Sent> {
         let mut tables = self.tables();
         let id = tables.next_inbox_id;
         let Some(row) = tables.runs.get_mut(run_id) else {
@@ -405,13 +399,12 @@ impl Store for MemoryStore {
                 status,
             }));
         }
-        let cancel_parked = status == RunStatus::Parked
-            && event.get("type").and_then(Value::as_str) == Some(CANCEL_MESSAGE);
+        let cancel_parked = status == RunStatus::Parked && mail == Mail::Cancel;
         row.inbox.push((
             InboxMessage {
                 id,
                 msg_id: msg_id.to_owned(),
-                event,
+                mail,
             },
             false,
         ));
@@ -431,7 +424,7 @@ impl Store for MemoryStore {
         run_id: &'a str,
         after: u64,
         limit: usize,
-    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+    ) -> StoreFuture<'a, Vec<(u64, EventJson)>> {
         let tables = self.tables();
         let result = match tables.runs.get(run_id) {
             None => Err(unknown(run_id)),

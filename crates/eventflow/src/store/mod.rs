@@ -11,18 +11,22 @@
 //! | `run_events` | what a run published, by per-run sequence: what readers stream |
 //! | `workers` | live workers, their heartbeats and the workflows they serve |
 //!
-//! The store knows nothing of reducers or events: journal entries, snapshots and events are JSON
-//! values it keeps in order. What it guarantees is *who may write*: every run has an owner and an
+//! The store knows nothing of reducers or of event types: journal entries and snapshots are JSON
+//! values it keeps in order, published events are [`EventJson`] (a name and fields), and the
+//! inbox holds [`Mail`] (an event, maybe for one step, or a cancel request). What it guarantees is *who may write*: every run has an owner and an
 //! epoch that grows on every claim and release, and a [`Store::commit`] under a stale
 //! [`Lease`] fails with [`StoreError::Fenced`] and changes nothing. Time (heartbeat age, wake-up
 //! times) is judged by the store's clock — the database's, for SQL backends — never a worker's.
 
+mod mail;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use mail::Mail;
+pub(crate) use mail::{event_to_stored, stored_events};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -34,6 +38,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::event::EventJson;
 
 /// Opens the store a URL names: `memory`, `sqlite:PATH` (or `sqlite://PATH`; the file is
 /// created if missing), or `postgres://...` / `postgresql://...`.
@@ -70,11 +76,17 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Whether the sequences of `items` run `first`, `first + 1`, … without a gap: how every
+/// backend checks that a commit continues a run's journal and events.
+pub(crate) fn contiguous<T>(items: &[(u64, T)], first: u64) -> bool {
+    items
+        .iter()
+        .zip(first..)
+        .all(|((seq, _), want)| *seq == want)
+}
+
 /// The future returned by [`Store`] methods.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
-
-/// The name of the inbox message that asks a run to cancel (see [`Store::send`]).
-pub const CANCEL_MESSAGE: &str = "eventflow.cancel";
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -299,18 +311,18 @@ pub struct LoadedRun {
     /// The journal entries after the snapshot, in order, with their sequences.
     pub journal: Vec<(u64, Value)>,
     /// Every event the run published, in order, with their sequences.
-    pub events: Vec<(u64, Value)>,
+    pub events: Vec<(u64, EventJson)>,
 }
 
-/// An event sent to a run and not yet consumed.
+/// A message sent to a run and not yet consumed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboxMessage {
     /// The inbox row: consume it by listing it in [`Commit::consumed`].
     pub id: i64,
     /// The sender's message id (unique per run).
     pub msg_id: String,
-    /// The event, as sent.
-    pub event: Value,
+    /// What was sent.
+    pub mail: Mail,
 }
 
 /// What [`Store::reopen`] did.
@@ -365,7 +377,7 @@ pub struct Commit {
     /// Inbox rows consumed by this commit's journal entries.
     pub consumed: Vec<i64>,
     /// Published events to append, with their sequences (contiguous, after the last).
-    pub events: Vec<(u64, Value)>,
+    pub events: Vec<(u64, EventJson)>,
     /// A new snapshot covering the journal up to its sequence; older journal entries may go.
     pub snapshot: Option<(u64, Value)>,
     /// Finish or release the run.
@@ -452,8 +464,9 @@ pub trait Store: Send + Sync + 'static {
     /// message with the same `msg_id` for the same run is ignored (`Sent::Duplicate`). A
     /// `Waiting` run becomes `Running` (claimable). Fails with `RunFinished` for a finished run,
     /// except for a message id the run consumed before finishing, which stays `Duplicate` (a
-    /// retried send is not an error). The event named [`CANCEL_MESSAGE`] asks the run to cancel.
-    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent>;
+    /// retried send is not an error). [`Mail::Cancel`] also makes a `Parked` run `Running`, so
+    /// that it can end.
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, mail: Mail) -> StoreFuture<'a, Sent>;
 
     /// The run's published events with a sequence greater than `after`, oldest first, at most
     /// `limit`.
@@ -462,7 +475,7 @@ pub trait Store: Send + Sync + 'static {
         run_id: &'a str,
         after: u64,
         limit: usize,
-    ) -> StoreFuture<'a, Vec<(u64, Value)>>;
+    ) -> StoreFuture<'a, Vec<(u64, EventJson)>>;
 
     /// Makes a parked run `Running` again with its recoveries reset. False when it was not parked.
     fn unpark<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, bool>;

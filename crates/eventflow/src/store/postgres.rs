@@ -24,10 +24,11 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{
-    CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
-    StoreFuture, WorkflowKey,
+    Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail, NewRun,
+    Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
+    contiguous, event_to_stored, stored_events,
 };
+use crate::event::EventJson;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -384,7 +385,7 @@ impl PostgresStore {
             .await
             .map_err(db)?,
         )?;
-        let events = sequenced(
+        let events = stored_events(sequenced(
             sqlx::query(
                 "SELECT seq, event AS value FROM run_events WHERE run_id = $1 ORDER BY seq",
             )
@@ -392,7 +393,7 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?,
-        )?;
+        )?)?;
         tx.commit().await.map_err(db)?;
         let journal_end = journal.last().map_or(after, |(seq, _)| *seq);
         if !contiguous(&journal, after + 1) || journal_end != after.max(last_journal) {
@@ -441,7 +442,7 @@ impl PostgresStore {
                 Ok(InboxMessage {
                     id: row.try_get("id").map_err(db)?,
                     msg_id: row.try_get("msg_id").map_err(db)?,
-                    event: json(row, "event")?,
+                    mail: Mail::from_stored(json(row, "event")?)?,
                 })
             })
             .collect()
@@ -500,7 +501,11 @@ impl PostgresStore {
             "INSERT INTO run_events (run_id, seq, event)
             SELECT $1, seq, value::json FROM unnest($2::bigint[], $3::text[]) AS t(seq, value)",
             run_id,
-            commit.events,
+            commit
+                .events
+                .iter()
+                .map(|(seq, event)| (*seq, event_to_stored(event)))
+                .collect(),
         )
         .await?;
         if let Some((seq, data)) = commit.snapshot {
@@ -599,7 +604,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn queue(&self, run_id: &str, msg_id: &str, event: Value) -> Result<Sent, StoreError> {
+    async fn queue(&self, run_id: &str, msg_id: &str, mail: Mail) -> Result<Sent, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // Locks the run: a concurrent release waits and then sees this message.
         let status: Option<String> =
@@ -633,8 +638,7 @@ impl PostgresStore {
                 })
             };
         }
-        let cancel_parked = status == RunStatus::Parked
-            && event.get("type").and_then(Value::as_str) == Some(CANCEL_MESSAGE);
+        let cancel_parked = status == RunStatus::Parked && mail == Mail::Cancel;
         let inserted = sqlx::query(
             "INSERT INTO inbox (run_id, msg_id, event) VALUES ($1, $2, $3::json)
             ON CONFLICT (run_id, msg_id) DO NOTHING
@@ -642,7 +646,7 @@ impl PostgresStore {
         )
         .bind(run_id)
         .bind(msg_id)
-        .bind(event.to_string())
+        .bind(mail.to_stored().to_string())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
@@ -674,7 +678,7 @@ impl PostgresStore {
         run_id: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Value)>, StoreError> {
+    ) -> Result<Vec<(u64, EventJson)>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, event AS value FROM run_events WHERE run_id = $1 AND seq > $2
             ORDER BY seq LIMIT $3",
@@ -698,7 +702,7 @@ impl PostgresStore {
                 });
             }
         }
-        sequenced(rows)
+        stored_events(sequenced(rows)?)
     }
 
     /// Starts a finished run again: appends `entry` to its journal and makes it `Running` under
@@ -884,8 +888,8 @@ impl Store for PostgresStore {
         self.write(lease, commit).boxed()
     }
 
-    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
-        self.queue(run_id, msg_id, event).boxed()
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, mail: Mail) -> StoreFuture<'a, Sent> {
+        self.queue(run_id, msg_id, mail).boxed()
     }
 
     fn events_after<'a>(
@@ -893,7 +897,7 @@ impl Store for PostgresStore {
         run_id: &'a str,
         after: u64,
         limit: usize,
-    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+    ) -> StoreFuture<'a, Vec<(u64, EventJson)>> {
         self.events_since(run_id, after, limit).boxed()
     }
 
@@ -1139,14 +1143,6 @@ fn epoch_param(lease: &Lease) -> Result<i64, StoreError> {
     i64::try_from(lease.epoch).map_err(|_| fenced(lease))
 }
 
-/// Whether the sequences of `items` run `first`, `first + 1`, ...
-fn contiguous(items: &[(u64, Value)], first: u64) -> bool {
-    items
-        .iter()
-        .zip(first..)
-        .all(|((seq, _), want)| *seq == want)
-}
-
 fn parse_status(text: &str) -> Result<RunStatus, StoreError> {
     RunStatus::parse(text)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{text}`")))
@@ -1184,8 +1180,6 @@ fn db(error: sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-    use std::sync::Arc;
 
     use serde_json::json;
 
@@ -1193,6 +1187,14 @@ mod tests {
 
     /// The database of the Postgres tests; they are `#[ignore]`d, so they run only when asked
     /// for (`--ignored`), and then without a database they fail.
+    /// An event message, as any test sends.
+    fn mail() -> Mail {
+        Mail::event(EventJson {
+            name: "e".into(),
+            value: json!({}),
+        })
+    }
+
     fn database_url() -> String {
         std::env::var("DATABASE_URL")
             .expect("the Postgres tests need DATABASE_URL (see the README)")
@@ -1229,364 +1231,6 @@ mod tests {
             start: json!({"start": run_id}),
             owner: owner.map(Into::into),
         }
-    }
-
-    fn options(limit: usize, max_recoveries: u32) -> ClaimOptions {
-        ClaimOptions {
-            workflows: vec![key()],
-            limit,
-            lease_ttl: Duration::from_secs(30),
-            max_recoveries,
-        }
-    }
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn create_claim_commit_fence() {
-        let (store, url, schema) = fresh("commit").await;
-        assert_eq!(
-            store.create_run(new_run("r1", None)).await.unwrap(),
-            Created::New(None)
-        );
-        store.heartbeat("w1", &[key()]).await.unwrap();
-        let claims = store.claim("w1", &options(10, 3)).await.unwrap();
-        assert_eq!(claims.len(), 1);
-        let lease = claims[0].lease.clone();
-        assert_eq!((lease.epoch, claims[0].recovered), (2, false));
-        // A live owner keeps its run.
-        assert!(store.claim("w2", &options(10, 3)).await.unwrap().is_empty());
-        let loaded = store.load(&lease).await.unwrap();
-        assert_eq!(loaded.journal, vec![(1, json!({"start": "r1"}))]);
-        let commit = Commit {
-            journal: vec![(2, json!("a")), (3, json!("b"))],
-            events: vec![(1, json!({"type": "e"}))],
-            snapshot: Some((2, json!({"state": 2}))),
-            ..Commit::default()
-        };
-        store.commit(&lease, commit).await.unwrap();
-        let loaded = store.load(&lease).await.unwrap();
-        assert_eq!(loaded.snapshot, Some((2, json!({"state": 2}))));
-        assert_eq!(loaded.journal, vec![(3, json!("b"))]);
-        assert_eq!(loaded.events, vec![(1, json!({"type": "e"}))]);
-        // Not continuing the journal is corrupt; nothing is written.
-        let gap = Commit {
-            journal: vec![(5, json!("x"))],
-            ..Commit::default()
-        };
-        assert!(matches!(
-            store.commit(&lease, gap).await,
-            Err(StoreError::Corrupt(_))
-        ));
-        // A stale epoch is fenced.
-        let stale = Lease {
-            epoch: 1,
-            ..lease.clone()
-        };
-        assert!(matches!(
-            store.commit(&stale, Commit::default()).await,
-            Err(StoreError::Fenced { epoch: 1, .. })
-        ));
-        assert!(matches!(
-            store.load(&stale).await,
-            Err(StoreError::Fenced { .. })
-        ));
-        // Release idle with a wake-up time: waiting, claimable once it has passed.
-        let release = Commit {
-            end: Some(CommitEnd::Release {
-                idle: true,
-                wake_after: Some(Duration::from_millis(200)),
-            }),
-            ..Commit::default()
-        };
-        store.commit(&lease, release).await.unwrap();
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(
-            (record.status, record.owner, record.epoch),
-            (RunStatus::Waiting, None, 3)
-        );
-        assert_eq!(record.last_event_seq, 1);
-        assert!(matches!(
-            store.commit(&lease, Commit::default()).await,
-            Err(StoreError::Fenced { .. })
-        ));
-        assert!(store.claim("w1", &options(10, 3)).await.unwrap().is_empty());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let lease = store
-            .claim_run("w1", "r1", &options(1, 3))
-            .await
-            .unwrap()
-            .unwrap()
-            .lease;
-        assert_eq!(lease.epoch, 4);
-        store
-            .commit(
-                &lease,
-                Commit {
-                    end: Some(CommitEnd::Finish {
-                        status: RunStatus::Completed,
-                        result: Some(json!({"type": "stop", "value": 1})),
-                        error: None,
-                    }),
-                    ..Commit::default()
-                },
-            )
-            .await
-            .unwrap();
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(record.status, RunStatus::Completed);
-        assert_eq!(record.result, Some(json!({"type": "stop", "value": 1})));
-        assert!(matches!(
-            store.send("r1", "m1", json!({"type": "x"})).await,
-            Err(StoreError::RunFinished { .. })
-        ));
-        assert_eq!(
-            store.events_after("r1", 0, 10).await.unwrap(),
-            vec![(1, json!({"type": "e"}))]
-        );
-        assert!(store.events_after("r1", 1, 10).await.unwrap().is_empty());
-        assert!(matches!(
-            store.events_after("nope", 0, 10).await,
-            Err(StoreError::UnknownRun { .. })
-        ));
-        let listed = store.list_runs(&RunFilter::default()).await.unwrap();
-        assert_eq!(listed, vec![record]);
-        assert!(store.purge("r1").await.unwrap());
-        assert!(!store.purge("r1").await.unwrap());
-        drop(store);
-        drop_schema(&url, &schema).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn idempotency_and_duplicates() {
-        let (store, url, schema) = fresh("idem").await;
-        let keyed = |run_id: &str| NewRun {
-            idempotency_key: Some("k".into()),
-            ..new_run(run_id, Some("w1"))
-        };
-        let lease = Lease {
-            run_id: "a".into(),
-            owner: "w1".into(),
-            epoch: 1,
-        };
-        assert_eq!(
-            store.create_run(keyed("a")).await.unwrap(),
-            Created::New(Some(lease))
-        );
-        assert_eq!(
-            store.create_run(keyed("b")).await.unwrap(),
-            Created::Existing("a".into())
-        );
-        assert_eq!(
-            store.create_run(keyed("a")).await.unwrap(),
-            Created::Existing("a".into())
-        );
-        assert!(matches!(
-            store.create_run(new_run("a", None)).await,
-            Err(StoreError::DuplicateRun { .. })
-        ));
-        assert!(store.get_run("b").await.unwrap().is_none());
-        assert!(store.purge("a").await.unwrap());
-        assert!(matches!(
-            store.create_run(keyed("b")).await.unwrap(),
-            Created::New(_)
-        ));
-        drop(store);
-        drop_schema(&url, &schema).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn inbox_duplicates_and_release() {
-        let (store, url, schema) = fresh("inbox").await;
-        let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w1"))).await.unwrap()
-        else {
-            panic!("not created");
-        };
-        assert_eq!(
-            store.send("r", "m1", json!({"type": "a"})).await.unwrap(),
-            Sent::Accepted
-        );
-        assert_eq!(
-            store.send("r", "m1", json!({"type": "b"})).await.unwrap(),
-            Sent::Duplicate
-        );
-        assert_eq!(
-            store.send("r", "m2", json!({"type": "c"})).await.unwrap(),
-            Sent::Accepted
-        );
-        let inbox = store.inbox(&lease).await.unwrap();
-        assert_eq!(
-            inbox.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(),
-            ["m1", "m2"]
-        );
-        assert_eq!(inbox[0].event, json!({"type": "a"}));
-        // Consume one, release idle: the other is unread, so the run stays running.
-        let release = Commit {
-            journal: vec![(2, json!("got m1"))],
-            consumed: vec![inbox[0].id],
-            end: Some(CommitEnd::Release {
-                idle: true,
-                wake_after: None,
-            }),
-            ..Commit::default()
-        };
-        let mut wakeups = store.wakeups();
-        store.commit(&lease, release).await.unwrap();
-        assert_eq!(wakeups.try_recv().unwrap(), "r");
-        let record = store.get_run("r").await.unwrap().unwrap();
-        assert_eq!((record.status, record.epoch), (RunStatus::Running, 2));
-        let lease = store
-            .claim_run("w2", "r", &options(1, 3))
-            .await
-            .unwrap()
-            .unwrap()
-            .lease;
-        let inbox = store.inbox(&lease).await.unwrap();
-        assert_eq!(inbox.len(), 1);
-        // Finishing drops the unread message; resending a consumed one is still a duplicate.
-        let finish = Commit {
-            end: Some(CommitEnd::Finish {
-                status: RunStatus::Failed,
-                result: None,
-                error: Some("boom".into()),
-            }),
-            ..Commit::default()
-        };
-        store.commit(&lease, finish).await.unwrap();
-        assert_eq!(
-            sqlx::query_scalar::<_, String>("SELECT msg_id FROM inbox")
-                .fetch_all(&store.pool)
-                .await
-                .unwrap(),
-            ["m1"]
-        );
-        assert_eq!(
-            store.send("r", "m1", json!({"type": "a"})).await.unwrap(),
-            Sent::Duplicate
-        );
-        assert!(matches!(
-            store.send("r", "m2", json!({"type": "c"})).await,
-            Err(StoreError::RunFinished {
-                status: RunStatus::Failed,
-                ..
-            })
-        ));
-        assert!(matches!(
-            store.send("nope", "m", json!({})).await,
-            Err(StoreError::UnknownRun { .. })
-        ));
-        drop(store);
-        drop_schema(&url, &schema).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn parking_cancel_and_unpark() {
-        let (store, url, schema) = fresh("park").await;
-        // Owned by a worker that never beat: dead, so its runs are recovered.
-        store.create_run(new_run("p", Some("ghost"))).await.unwrap();
-        store.create_run(new_run("q", Some("ghost"))).await.unwrap();
-        store.heartbeat("w", &[key()]).await.unwrap();
-        let claims = store.claim("w", &options(1, 1)).await.unwrap();
-        assert_eq!(claims.len(), 1);
-        assert!(claims[0].recovered);
-        assert_eq!(claims[0].lease.run_id, "p");
-        // Owned by `w`, alive: not claimable. `q` is recovered once.
-        let claims = store.claim("w", &options(5, 1)).await.unwrap();
-        assert_eq!(claims.len(), 1);
-        assert_eq!(claims[0].lease.run_id, "q");
-        // With no recoveries allowed, both dead-owned runs park instead; parked runs do not count
-        // towards the limit.
-        let options = ClaimOptions {
-            lease_ttl: Duration::ZERO,
-            max_recoveries: 1,
-            ..options(1, 1)
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(store.claim("x", &options).await.unwrap().is_empty());
-        for run_id in ["p", "q"] {
-            let record = store.get_run(run_id).await.unwrap().unwrap();
-            assert_eq!((record.status, record.owner), (RunStatus::Parked, None));
-            assert_eq!(record.recoveries, 2);
-            assert_eq!(
-                record.error.as_deref(),
-                Some("parked after 1 recoveries from crashed workers")
-            );
-        }
-        assert!(store.claim_run("x", "p", &options).await.unwrap().is_none());
-        // A message leaves a parked run parked, except a cancel.
-        store
-            .send("p", "m", json!({"type": "other"}))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get_run("p").await.unwrap().unwrap().status,
-            RunStatus::Parked
-        );
-        store
-            .send("p", "c", json!({"type": CANCEL_MESSAGE}))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get_run("p").await.unwrap().unwrap().status,
-            RunStatus::Running
-        );
-        assert!(!store.unpark("p").await.unwrap());
-        assert!(store.unpark("q").await.unwrap());
-        let record = store.get_run("q").await.unwrap().unwrap();
-        assert_eq!(
-            (record.status, record.recoveries, record.error),
-            (RunStatus::Running, 0, None)
-        );
-        let filter = RunFilter {
-            status: vec![RunStatus::Running],
-            workflow: vec!["flow".into()],
-        };
-        assert_eq!(store.list_runs(&filter).await.unwrap().len(), 2);
-        drop(store);
-        drop_schema(&url, &schema).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn concurrent_claimers_never_share_a_run() {
-        let (first, url, schema) = fresh("race").await;
-        let second = PostgresStore::connect_schema(&url, &schema).await.unwrap();
-        for i in 0..60 {
-            first
-                .create_run(new_run(&format!("run{i:02}"), None))
-                .await
-                .unwrap();
-        }
-        let stores = [Arc::new(first), Arc::new(second)];
-        let mut tasks = Vec::new();
-        for (n, store) in stores.iter().enumerate() {
-            for m in 0..2 {
-                let store = Arc::clone(store);
-                tasks.push(tokio::spawn(async move {
-                    let worker = format!("w{n}{m}");
-                    store.heartbeat(&worker, &[key()]).await.unwrap();
-                    let mut mine = Vec::new();
-                    loop {
-                        let claims = store.claim(&worker, &options(3, 3)).await.unwrap();
-                        if claims.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(claims.into_iter().map(|c| c.lease.run_id));
-                    }
-                }));
-            }
-        }
-        let mut seen = HashSet::new();
-        for task in tasks {
-            for run_id in task.await.unwrap() {
-                assert!(seen.insert(run_id.clone()), "{run_id} claimed twice");
-            }
-        }
-        assert_eq!(seen.len(), 60);
-        drop(stores);
-        drop_schema(&url, &schema).await;
     }
 
     /// The backend pids of the store's pooled connections and of its schema's listeners.
@@ -1635,7 +1279,7 @@ mod tests {
         // The writer signals itself at once, and its listener does not repeat it.
         assert_eq!(own.try_recv().unwrap(), "r");
         assert_eq!(next_wakeup(&mut other).await, "r");
-        second.send("r", "m", json!({"type": "e"})).await.unwrap();
+        second.send("r", "m", mail()).await.unwrap();
         assert_eq!(next_wakeup(&mut own).await, "r");
         assert_eq!(other.try_recv().unwrap(), "r");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1654,10 +1298,7 @@ mod tests {
         let mut n = 0;
         loop {
             n += 1;
-            first
-                .send("r", &format!("again{n}"), json!({}))
-                .await
-                .unwrap();
+            first.send("r", &format!("again{n}"), mail()).await.unwrap();
             if let Ok(Ok(run_id)) =
                 tokio::time::timeout(Duration::from_millis(500), other.recv()).await
             {
@@ -1719,44 +1360,9 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert!(matches!(
-            store.send("r", "m", json!({})).await,
+            store.send("r", "m", mail()).await,
             Err(StoreError::Corrupt(_))
         ));
-        drop(store);
-        drop_schema(&url, &schema).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
-    async fn nul_characters() {
-        let (store, url, schema) = fresh("nul").await;
-        let Created::New(Some(lease)) = store.create_run(new_run("r", Some("w"))).await.unwrap()
-        else {
-            panic!("not created");
-        };
-        // JSON keeps U+0000 as any other character...
-        let nul = json!({"text": "a \u{0} b", "\u{0}": ["\u{0}"], "n": 1.0});
-        let commit = Commit {
-            journal: vec![(2, nul.clone())],
-            events: vec![(1, nul.clone())],
-            ..Commit::default()
-        };
-        store.commit(&lease, commit).await.unwrap();
-        store.send("r", "m", nul.clone()).await.unwrap();
-        let loaded = store.load(&lease).await.unwrap();
-        assert_eq!(loaded.journal[1], (2, nul.clone()));
-        assert_eq!(store.inbox(&lease).await.unwrap()[0].event, nul);
-        // ... but a text column cannot hold it: refused for good, not a transient failure.
-        let finish = Commit {
-            end: Some(CommitEnd::Finish {
-                status: RunStatus::Failed,
-                result: None,
-                error: Some("a \u{0} b".into()),
-            }),
-            ..Commit::default()
-        };
-        let refused = store.commit(&lease, finish).await.unwrap_err();
-        assert!(matches!(refused, StoreError::Corrupt(_)), "{refused:?}");
         drop(store);
         drop_schema(&url, &schema).await;
     }
@@ -1826,21 +1432,18 @@ mod tests {
         proxy.down.send_replace(true);
         let failed = store.get_run("r").await.unwrap_err();
         assert!(failed.is_transient(), "{failed:?}");
-        let failed = store.send("r", "m0", json!({})).await.unwrap_err();
+        let failed = store.send("r", "m0", mail()).await.unwrap_err();
         assert!(failed.is_transient(), "{failed:?}");
 
         proxy.down.send_replace(false);
         assert!(store.get_run("r").await.unwrap().is_some());
-        assert_eq!(
-            store.send("r", "m1", json!({})).await.unwrap(),
-            Sent::Accepted
-        );
+        assert_eq!(store.send("r", "m1", mail()).await.unwrap(), Sent::Accepted);
         assert_eq!(wakeups.recv().await.unwrap(), "r");
         // The listener is back too: another store's notifications arrive again.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         for n in 0.. {
             direct
-                .send("r", &format!("again{n}"), json!({}))
+                .send("r", &format!("again{n}"), mail())
                 .await
                 .unwrap();
             if let Ok(Ok(run_id)) =

@@ -17,10 +17,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard, broadcast};
 
 use super::{
-    CANCEL_MESSAGE, Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease,
-    LoadedRun, NewRun, Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError,
-    StoreFuture, WorkflowKey,
+    Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail, NewRun,
+    Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
+    contiguous, event_to_stored, stored_events,
 };
+use crate::event::EventJson;
 
 /// The database's clock, in milliseconds since the Unix epoch: workers' clocks may disagree, the
 /// file's is the one all of them share.
@@ -340,7 +341,7 @@ impl SqliteStore {
         Ok(LoadedRun {
             snapshot,
             journal: sequenced(&journal, "entry")?,
-            events: sequenced(&events, "event")?,
+            events: stored_events(sequenced(&events, "event")?)?,
         })
     }
 
@@ -360,7 +361,7 @@ impl SqliteStore {
                 Ok(InboxMessage {
                     id: column(row, "id")?,
                     msg_id: column(row, "msg_id")?,
-                    event: json_column(row, "event")?,
+                    mail: Mail::from_stored(json_column(row, "event")?)?,
                 })
             })
             .collect()
@@ -393,7 +394,9 @@ impl SqliteStore {
         let last_journal = unsigned(&row, "last_journal_seq")?;
         let last_event = unsigned(&row, "last_event_seq")?;
         let now: i64 = column(&row, "updated_at_ms")?;
-        if !continues(&commit.journal, last_journal) || !continues(&commit.events, last_event) {
+        if !contiguous(&commit.journal, last_journal + 1)
+            || !contiguous(&commit.events, last_event + 1)
+        {
             return Err(StoreError::Corrupt(format!(
                 "run `{run_id}`: a commit does not continue the journal at {} or the events at {}",
                 last_journal + 1,
@@ -428,7 +431,7 @@ impl SqliteStore {
                 sqlx::query("INSERT INTO run_events (run_id, seq, event) VALUES (?1, ?2, ?3)")
                     .bind(run_id)
                     .bind(sql_int(*seq))
-                    .bind(event.to_string()),
+                    .bind(event_to_stored(event).to_string()),
             )
             .await?;
         }
@@ -521,7 +524,7 @@ impl SqliteStore {
         Ok(wake)
     }
 
-    async fn queue(&self, run_id: &str, msg_id: &str, event: Value) -> Result<Sent, StoreError> {
+    async fn queue(&self, run_id: &str, msg_id: &str, mail: Mail) -> Result<Sent, StoreError> {
         let mut w = self.write().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM runs WHERE run_id = ?1")
@@ -552,14 +555,13 @@ impl SqliteStore {
                 status,
             });
         }
-        let cancel_parked = status == RunStatus::Parked
-            && event.get("type").and_then(Value::as_str) == Some(CANCEL_MESSAGE);
+        let cancel_parked = status == RunStatus::Parked && mail == Mail::Cancel;
         exec(
             &mut w.tx,
             sqlx::query("INSERT INTO inbox (run_id, msg_id, event) VALUES (?1, ?2, ?3)")
                 .bind(run_id)
                 .bind(msg_id)
-                .bind(event.to_string()),
+                .bind(mail.to_stored().to_string()),
         )
         .await?;
         let sql = if status == RunStatus::Waiting || cancel_parked {
@@ -586,7 +588,7 @@ impl SqliteStore {
         run_id: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Value)>, StoreError> {
+    ) -> Result<Vec<(u64, EventJson)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         if !exists(&mut tx, run_id).await? {
             return Err(unknown(run_id));
@@ -602,7 +604,7 @@ impl SqliteStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        sequenced(&rows, "event")
+        stored_events(sequenced(&rows, "event")?)
     }
 
     /// Starts a finished run again: appends `entry` to its journal and makes it `Running` under
@@ -807,14 +809,6 @@ async fn check_lease(
     }
 }
 
-/// Whether `entries` continue a sequence whose last number is `last`, without gaps.
-fn continues(entries: &[(u64, Value)], last: u64) -> bool {
-    entries
-        .iter()
-        .zip(last.saturating_add(1)..)
-        .all(|((seq, _), expected)| *seq == expected)
-}
-
 fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     let result: Option<String> = column(row, "result")?;
     Ok(RunRecord {
@@ -1011,8 +1005,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, event: Value) -> StoreFuture<'a, Sent> {
-        Box::pin(self.queue(run_id, msg_id, event))
+    fn send<'a>(&'a self, run_id: &'a str, msg_id: &'a str, mail: Mail) -> StoreFuture<'a, Sent> {
+        Box::pin(self.queue(run_id, msg_id, mail))
     }
 
     fn events_after<'a>(
@@ -1020,7 +1014,7 @@ impl Store for SqliteStore {
         run_id: &'a str,
         after: u64,
         limit: usize,
-    ) -> StoreFuture<'a, Vec<(u64, Value)>> {
+    ) -> StoreFuture<'a, Vec<(u64, EventJson)>> {
         Box::pin(self.events_from(run_id, after, limit))
     }
 
@@ -1101,413 +1095,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("runs.db")).await.unwrap();
         (dir, store)
-    }
-
-    async fn claim_one(store: &SqliteStore, worker: &str) -> Claim {
-        store.heartbeat(worker, &[key()]).await.unwrap();
-        let mut claims = store.claim(worker, &options()).await.unwrap();
-        assert_eq!(claims.len(), 1, "{claims:?}");
-        claims.remove(0)
-    }
-
-    #[tokio::test]
-    async fn create_claim_commit_and_fence() {
-        let (_dir, store) = store().await;
-        let mut wakeups = store.wakeups();
-        assert_eq!(
-            store.create_run(new_run("r1")).await.unwrap(),
-            Created::New(None)
-        );
-        assert_eq!(wakeups.recv().await.unwrap(), "r1");
-        assert!(matches!(
-            store.create_run(new_run("r1")).await,
-            Err(StoreError::DuplicateRun { .. })
-        ));
-
-        let claim = claim_one(&store, "w1").await;
-        assert!(!claim.recovered);
-        assert_eq!(claim.lease.epoch, 2);
-        // A live owner keeps its run.
-        store.heartbeat("w2", &[key()]).await.unwrap();
-        assert!(store.claim("w2", &options()).await.unwrap().is_empty());
-
-        let lease = claim.lease;
-        let loaded = store.load(&lease).await.unwrap();
-        assert_eq!(
-            loaded.journal,
-            vec![(1, json!({"type": "start", "value": "r1"}))]
-        );
-        store
-            .commit(
-                &lease,
-                Commit {
-                    journal: vec![(2, json!("a")), (3, json!("b"))],
-                    events: vec![(1, json!("e1")), (2, json!("e2"))],
-                    snapshot: Some((2, json!({"state": 2}))),
-                    ..Commit::default()
-                },
-            )
-            .await
-            .unwrap();
-        let loaded = store.load(&lease).await.unwrap();
-        assert_eq!(loaded.snapshot, Some((2, json!({"state": 2}))));
-        assert_eq!(loaded.journal, vec![(3, json!("b"))]);
-        assert_eq!(loaded.events.len(), 2);
-        assert_eq!(
-            store.events_after("r1", 1, 10).await.unwrap(),
-            vec![(2, json!("e2"))]
-        );
-        assert!(matches!(
-            store.events_after("nope", 0, 10).await,
-            Err(StoreError::UnknownRun { .. })
-        ));
-
-        // A gap is refused and writes nothing.
-        let gap = Commit {
-            journal: vec![(5, json!("gap"))],
-            events: vec![(3, json!("e3"))],
-            ..Commit::default()
-        };
-        assert!(matches!(
-            store.commit(&lease, gap).await,
-            Err(StoreError::Corrupt(_))
-        ));
-        assert_eq!(store.events_after("r1", 0, 10).await.unwrap().len(), 2);
-
-        let stale = Lease {
-            epoch: lease.epoch - 1,
-            ..lease.clone()
-        };
-        let write = Commit {
-            events: vec![(3, json!("e3"))],
-            ..Commit::default()
-        };
-        assert!(matches!(
-            store.commit(&stale, write.clone()).await,
-            Err(StoreError::Fenced { epoch: 1, .. })
-        ));
-        assert!(matches!(
-            store.load(&stale).await,
-            Err(StoreError::Fenced { .. })
-        ));
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().last_event_seq,
-            2
-        );
-
-        store
-            .commit(
-                &lease,
-                Commit {
-                    end: Some(CommitEnd::Finish {
-                        status: RunStatus::Completed,
-                        result: Some(json!({"type": "stop", "value": 1})),
-                        error: None,
-                    }),
-                    ..write
-                },
-            )
-            .await
-            .unwrap();
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(record.status, RunStatus::Completed);
-        assert_eq!(record.owner, None);
-        assert_eq!(record.epoch, 3);
-        assert_eq!(record.last_event_seq, 3);
-        assert_eq!(record.result, Some(json!({"type": "stop", "value": 1})));
-        assert!(matches!(
-            store.commit(&lease, Commit::default()).await,
-            Err(StoreError::Fenced { .. })
-        ));
-        assert!(matches!(
-            store.send("r1", "m1", json!({"type": "x"})).await,
-            Err(StoreError::RunFinished {
-                status: RunStatus::Completed,
-                ..
-            })
-        ));
-
-        assert!(store.purge("r1").await.unwrap());
-        assert!(!store.purge("r1").await.unwrap());
-        assert!(store.get_run("r1").await.unwrap().is_none());
-        assert!(matches!(
-            store.commit(&lease, Commit::default()).await,
-            Err(StoreError::Fenced { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn idempotency_key_returns_the_first_run() {
-        let (_dir, store) = store().await;
-        let first = NewRun {
-            idempotency_key: Some("k".into()),
-            owner: Some("w1".into()),
-            ..new_run("r1")
-        };
-        let Created::New(Some(lease)) = store.create_run(first).await.unwrap() else {
-            panic!("expected an owned new run");
-        };
-        assert_eq!(lease.epoch, 1);
-        let again = NewRun {
-            idempotency_key: Some("k".into()),
-            ..new_run("r2")
-        };
-        assert_eq!(
-            store.create_run(again).await.unwrap(),
-            Created::Existing("r1".into())
-        );
-        assert!(store.get_run("r2").await.unwrap().is_none());
-        let listed = store.list_runs(&RunFilter::default()).await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].idempotency_key.as_deref(), Some("k"));
-        assert_eq!(listed[0].owner.as_deref(), Some("w1"));
-    }
-
-    #[tokio::test]
-    async fn inbox_duplicates_and_release() {
-        let (_dir, store) = store().await;
-        store.create_run(new_run("r1")).await.unwrap();
-        let lease = claim_one(&store, "w1").await.lease;
-
-        assert_eq!(
-            store
-                .send("r1", "m1", json!({"type": "ping"}))
-                .await
-                .unwrap(),
-            Sent::Accepted
-        );
-        assert_eq!(
-            store
-                .send("r1", "m1", json!({"type": "ping"}))
-                .await
-                .unwrap(),
-            Sent::Duplicate
-        );
-        let inbox = store.inbox(&lease).await.unwrap();
-        assert_eq!(inbox.len(), 1);
-        assert_eq!(inbox[0].msg_id, "m1");
-
-        // Released idle with an unread message: claimable at once, not waiting.
-        let mut wakeups = store.wakeups();
-        let idle = Some(CommitEnd::Release {
-            idle: true,
-            wake_after: None,
-        });
-        store
-            .commit(
-                &lease,
-                Commit {
-                    end: idle.clone(),
-                    ..Commit::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(wakeups.recv().await.unwrap(), "r1");
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(record.status, RunStatus::Running);
-        assert_eq!(record.owner, None);
-
-        // Consumed and released idle: waiting, and a send wakes it.
-        let lease = claim_one(&store, "w1").await.lease;
-        let id = store.inbox(&lease).await.unwrap()[0].id;
-        store
-            .commit(
-                &lease,
-                Commit {
-                    journal: vec![(2, json!("took m1"))],
-                    consumed: vec![id],
-                    end: idle,
-                    ..Commit::default()
-                },
-            )
-            .await
-            .unwrap();
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(record.status, RunStatus::Waiting);
-        assert!(store.claim("w1", &options()).await.unwrap().is_empty());
-        assert_eq!(
-            store
-                .send("r1", "m1", json!({"type": "ping"}))
-                .await
-                .unwrap(),
-            Sent::Duplicate
-        );
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().status,
-            RunStatus::Waiting
-        );
-        store
-            .send("r1", "m2", json!({"type": "pong"}))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().status,
-            RunStatus::Running
-        );
-
-        // Finishing drops the unread message; the consumed one still deduplicates.
-        let lease = claim_one(&store, "w1").await.lease;
-        store
-            .commit(
-                &lease,
-                Commit {
-                    end: Some(CommitEnd::Finish {
-                        status: RunStatus::Failed,
-                        result: None,
-                        error: Some("boom".into()),
-                    }),
-                    ..Commit::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .send("r1", "m1", json!({"type": "ping"}))
-                .await
-                .unwrap(),
-            Sent::Duplicate
-        );
-        assert!(matches!(
-            store.send("r1", "m2", json!({"type": "pong"})).await,
-            Err(StoreError::RunFinished { .. })
-        ));
-        assert!(matches!(
-            store.send("nope", "m1", json!({})).await,
-            Err(StoreError::UnknownRun { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn wake_after_makes_a_waiting_run_claimable() {
-        let (_dir, store) = store().await;
-        store.create_run(new_run("r1")).await.unwrap();
-        let lease = claim_one(&store, "w1").await.lease;
-        let release = |after| Commit {
-            end: Some(CommitEnd::Release {
-                idle: true,
-                wake_after: Some(Duration::from_millis(after)),
-            }),
-            ..Commit::default()
-        };
-        store.commit(&lease, release(0)).await.unwrap();
-        let claim = claim_one(&store, "w1").await;
-        assert!(!claim.recovered);
-        store.commit(&claim.lease, release(60_000)).await.unwrap();
-        assert!(store.claim("w1", &options()).await.unwrap().is_empty());
-        assert!(
-            store
-                .claim_run("w1", "r1", &options())
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[tokio::test]
-    async fn recoveries_park_and_cancel_or_unpark() {
-        let (_dir, store) = store().await;
-        store.create_run(new_run("r1")).await.unwrap();
-        // Owners that never beat are dead at once.
-        for (n, worker) in ["a", "b", "c"].into_iter().enumerate() {
-            let claim = store
-                .claim_run(worker, "r1", &options())
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(claim.recovered, n > 0);
-        }
-        assert!(store.claim("d", &options()).await.unwrap().is_empty());
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(record.status, RunStatus::Parked);
-        assert_eq!(record.recoveries, 3);
-        assert_eq!(record.owner, None);
-        assert!(record.error.is_some());
-
-        assert_eq!(
-            store
-                .send("r1", "m1", json!({"type": "other"}))
-                .await
-                .unwrap(),
-            Sent::Accepted
-        );
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().status,
-            RunStatus::Parked
-        );
-        assert!(store.unpark("r1").await.unwrap());
-        assert!(!store.unpark("r1").await.unwrap());
-        let record = store.get_run("r1").await.unwrap().unwrap();
-        assert_eq!(
-            (record.status, record.recoveries, record.error),
-            (RunStatus::Running, 0, None)
-        );
-
-        // Park it again, then cancel it: it runs again to handle the cancel.
-        for worker in ["a", "b", "c", "d"] {
-            store.claim_run(worker, "r1", &options()).await.unwrap();
-        }
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().status,
-            RunStatus::Parked
-        );
-        store
-            .send("r1", "cancel", json!({"type": CANCEL_MESSAGE}))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get_run("r1").await.unwrap().unwrap().status,
-            RunStatus::Running
-        );
-        let parked = store
-            .list_runs(&RunFilter {
-                status: vec![RunStatus::Parked],
-                workflow: vec![],
-            })
-            .await
-            .unwrap();
-        assert!(parked.is_empty());
-        let running = store
-            .list_runs(&RunFilter {
-                status: vec![RunStatus::Running, RunStatus::Parked],
-                workflow: vec!["flow".into()],
-            })
-            .await
-            .unwrap();
-        assert_eq!(running.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn claims_follow_workflow_fingerprint_and_limit() {
-        let (_dir, store) = store().await;
-        for n in 0..5 {
-            store.create_run(new_run(&format!("r{n}"))).await.unwrap();
-        }
-        let other = NewRun {
-            workflow: WorkflowKey {
-                name: "flow".into(),
-                fingerprint: "f2".into(),
-            },
-            ..new_run("other")
-        };
-        store.create_run(other).await.unwrap();
-        store.heartbeat("w1", &[key()]).await.unwrap();
-        let limited = ClaimOptions {
-            limit: 2,
-            ..options()
-        };
-        let first = store.claim("w1", &limited).await.unwrap();
-        let ids: Vec<_> = first.iter().map(|c| c.lease.run_id.as_str()).collect();
-        assert_eq!(ids, ["r0", "r1"]);
-        let rest = store.claim("w1", &options()).await.unwrap();
-        assert_eq!(rest.len(), 3);
-        assert!(rest.iter().all(|c| c.lease.run_id != "other"));
-        let none = ClaimOptions {
-            limit: 0,
-            ..options()
-        };
-        assert!(store.claim("w2", &none).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use super::harness::{
 use super::{Entry, FormatError};
 use crate::context::StateStore;
 use crate::durable::runner::seed_of;
+use crate::event::EventJson;
 use crate::run::reducer::RunState;
 use crate::store::LoadedRun;
 
@@ -52,7 +53,7 @@ struct Stored {
     /// The journal entries after it, with their sequences.
     journal: Vec<(u64, Value)>,
     /// The published events, with their sequences.
-    events: Vec<(u64, Value)>,
+    events: Vec<(u64, EventJson)>,
 }
 
 /// What reading a fixture must give, as recorded by the build that wrote it.

@@ -285,7 +285,7 @@ pub(super) struct World {
     /// Every stored journal entry, in order (entry `i` has sequence `i + 1`).
     pub(super) journal: Vec<Value>,
     /// The events the run published, as the runner stores them.
-    pub(super) events: Vec<Value>,
+    pub(super) events: Vec<EventJson>,
     /// The commands each tick gave, one line each, prefixed by the tick's sequence.
     pub(super) commands: Vec<String>,
     /// A durable snapshot taken by the runner, with the sequence it covers.
@@ -405,11 +405,7 @@ impl World {
 
     /// Carries out the commands of the direct copy's last tick in the simulation.
     fn react(&mut self, commands: Vec<Command>) -> Result<(), String> {
-        let publish = |event: &AnyEvent| {
-            EventJson::encode(event)
-                .and_then(serde_json::to_value)
-                .map_err(|e| e.to_string())
-        };
+        let publish = |event: &AnyEvent| EventJson::encode(event).map_err(|e| e.to_string());
         for command in commands {
             match command {
                 Command::StartStep {
@@ -503,11 +499,7 @@ impl World {
         RebuiltRun {
             reducer,
             state: state_json(spec, &self.direct_state),
-            history: self
-                .events
-                .iter()
-                .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
-                .collect(),
+            history: self.events.iter().map(|event| event.name.clone()).collect(),
             resumed: describe_all(spec, &resumed),
         }
     }
