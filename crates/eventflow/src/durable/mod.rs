@@ -23,9 +23,8 @@
 //! ```
 
 mod journal;
+mod run_loop;
 mod runner;
-
-pub(crate) use runner::{Abandon, DurableRun, finish_end};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,14 +37,14 @@ use tokio::task::JoinHandle;
 use crate::context::StateStore;
 use crate::error::WorkflowError;
 use crate::event::{AnyEvent, Event, EventJson};
-use crate::run::{Driver, Tick, new_run, reducer::RunState};
+use crate::run::{RunState, Tick, new_run, start_tick};
 use crate::store::{
     Claim, ClaimOptions, Created, Lease, Mail, NewRun, RunRecord, RunStatus, Sent, Store,
     StoreError, WorkflowKey,
 };
 use crate::workflow::{StartInput, Workflow};
 use journal::Entry;
-use runner::{DurableSettings, RunExit, rebuild, retry_transient, seed_of};
+use runner::{DurableRun, DurableSettings, RunExit, failed_end, rebuild, retry_transient, seed_of};
 
 /// A durable-engine operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -413,15 +412,7 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownWorkflow {
                 name: name.to_owned(),
             })?;
-        let event = start.into_start_event().map_err(EngineError::Start)?;
-        let expected = workflow.start_event();
-        if event.event_type() != expected {
-            return Err(EngineError::Start(WorkflowError::InvalidStart {
-                expected: expected.name(),
-                found: event.name().to_owned(),
-            }));
-        }
-        let tick = Tick::Start(event);
+        let tick = start_tick(workflow, start.into_start_event()).map_err(EngineError::Start)?;
         let entry = Entry::encode(&workflow.spec, &tick, Default::default())
             .and_then(serde_json::to_value)
             .map_err(|e| EngineError::InvalidEvent {
@@ -473,7 +464,7 @@ impl Engine {
                         Vec::new(),
                     );
                     let state = RunState::new(&workflow.spec, seed_of(&run_id));
-                    Driver::spawn_durable(shared, state, durable, Some(tick));
+                    run_loop::spawn(shared, state, durable, Some(tick));
                 }
                 Ok(Started {
                     run_id,
@@ -845,18 +836,14 @@ impl Inner {
                     rebuilt.live,
                     rebuilt.history,
                 );
-                Driver::spawn_durable(shared, rebuilt.state, rebuilt.durable, None);
+                run_loop::spawn(shared, rebuilt.state, rebuilt.durable, None);
             }
             Err(reason) => {
                 // A run that cannot be rebuilt would fail on every worker: fail it for good.
                 tracing::error!(run_id = %lease.run_id, %reason, "cannot rebuild a run");
-                let end = finish_end(
-                    RunStatus::Failed,
-                    None,
-                    Some(format!(
-                        "the run cannot be rebuilt from the store: {reason}"
-                    )),
-                );
+                let end = failed_end(format!(
+                    "the run cannot be rebuilt from the store: {reason}"
+                ));
                 let commit = crate::store::Commit {
                     end: Some(end),
                     ..Default::default()

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use crate::context::{StateSnapshot, StateStore, StateWrites};
 use crate::durable::journal::{Entry, FormatError, check_format, decode_event};
 use crate::event::{AnyEvent, EventJson};
-use crate::run::{Tick, reducer::ReducerSnapshot, reducer::RunState};
+use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
 use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
 use crate::workflow::{Workflow, WorkflowSpec};
 
@@ -426,16 +426,23 @@ pub(crate) fn rebuild(
 }
 
 /// The store's record of how a run ended.
-pub(crate) fn finish_end(
-    status: RunStatus,
-    result: Option<&AnyEvent>,
-    error: Option<String>,
-) -> CommitEnd {
+pub(crate) fn commit_end(end: &RunEnd) -> CommitEnd {
     CommitEnd::Finish {
-        status,
-        result: result
+        status: end.status,
+        result: end
+            .stop_event()
             .and_then(|event| EventJson::encode(event).ok())
             .and_then(|json| serde_json::to_value(json).ok()),
-        error,
+        error: end.error(),
+    }
+}
+
+/// The store's record of a run that failed outside its reducer (it cannot be journaled or
+/// rebuilt): `error` says why.
+pub(crate) fn failed_end(error: String) -> CommitEnd {
+    CommitEnd::Finish {
+        status: RunStatus::Failed,
+        result: None,
+        error: Some(error),
     }
 }

@@ -1,7 +1,14 @@
-//! Running a workflow: the reducer, its tokio driver, the handler and the event stream.
+//! Running a workflow: the reducer, the executor of its commands, the in-memory loop, the
+//! handler and the event stream.
+//!
+//! The reducer (`reducer.rs`) decides; the [`Executor`] carries out its commands (step tasks,
+//! timers, waiters) and ends a run into one [`RunEnd`]; a loop decides when — `in_memory.rs`
+//! at once, the durable loop (in `crate::durable`) after each commit.
 
-pub(crate) mod driver;
+mod end;
+mod executor;
 mod handler;
+mod in_memory;
 mod inbox;
 pub(crate) mod reducer;
 mod snapshot;
@@ -9,7 +16,9 @@ mod stream;
 /// std's and tokio's locks and wake-ups, or loom's in the loom models of `inbox` and `stream`.
 mod sync;
 
-pub(crate) use driver::Driver;
+pub(crate) use end::RunEnd;
+pub(crate) use executor::Executor;
+pub(crate) use reducer::RunState;
 
 pub use handler::{RunOutput, WorkflowHandler};
 pub use snapshot::RunSnapshot;
@@ -27,9 +36,9 @@ use crate::context::{StateStore, may_lack_consumer};
 use crate::error::{SendEventError, WorkflowError};
 use crate::event::{AnyEvent, EventType};
 use crate::workflow::Workflow;
-use driver::Initial;
+use in_memory::Initial;
 use inbox::Inbox;
-use reducer::{InvocationId, RunState};
+use reducer::InvocationId;
 use stream::StreamLog;
 
 /// A message to a run's driver.
@@ -156,19 +165,30 @@ pub(crate) fn start(
     let run_id = uuid::Uuid::new_v4().to_string();
     let seed = fastrand::u64(..);
     let shared = new_run(workflow, run_id, StateStore::default(), Vec::new());
-    let expected = workflow.spec.start;
-    let initial = match start {
-        Ok(event) if event.event_type() == expected => Initial::Tick(Tick::Start(event)),
-        Ok(event) => Initial::Fail(WorkflowError::InvalidStart {
-            expected: expected.name(),
-            found: event.name().to_owned(),
-        }),
+    let initial = match start_tick(workflow, start) {
+        Ok(tick) => Initial::Tick(tick),
         Err(error) => Initial::Fail(error),
     };
     let state = RunState::new(&workflow.spec, seed);
     let (handler, result) = WorkflowHandler::new(shared.clone());
-    Driver::spawn(shared, state, result, initial);
+    in_memory::spawn(shared, state, result, initial);
     handler
+}
+
+/// The first tick of a run of `workflow`, if `start` is an event of its start event's type.
+pub(crate) fn start_tick(
+    workflow: &Workflow,
+    start: Result<AnyEvent, WorkflowError>,
+) -> Result<Tick, WorkflowError> {
+    let event = start?;
+    let expected = workflow.spec.start;
+    if event.event_type() != expected {
+        return Err(WorkflowError::InvalidStart {
+            expected: expected.name(),
+            found: event.name().to_owned(),
+        });
+    }
+    Ok(Tick::Start(event))
 }
 
 /// Resumes a run from a snapshot.
@@ -199,6 +219,6 @@ pub(crate) fn resume(
         .collect::<Result<Vec<_>, _>>()?;
     let shared = new_run(workflow, parts.run_id, store, history);
     let (handler, result) = WorkflowHandler::new(shared.clone());
-    Driver::spawn(shared, state, result, Initial::Resume);
+    in_memory::spawn(shared, state, result, Initial::Resume);
     Ok(handler)
 }
