@@ -146,6 +146,32 @@ async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<(
     Ok(())
 }
 
+#[test]
+fn a_workflow_knows_the_built_in_events_a_client_may_send_or_a_snapshot_may_hold()
+-> anyhow::Result<()> {
+    let workflow = Workflow::builder("w")
+        .add_step("s", |_: StartEvent| async { StopEvent::new(1) })
+        .build()?;
+    let known: Vec<&str> = workflow
+        .known_event_types()
+        .iter()
+        .map(|ty| ty.name())
+        .collect();
+    assert_eq!(
+        known,
+        [
+            "HumanResponseEvent",
+            "InputRequiredEvent",
+            "StartEvent",
+            "StopEvent"
+        ]
+    );
+    // The terminal events are published by the engine alone: a client cannot send one.
+    assert!(workflow.event_type("RunFailedEvent").is_none());
+    assert!(workflow.event_type("RunCancelledEvent").is_none());
+    Ok(())
+}
+
 mod schemas {
     use eventflow::prelude::*;
     use eventflow::schemars::JsonSchema;

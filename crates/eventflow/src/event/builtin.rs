@@ -375,3 +375,145 @@ impl Event for RunCancelledEvent {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AnyEvent, EventType};
+    use serde_json::json;
+
+    /// What the outside sees of a built-in event: recorded from the hand-written implementations
+    /// these types had before they derived `Event`, and compared byte for byte, because the
+    /// server's API, its clients and the golden fixtures read these names, roles, schemas and
+    /// values.
+    struct Pinned {
+        ty: EventType,
+        name: &'static str,
+        role: &'static str,
+        schema: &'static str,
+        /// Events of the type and their JSON values.
+        samples: Vec<(AnyEvent, &'static str)>,
+    }
+
+    fn pinned() -> Vec<Pinned> {
+        vec![
+            Pinned {
+                ty: EventType::of::<StartEvent>(),
+                name: "StartEvent",
+                role: r#""start""#,
+                schema: r#"{"additionalProperties":true,"description":"The run's input: any keyword arguments, read by steps with `get`.","title":"StartEvent","type":"object"}"#,
+                samples: vec![
+                    (StartEvent::new().into(), "{}"),
+                    (
+                        StartEvent::new()
+                            .with("query", "What is AI?")
+                            .with("top_k", 5)
+                            .into(),
+                        r#"{"query":"What is AI?","top_k":5}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<StopEvent>(),
+                name: "StopEvent",
+                role: r#""stop""#,
+                schema: r#"{"description":"The run's result.","properties":{"result":{}},"required":["result"],"title":"StopEvent","type":"object"}"#,
+                samples: vec![
+                    (StopEvent::default().into(), r#"{"result":null}"#),
+                    (
+                        StopEvent::new(json!({"answer": 42, "sources": ["a"]})).into(),
+                        r#"{"result":{"answer":42,"sources":["a"]}}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<InputRequiredEvent>(),
+                name: "InputRequiredEvent",
+                role: r#""outbound""#,
+                schema: r#"{"additionalProperties":true,"description":"A question for a human; answer it with a HumanResponseEvent.","properties":{"prefix":{"type":"string"}},"required":["prefix"],"title":"InputRequiredEvent","type":"object"}"#,
+                samples: vec![(
+                    InputRequiredEvent::new("Approve?")
+                        .with("request_id", 7)
+                        .into(),
+                    r#"{"prefix":"Approve?","request_id":7}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<HumanResponseEvent>(),
+                name: "HumanResponseEvent",
+                role: r#""external""#,
+                schema: r#"{"additionalProperties":true,"description":"A human's answer.","properties":{"response":{"type":"string"}},"required":["response"],"title":"HumanResponseEvent","type":"object"}"#,
+                samples: vec![(
+                    HumanResponseEvent::new("yes").with("user", "ada").into(),
+                    r#"{"response":"yes","user":"ada"}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<RunFailedEvent>(),
+                name: "RunFailedEvent",
+                role: r#""terminal""#,
+                schema: r#"{"properties":{"error":{"type":"string"},"step":{"type":["string","null"]}},"required":["error"],"title":"RunFailedEvent","type":"object"}"#,
+                samples: vec![
+                    (
+                        RunFailedEvent {
+                            step: Some("fetch".into()),
+                            error: "disk full".into(),
+                        }
+                        .into(),
+                        r#"{"error":"disk full","step":"fetch"}"#,
+                    ),
+                    (
+                        RunFailedEvent {
+                            step: None,
+                            error: "stalled".into(),
+                        }
+                        .into(),
+                        r#"{"error":"stalled","step":null}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<RunTimedOutEvent>(),
+                name: "RunTimedOutEvent",
+                role: r#""terminal""#,
+                schema: r#"{"properties":{"active_steps":{"items":{"type":"string"},"type":"array"},"timeout_ms":{"minimum":0,"type":"integer"}},"required":["timeout_ms","active_steps"],"title":"RunTimedOutEvent","type":"object"}"#,
+                samples: vec![(
+                    RunTimedOutEvent {
+                        timeout_ms: 1500,
+                        active_steps: vec!["slow".into()],
+                    }
+                    .into(),
+                    r#"{"active_steps":["slow"],"timeout_ms":1500}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<RunCancelledEvent>(),
+                name: "RunCancelledEvent",
+                role: r#""terminal""#,
+                schema: r#"{"title":"RunCancelledEvent","type":"object"}"#,
+                samples: vec![(RunCancelledEvent {}.into(), "{}")],
+            },
+        ]
+    }
+
+    #[test]
+    fn built_in_names_roles_schemas_and_values_are_unchanged() {
+        for pinned in pinned() {
+            let ty = pinned.ty;
+            assert_eq!(ty.name(), pinned.name);
+            let role = serde_json::to_string(&ty.role()).unwrap();
+            assert_eq!(role, pinned.role, "role of {}", pinned.name);
+            let schema = serde_json::to_string(&ty.schema()).unwrap();
+            assert_eq!(schema, pinned.schema, "schema of {}", pinned.name);
+            for (event, json) in pinned.samples {
+                assert_eq!(event.name(), pinned.name);
+                let value = event.to_json().unwrap();
+                assert_eq!(serde_json::to_string(&value).unwrap(), json);
+                // And the value reads back as the same event.
+                let back = ty.decode(serde_json::from_str(json).unwrap()).unwrap();
+                assert_eq!(back.to_json().unwrap(), value, "{} round trip", pinned.name);
+                assert_eq!(back.event_type(), ty);
+            }
+        }
+    }
+}
