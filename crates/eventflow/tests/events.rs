@@ -196,6 +196,22 @@ mod schemas {
         assert!(EventType::of::<Untyped>().schema().is_none());
     }
 
+    /// A schema given to the derive is the event's, even when `JsonSchema` would derive one.
+    #[derive(Event, JsonSchema, Clone, Serialize, Deserialize)]
+    #[schemars(crate = "eventflow::schemars")]
+    #[event(schema = json!({"type": "object", "additionalProperties": true}))]
+    struct Open {
+        id: u64,
+    }
+
+    #[test]
+    fn a_schema_given_to_the_derive_is_the_event_types() {
+        assert_eq!(
+            EventType::of::<Open>().schema(),
+            Some(json!({"type": "object", "additionalProperties": true}))
+        );
+    }
+
     #[test]
     fn built_in_events_describe_their_fields() {
         let stop = EventType::of::<StopEvent>().schema().unwrap();
