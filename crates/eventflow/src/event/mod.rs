@@ -6,6 +6,7 @@
 
 mod builtin;
 
+pub(crate) use builtin::builtins;
 pub use builtin::{
     EventFieldError, HumanResponseEvent, InputRequiredEvent, RunCancelledEvent, RunFailedEvent,
     RunTimedOutEvent, StartEvent, StopEvent,
