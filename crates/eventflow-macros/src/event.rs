@@ -15,44 +15,71 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
         ));
     }
     let ident = &input.ident;
-    let mut name = ident.to_string();
-    let mut role: Option<(&str, proc_macro2::Span)> = None;
+    let mut name: Option<String> = None;
+    let mut role: Option<&str> = None;
+    let mut schema: Option<syn::Expr> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         attr.parse_nested_meta(|meta| {
-            let found = ["start", "stop", "external", "outbound"]
-                .into_iter()
-                .find(|r| meta.path.is_ident(r));
+            let found = ROLES.into_iter().find(|r| meta.path.is_ident(r));
             if meta.path.is_ident("name") {
+                if name.is_some() {
+                    return Err(meta.error("`name` is given twice; keep one"));
+                }
                 let value: LitStr = meta.value()?.parse()?;
                 if value.value().trim().is_empty() {
                     return Err(syn::Error::new_spanned(value, "an event name cannot be empty"));
                 }
-                name = value.value();
+                name = Some(value.value());
+                Ok(())
+            } else if meta.path.is_ident("schema") {
+                if schema.is_some() {
+                    return Err(meta.error("`schema` is given twice; keep one"));
+                }
+                if !meta.input.peek(syn::Token![=]) {
+                    return Err(meta.error(
+                        "`schema` takes the event's JSON Schema: `schema = json!({ \"type\": \"object\" })`",
+                    ));
+                }
+                schema = Some(meta.value()?.parse()?);
                 Ok(())
             } else if let Some(found) = found {
-                if let Some((previous, _)) = role {
+                if let Some(previous) = role {
                     return Err(meta.error(format!(
-                        "an event has at most one role, and this one is already `{previous}`; keep one of `start`, `stop`, `external` and `outbound`"
+                        "an event has at most one role, and this one is already `{previous}`; keep one of `start`, `stop`, `external`, `outbound` and `terminal`"
                     )));
                 }
-                role = Some((found, meta.path.span()));
+                role = Some(found);
                 Ok(())
             } else {
                 Err(meta.error(crate::unknown_option(
                     "event",
                     &meta.path,
-                    &["name", "start", "stop", "external", "outbound"],
-                    "`name = \"...\"` and one role: `start`, `stop`, `external` or `outbound`",
+                    &["name", "schema", "start", "stop", "external", "outbound", "terminal"],
+                    "`name = \"...\"`, `schema = <JSON Schema>` and one role: `start`, `stop`, `external`, `outbound` or `terminal`",
                 )))
             }
         })?;
     }
-    let role = match role.map(|(r, _)| r) {
+    let name = name.unwrap_or_else(|| ident.to_string());
+    let role = match role {
         None => quote!(Plain),
         Some("start") => quote!(Start),
         Some("stop") => quote!(Stop),
         Some("external") => quote!(External),
-        Some(_) => quote!(Outbound),
+        Some("outbound") => quote!(Outbound),
+        Some(_) => quote!(Terminal),
+    };
+    let schema = match schema {
+        // The expression keeps its own spans, so a value of the wrong type is reported there.
+        Some(schema) => quote! {
+            let schema: ::eventflow::__private::serde_json::Value = #schema;
+            ::core::option::Option::Some(schema)
+        },
+        None => quote! {
+            #[allow(unused_imports)]
+            use ::eventflow::__private::{ViaJsonSchema as _, WithoutSchema as _};
+            (&&::eventflow::__private::Probe::<Self>::new()).schema()
+        },
     };
     Ok(quote! {
         impl ::eventflow::Event for #ident {
@@ -60,13 +87,14 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
             const ROLE: ::eventflow::EventRole = ::eventflow::EventRole::#role;
 
             fn schema() -> ::core::option::Option<::eventflow::__private::serde_json::Value> {
-                #[allow(unused_imports)]
-                use ::eventflow::__private::{ViaJsonSchema as _, WithoutSchema as _};
-                (&&::eventflow::__private::Probe::<Self>::new()).schema()
+                #schema
             }
         }
     })
 }
+
+/// The roles `#[event(...)]` accepts, one per event type.
+const ROLES: [&str; 5] = ["start", "stop", "external", "outbound", "terminal"];
 
 pub(crate) fn derive_event_union(input: DeriveInput) -> syn::Result<TokenStream> {
     let ident = &input.ident;

@@ -11,10 +11,17 @@ use quote::ToTokens;
 
 /// Derives `eventflow::Event` for a serde type.
 ///
-/// Options, in `#[event(...)]`: `name = "..."` (the stable name; the type's name by default) and
-/// one role: `start` (a typed start event), `stop` (a typed stop event, the run's result),
-/// `external` (sent from outside the run, need not be produced by a step) or `outbound` (for the
-/// outside, published on the stream, need not be accepted by a step).
+/// Options, in `#[event(...)]`, each at most once:
+/// - `name = "..."`: the stable name; the type's name by default.
+/// - `schema = <expr>`: the JSON Schema of the event's value, an expression of type
+///   `serde_json::Value` (`schema = json!({...})`), for an event whose schema `schemars` cannot
+///   derive (fields known only at run time). Without it, the schema is the one `JsonSchema`
+///   derives, if the type derives it, and none otherwise.
+/// - one role: `start` (a typed start event), `stop` (a typed stop event, the run's result),
+///   `external` (sent from outside the run, need not be produced by a step), `outbound` (for the
+///   outside, published on the stream, need not be accepted by a step) or `terminal` (the
+///   events the engine publishes last when a run fails, times out or is cancelled; a workflow
+///   ends its own runs with a `stop` event).
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -146,6 +146,32 @@ async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<(
     Ok(())
 }
 
+#[test]
+fn a_workflow_knows_the_built_in_events_a_client_may_send_or_a_snapshot_may_hold()
+-> anyhow::Result<()> {
+    let workflow = Workflow::builder("w")
+        .add_step("s", |_: StartEvent| async { StopEvent::new(1) })
+        .build()?;
+    let known: Vec<&str> = workflow
+        .known_event_types()
+        .iter()
+        .map(|ty| ty.name())
+        .collect();
+    assert_eq!(
+        known,
+        [
+            "HumanResponseEvent",
+            "InputRequiredEvent",
+            "StartEvent",
+            "StopEvent"
+        ]
+    );
+    // The terminal events are published by the engine alone: a client cannot send one.
+    assert!(workflow.event_type("RunFailedEvent").is_none());
+    assert!(workflow.event_type("RunCancelledEvent").is_none());
+    Ok(())
+}
+
 mod schemas {
     use eventflow::prelude::*;
     use eventflow::schemars::JsonSchema;
@@ -168,6 +194,22 @@ mod schemas {
         assert_eq!(schema["properties"]["id"]["type"], "integer");
         assert_eq!(schema["required"], json!(["id"]));
         assert!(EventType::of::<Untyped>().schema().is_none());
+    }
+
+    /// A schema given to the derive is the event's, even when `JsonSchema` would derive one.
+    #[derive(Event, JsonSchema, Clone, Serialize, Deserialize)]
+    #[schemars(crate = "eventflow::schemars")]
+    #[event(schema = json!({"type": "object", "additionalProperties": true}))]
+    struct Open {
+        id: u64,
+    }
+
+    #[test]
+    fn a_schema_given_to_the_derive_is_the_event_types() {
+        assert_eq!(
+            EventType::of::<Open>().schema(),
+            Some(json!({"type": "object", "additionalProperties": true}))
+        );
     }
 
     #[test]

@@ -1,10 +1,29 @@
 //! The events every workflow shares: start, stop, human-in-the-loop and the terminal events.
+//!
+//! They derive `Event` like any other event. Their JSON Schemas are given to the derive
+//! (`schema = json!(..)`) rather than derived with `JsonSchema`: servers and clients read them
+//! as they are, and what schemars derives differs (a `$schema` key, the doc comments as
+//! descriptions, `format` on integers, `true` for any value); `StartEvent`'s fields are only known
+//! at run time anyway.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::Event;
+use crate::{Event, EventType};
+
+/// Every built-in event type, in one place: what the engine knows without being told.
+pub(crate) fn builtins() -> [EventType; 7] {
+    [
+        EventType::of::<StartEvent>(),
+        EventType::of::<StopEvent>(),
+        EventType::of::<InputRequiredEvent>(),
+        EventType::of::<HumanResponseEvent>(),
+        EventType::of::<RunFailedEvent>(),
+        EventType::of::<RunTimedOutEvent>(),
+        EventType::of::<RunCancelledEvent>(),
+    ]
+}
 
 /// A field of an event could not be read as the type asked for.
 #[derive(Debug, thiserror::Error)]
@@ -71,24 +90,16 @@ fn read_field<T: DeserializeOwned>(
 /// let err = start.get::<String>("top_k").unwrap_err();
 /// assert!(err.to_string().contains("`top_k` is not a valid `alloc::string::String`"));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
+#[event(start, schema = json!({
+    "title": "StartEvent",
+    "description": "The run's input: any keyword arguments, read by steps with `get`.",
+    "type": "object",
+    "additionalProperties": true
+}))]
 pub struct StartEvent {
     kwargs: Map<String, Value>,
-}
-
-impl Event for StartEvent {
-    const NAME: &'static str = "StartEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Start;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "StartEvent",
-            "description": "The run's input: any keyword arguments, read by steps with `get`.",
-            "type": "object",
-            "additionalProperties": true
-        }))
-    }
 }
 
 impl StartEvent {
@@ -151,24 +162,16 @@ impl From<Map<String, Value>> for StartEvent {
 /// let stop = StopEvent::new(vec!["a", "b"]);
 /// assert_eq!(stop.result::<Vec<String>>().unwrap(), ["a", "b"]);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[event(stop, schema = json!({
+    "title": "StopEvent",
+    "description": "The run's result.",
+    "type": "object",
+    "properties": { "result": {} },
+    "required": ["result"]
+}))]
 pub struct StopEvent {
     result: Value,
-}
-
-impl Event for StopEvent {
-    const NAME: &'static str = "StopEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Stop;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "StopEvent",
-            "description": "The run's result.",
-            "type": "object",
-            "properties": { "result": {} },
-            "required": ["result"]
-        }))
-    }
 }
 
 impl StopEvent {
@@ -203,29 +206,21 @@ impl StopEvent {
 
 /// A question for a human: published on the run's event stream, answered with a
 /// [`HumanResponseEvent`] sent through the handler.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[event(outbound, schema = json!({
+    "title": "InputRequiredEvent",
+    "description": "A question for a human; answer it with a HumanResponseEvent.",
+    "type": "object",
+    "properties": { "prefix": { "type": "string" } },
+    "required": ["prefix"],
+    "additionalProperties": true
+}))]
 pub struct InputRequiredEvent {
     /// The text shown to the human.
     pub prefix: String,
     /// Any other fields (a request id, what is to be approved, ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-impl Event for InputRequiredEvent {
-    const NAME: &'static str = "InputRequiredEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Outbound;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "InputRequiredEvent",
-            "description": "A question for a human; answer it with a HumanResponseEvent.",
-            "type": "object",
-            "properties": { "prefix": { "type": "string" } },
-            "required": ["prefix"],
-            "additionalProperties": true
-        }))
-    }
 }
 
 impl InputRequiredEvent {
@@ -256,29 +251,21 @@ impl InputRequiredEvent {
 }
 
 /// A human's answer, sent into a run from outside.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[event(external, schema = json!({
+    "title": "HumanResponseEvent",
+    "description": "A human's answer.",
+    "type": "object",
+    "properties": { "response": { "type": "string" } },
+    "required": ["response"],
+    "additionalProperties": true
+}))]
 pub struct HumanResponseEvent {
     /// The answer.
     pub response: String,
     /// Any other fields (the request id it answers, who answered, ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-impl Event for HumanResponseEvent {
-    const NAME: &'static str = "HumanResponseEvent";
-    const ROLE: crate::EventRole = crate::EventRole::External;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "HumanResponseEvent",
-            "description": "A human's answer.",
-            "type": "object",
-            "properties": { "response": { "type": "string" } },
-            "required": ["response"],
-            "additionalProperties": true
-        }))
-    }
 }
 
 impl HumanResponseEvent {
@@ -309,7 +296,16 @@ impl HumanResponseEvent {
 }
 
 /// Published last when a run fails: a step failed after its retries, or the run stalled.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(terminal, schema = json!({
+    "title": "RunFailedEvent",
+    "type": "object",
+    "properties": {
+        "step": { "type": ["string", "null"] },
+        "error": { "type": "string" }
+    },
+    "required": ["error"]
+}))]
 pub struct RunFailedEvent {
     /// The step that failed, when a step did.
     pub step: Option<String>,
@@ -317,25 +313,17 @@ pub struct RunFailedEvent {
     pub error: String,
 }
 
-impl Event for RunFailedEvent {
-    const NAME: &'static str = "RunFailedEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Terminal;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "RunFailedEvent",
-            "type": "object",
-            "properties": {
-                "step": { "type": ["string", "null"] },
-                "error": { "type": "string" }
-            },
-            "required": ["error"]
-        }))
-    }
-}
-
 /// Published last when a run exceeds its timeout.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(terminal, schema = json!({
+    "title": "RunTimedOutEvent",
+    "type": "object",
+    "properties": {
+        "timeout_ms": { "type": "integer", "minimum": 0 },
+        "active_steps": { "type": "array", "items": { "type": "string" } }
+    },
+    "required": ["timeout_ms", "active_steps"]
+}))]
 pub struct RunTimedOutEvent {
     /// The run's timeout, in milliseconds.
     pub timeout_ms: u64,
@@ -343,35 +331,155 @@ pub struct RunTimedOutEvent {
     pub active_steps: Vec<String>,
 }
 
-impl Event for RunTimedOutEvent {
-    const NAME: &'static str = "RunTimedOutEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Terminal;
-
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "RunTimedOutEvent",
-            "type": "object",
-            "properties": {
-                "timeout_ms": { "type": "integer", "minimum": 0 },
-                "active_steps": { "type": "array", "items": { "type": "string" } }
-            },
-            "required": ["timeout_ms", "active_steps"]
-        }))
-    }
-}
-
 /// Published last when a run is cancelled.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[event(terminal, schema = json!({
+    "title": "RunCancelledEvent",
+    "type": "object"
+}))]
 pub struct RunCancelledEvent {}
 
-impl Event for RunCancelledEvent {
-    const NAME: &'static str = "RunCancelledEvent";
-    const ROLE: crate::EventRole = crate::EventRole::Terminal;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AnyEvent;
+    use serde_json::json;
 
-    fn schema() -> Option<Value> {
-        Some(serde_json::json!({
-            "title": "RunCancelledEvent",
-            "type": "object"
-        }))
+    /// What the outside sees of a built-in event: recorded from the hand-written implementations
+    /// these types had before they derived `Event`, and compared byte for byte, because the
+    /// server's API, its clients and the golden fixtures read these names, roles, schemas and
+    /// values.
+    struct Pinned {
+        ty: EventType,
+        name: &'static str,
+        role: &'static str,
+        schema: &'static str,
+        /// Events of the type and their JSON values.
+        samples: Vec<(AnyEvent, &'static str)>,
+    }
+
+    fn pinned() -> Vec<Pinned> {
+        vec![
+            Pinned {
+                ty: EventType::of::<StartEvent>(),
+                name: "StartEvent",
+                role: r#""start""#,
+                schema: r#"{"additionalProperties":true,"description":"The run's input: any keyword arguments, read by steps with `get`.","title":"StartEvent","type":"object"}"#,
+                samples: vec![
+                    (StartEvent::new().into(), "{}"),
+                    (
+                        StartEvent::new()
+                            .with("query", "What is AI?")
+                            .with("top_k", 5)
+                            .into(),
+                        r#"{"query":"What is AI?","top_k":5}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<StopEvent>(),
+                name: "StopEvent",
+                role: r#""stop""#,
+                schema: r#"{"description":"The run's result.","properties":{"result":{}},"required":["result"],"title":"StopEvent","type":"object"}"#,
+                samples: vec![
+                    (StopEvent::default().into(), r#"{"result":null}"#),
+                    (
+                        StopEvent::new(json!({"answer": 42, "sources": ["a"]})).into(),
+                        r#"{"result":{"answer":42,"sources":["a"]}}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<InputRequiredEvent>(),
+                name: "InputRequiredEvent",
+                role: r#""outbound""#,
+                schema: r#"{"additionalProperties":true,"description":"A question for a human; answer it with a HumanResponseEvent.","properties":{"prefix":{"type":"string"}},"required":["prefix"],"title":"InputRequiredEvent","type":"object"}"#,
+                samples: vec![(
+                    InputRequiredEvent::new("Approve?")
+                        .with("request_id", 7)
+                        .into(),
+                    r#"{"prefix":"Approve?","request_id":7}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<HumanResponseEvent>(),
+                name: "HumanResponseEvent",
+                role: r#""external""#,
+                schema: r#"{"additionalProperties":true,"description":"A human's answer.","properties":{"response":{"type":"string"}},"required":["response"],"title":"HumanResponseEvent","type":"object"}"#,
+                samples: vec![(
+                    HumanResponseEvent::new("yes").with("user", "ada").into(),
+                    r#"{"response":"yes","user":"ada"}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<RunFailedEvent>(),
+                name: "RunFailedEvent",
+                role: r#""terminal""#,
+                schema: r#"{"properties":{"error":{"type":"string"},"step":{"type":["string","null"]}},"required":["error"],"title":"RunFailedEvent","type":"object"}"#,
+                samples: vec![
+                    (
+                        RunFailedEvent {
+                            step: Some("fetch".into()),
+                            error: "disk full".into(),
+                        }
+                        .into(),
+                        r#"{"error":"disk full","step":"fetch"}"#,
+                    ),
+                    (
+                        RunFailedEvent {
+                            step: None,
+                            error: "stalled".into(),
+                        }
+                        .into(),
+                        r#"{"error":"stalled","step":null}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<RunTimedOutEvent>(),
+                name: "RunTimedOutEvent",
+                role: r#""terminal""#,
+                schema: r#"{"properties":{"active_steps":{"items":{"type":"string"},"type":"array"},"timeout_ms":{"minimum":0,"type":"integer"}},"required":["timeout_ms","active_steps"],"title":"RunTimedOutEvent","type":"object"}"#,
+                samples: vec![(
+                    RunTimedOutEvent {
+                        timeout_ms: 1500,
+                        active_steps: vec!["slow".into()],
+                    }
+                    .into(),
+                    r#"{"active_steps":["slow"],"timeout_ms":1500}"#,
+                )],
+            },
+            Pinned {
+                ty: EventType::of::<RunCancelledEvent>(),
+                name: "RunCancelledEvent",
+                role: r#""terminal""#,
+                schema: r#"{"title":"RunCancelledEvent","type":"object"}"#,
+                samples: vec![(RunCancelledEvent {}.into(), "{}")],
+            },
+        ]
+    }
+
+    #[test]
+    fn built_in_names_roles_schemas_and_values_are_unchanged() {
+        // Every built-in is pinned: a new one is added here too.
+        let pinned_types: Vec<EventType> = pinned().iter().map(|p| p.ty).collect();
+        assert_eq!(pinned_types, builtins());
+        for pinned in pinned() {
+            let ty = pinned.ty;
+            assert_eq!(ty.name(), pinned.name);
+            let role = serde_json::to_string(&ty.role()).unwrap();
+            assert_eq!(role, pinned.role, "role of {}", pinned.name);
+            let schema = serde_json::to_string(&ty.schema()).unwrap();
+            assert_eq!(schema, pinned.schema, "schema of {}", pinned.name);
+            for (event, json) in pinned.samples {
+                assert_eq!(event.name(), pinned.name);
+                let value = event.to_json().unwrap();
+                assert_eq!(serde_json::to_string(&value).unwrap(), json);
+                // And the value reads back as the same event.
+                let back = ty.decode(serde_json::from_str(json).unwrap()).unwrap();
+                assert_eq!(back.to_json().unwrap(), value, "{} round trip", pinned.name);
+                assert_eq!(back.event_type(), ty);
+            }
+        }
     }
 }

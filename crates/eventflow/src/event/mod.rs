@@ -6,6 +6,7 @@
 
 mod builtin;
 
+pub(crate) use builtin::builtins;
 pub use builtin::{
     EventFieldError, HumanResponseEvent, InputRequiredEvent, RunCancelledEvent, RunFailedEvent,
     RunTimedOutEvent, StartEvent, StopEvent,
@@ -40,7 +41,8 @@ pub enum EventRole {
     /// (`InputRequiredEvent`, or `#[event(outbound)]`). It is published to the event stream and
     /// need not be accepted by any step.
     Outbound,
-    /// The event published last when a run fails, times out or is cancelled.
+    /// The event published last when a run fails, times out or is cancelled (`RunFailedEvent`,
+    /// `RunTimedOutEvent`, `RunCancelledEvent`: the engine's own, marked `#[event(terminal)]`).
     Terminal,
 }
 
@@ -78,9 +80,9 @@ pub trait Event: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     const ROLE: EventRole = EventRole::Plain;
 
     /// The JSON Schema of the event's value, for servers and clients that validate or document
-    /// events. `#[derive(Event)]` provides it when the type also derives
-    /// [`schemars::JsonSchema`](crate::schemars::JsonSchema); otherwise it is `None` (nothing
-    /// is claimed about the fields).
+    /// events. `#[derive(Event)]` provides the one given as `#[event(schema = json!({...}))]`,
+    /// else the one [`schemars::JsonSchema`](crate::schemars::JsonSchema) derives when the type
+    /// derives it; otherwise it is `None` (nothing is claimed about the fields).
     ///
     /// ```
     /// use eventflow::prelude::*;

@@ -141,17 +141,17 @@ impl WorkflowSpec {
                 note(*ty, &mut events);
             }
         }
-        let builtins = [
-            EventType::of::<StartEvent>(),
-            EventType::of::<crate::StopEvent>(),
-            EventType::of::<crate::InputRequiredEvent>(),
-            EventType::of::<crate::HumanResponseEvent>(),
-        ];
+        // The terminal events are left out: only the engine publishes them, as a run ends, so
+        // a client may not send one.
+        let builtins = crate::event::builtins()
+            .into_iter()
+            .filter(|ty| ty.role() != EventRole::Terminal);
         let decodable = events
             .iter()
             .chain(&extra_events)
-            .chain(&builtins)
-            .map(|ty| (ty.name(), *ty))
+            .copied()
+            .chain(builtins)
+            .map(|ty| (ty.name(), ty))
             .collect();
         let mut consumers = vec![Vec::new(); events.len()];
         for (index, step) in steps.iter().enumerate() {

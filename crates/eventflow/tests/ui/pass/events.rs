@@ -22,6 +22,12 @@ struct Approval {
 struct Progress;
 
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
+#[event(terminal, schema = json!({"type": "object", "properties": {"code": {"type": "integer"}}}))]
+struct Aborted {
+    code: i32,
+}
+
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
 enum Decision {
     Accept,
     Reject { reason: String },
@@ -48,6 +54,12 @@ fn main() {
     assert_eq!(Approval::ROLE, eventflow::EventRole::External);
     assert_eq!(Progress::NAME, "app.Progress");
     assert_eq!(Progress::ROLE, eventflow::EventRole::Outbound);
+    assert_eq!(Aborted::ROLE, eventflow::EventRole::Terminal);
+    assert_eq!(
+        Aborted::schema().unwrap()["properties"]["code"]["type"],
+        "integer"
+    );
+    let _ = Aborted { code: 1 }.code;
     assert_eq!(Decision::NAME, "Decision");
     let _ = Decision::Reject {
         reason: String::new(),
