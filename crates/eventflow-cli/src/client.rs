@@ -514,7 +514,7 @@ impl Cx {
             .workflow_representation(name)
             .await
             .map_err(|e| self.explain(e, About::Workflow(name)))?;
-        let mermaid = crate::mermaid::to_mermaid(&graph);
+        let mermaid = crate::graph::flowchart(&graph).to_mermaid();
         if self.out.json {
             self.out.json_document(&json!({
                 "workflow": name,
