@@ -90,6 +90,7 @@ mod tests {
                 {"id": "HumanResponseEvent", "label": "HumanResponseEvent", "node_type": "event",
                  "role": "external"},
                 {"id": "StopEvent", "label": "StopEvent", "node_type": "event", "role": "stop"},
+                {"id": "Note", "node_type": "event"},
                 {"id": "external_step", "label": "external_step", "node_type": "external"}
             ],
             "edges": [
@@ -110,6 +111,8 @@ mod tests {
             "    event_StartEvent[/\"StartEvent\"/]:::start",
             "    event_StopEvent[/\"StopEvent\"/]:::stop",
             "    event_HumanResponseEvent[/\"HumanResponseEvent\"/]:::outside",
+            // Another server's event: no label (the id is shown) and no role (a plain event).
+            "    event_Note[/\"Note\"/]:::event",
             "    node_external_5f_step{{\"external_step\"}}:::outside",
             "    event_StartEvent --> step_ask",
             "    event_InputRequiredEvent --> node_external_5f_step",
