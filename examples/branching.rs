@@ -10,13 +10,13 @@
 //! in `route`'s return type, an enum of events derived with `#[derive(EventUnion)]`: the
 //! workflow's graph has an edge to both handlers, and a run takes only one of them.
 //!
-//! The workflow is defined in the library, in `examples/workflows/branching.rs`
-//! (`eventflow_examples::workflows::branching`), so that a server can serve it by name too;
-//! this binary runs it once on the command line's query.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::branching`, in
+//! `crates/eventflow-demo/src/branching.rs`), so that `eventflow serve --demo` serves it by name
+//! too; this binary runs it once on the command line's query.
 
 use eventflow::prelude::*;
+use eventflow_demo::branching::{self, Answer};
 use eventflow_examples::arg;
-use eventflow_examples::workflows::branching::{self, Answer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

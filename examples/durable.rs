@@ -12,9 +12,9 @@
 //! cargo run --example durable -- demo --db /tmp/expenses.db     # both, in one command
 //! ```
 //!
-//! The workflow, `expenses`, is defined in the library, in `examples/workflows/expenses.rs`
-//! (`eventflow_examples::workflows::expenses`), so that a server can serve it by name too;
-//! this binary runs it on a durable engine.
+//! The workflow, `expenses`, is defined in the `eventflow-demo` crate (`eventflow_demo::expenses`,
+//! in `crates/eventflow-demo/src/expenses.rs`), so that `eventflow serve --demo` serves it by name
+//! too; this binary runs it on a durable engine.
 
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use anyhow::{Context as _, bail};
 use eventflow::durable::Engine;
 use eventflow::prelude::*;
 use eventflow::store::{RunStatus, SqliteStore};
+use eventflow_demo::expenses;
 use eventflow_examples::arg;
-use eventflow_examples::workflows::expenses;
 use serde_json::Value;
 
 async fn engine(db: &str) -> anyhow::Result<Engine> {

@@ -15,16 +15,16 @@
 //! Replies that commit money (a refund, a discount, ...) need a human's approval; others are
 //! sent without review.
 //!
-//! The workflow is defined in the library, in `examples/workflows/hitl.rs`
-//! (`eventflow_examples::workflows::hitl`), so that a server can serve it by name too; this
-//! binary is the human: it answers the run's questions from `--answer` or standard input.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::hitl`, in
+//! `crates/eventflow-demo/src/hitl.rs`), so that `eventflow serve --demo` serves it by name too;
+//! this binary is the human: it answers the run's questions from `--answer` or standard input.
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context as _;
 use eventflow::prelude::*;
+use eventflow_demo::hitl::{self, DEFAULT_QUERY, Outcome, Status};
 use eventflow_examples::arg;
-use eventflow_examples::workflows::hitl::{self, DEFAULT_QUERY, Outcome, Status};
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 

@@ -1,11 +1,9 @@
-//! What the examples share: the workflows of several examples, in [`workflows`], so that a
-//! server can serve them by name ([`workflows::demo_workflows`]); and helpers for reading
-//! `--flag value` arguments, the model client the environment configures, and loading this
-//! project's own documents to retrieve from.
+//! What the examples share: helpers for reading `--flag value` arguments, the model client the
+//! environment configures, and loading this project's own documents to retrieve from. The
+//! workflows that several examples run and `eventflow serve --demo` serves are in the
+//! `eventflow-demo` crate (`crates/eventflow-demo`).
 
 #![warn(missing_docs)]
-
-pub mod workflows;
 
 use std::path::{Path, PathBuf};
 

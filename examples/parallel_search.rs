@@ -15,17 +15,17 @@
 //! network latency; since they run concurrently, a search takes about as long as the slowest
 //! source (300 ms), not the sum (600 ms).
 //!
-//! The workflow is defined in the library, in `examples/workflows/parallel_search.rs`
-//! (`eventflow_examples::workflows::parallel_search`), so that a server can serve it by name
-//! too; this binary runs it once on the command line's query and times it.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::parallel_search`, in
+//! `crates/eventflow-demo/src/parallel_search.rs`), so that `eventflow serve --demo` serves it by
+//! name too; this binary runs it once on the command line's query and times it.
 
 use std::time::Instant;
 
 use eventflow::prelude::*;
-use eventflow_examples::arg;
-use eventflow_examples::workflows::parallel_search::{
+use eventflow_demo::parallel_search::{
     self, DATABASE_LATENCY, SearchSummary, VECTOR_STORE_LATENCY, WEB_LATENCY,
 };
+use eventflow_examples::arg;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

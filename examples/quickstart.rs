@@ -7,13 +7,13 @@
 //! The "retriever" is a keyword match over a few passages and the "synthesizer" stitches the
 //! best passages together; the LLM layer (eventflow-llm) replaces both with real models.
 //!
-//! The workflow is defined in the library, in `examples/workflows/quickstart.rs`
-//! (`eventflow_examples::workflows::quickstart`), so that a server can serve it by name too;
-//! this binary runs it once on the command line's query.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::quickstart`, in
+//! `crates/eventflow-demo/src/quickstart.rs`), so that `eventflow serve --demo` serves it by name
+//! too; this binary runs it once on the command line's query.
 
 use eventflow::prelude::*;
+use eventflow_demo::quickstart;
 use eventflow_examples::arg;
-use eventflow_examples::workflows::quickstart;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

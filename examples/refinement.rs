@@ -20,13 +20,13 @@
 //! with diminishing returns: 0.5, 0.7, 0.85, 0.9. With the reference's threshold of 0.8 the
 //! loop exits early after two refinements; with `--target 0.95` it is stopped by the cap.
 //!
-//! The workflow is defined in the library, in `examples/workflows/refinement.rs`
-//! (`eventflow_examples::workflows::refinement`), so that a server can serve it by name too;
-//! this binary runs it once on the command line's query and target.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::refinement`, in
+//! `crates/eventflow-demo/src/refinement.rs`), so that `eventflow serve --demo` serves it by name
+//! too; this binary runs it once on the command line's query and target.
 
 use eventflow::prelude::*;
+use eventflow_demo::refinement::{self, DEFAULT_TARGET, Refined};
 use eventflow_examples::arg;
-use eventflow_examples::workflows::refinement::{self, DEFAULT_TARGET, Refined};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

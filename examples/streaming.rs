@@ -14,16 +14,16 @@
 //! however late it subscribes, and the last item is always the run's terminal event (here the
 //! `StopEvent`).
 //!
-//! The workflow is defined in the library, in `examples/workflows/streaming.rs`
-//! (`eventflow_examples::workflows::streaming`), so that a server can serve it by name too;
-//! this binary consumes its stream.
+//! The workflow is defined in the `eventflow-demo` crate (`eventflow_demo::streaming`, in
+//! `crates/eventflow-demo/src/streaming.rs`), so that `eventflow serve --demo` serves it by name
+//! too; this binary consumes its stream.
 
 use std::io::Write;
 use std::time::Duration;
 
 use eventflow::prelude::*;
+use eventflow_demo::streaming::{self, DEFAULT_DELAY, ProgressEvent, TokenEvent};
 use eventflow_examples::arg;
-use eventflow_examples::workflows::streaming::{self, DEFAULT_DELAY, ProgressEvent, TokenEvent};
 use futures::StreamExt;
 
 /// Prints events as they arrive: tokens inline, like a chat UI, everything else on its own line.

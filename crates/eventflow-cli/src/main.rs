@@ -19,7 +19,7 @@
 
 mod args;
 mod client;
-mod mermaid;
+mod graph;
 mod output;
 mod serve;
 

@@ -1,4 +1,4 @@
-//! `eventflow serve`: the examples' workflows behind the HTTP API.
+//! `eventflow serve`: the demo workflows (the `eventflow-demo` crate) behind the HTTP API.
 
 use std::io::{ErrorKind, IsTerminal};
 use std::process::ExitCode;
@@ -121,7 +121,7 @@ pub async fn serve(
         None => config.store_url(args.database_url.clone()),
     };
 
-    let workflows = eventflow_examples::workflows::demo_workflows();
+    let workflows = eventflow_demo::demo_workflows();
     let names: Vec<String> = workflows.iter().map(|w| w.name().to_owned()).collect();
     let mut builder = Server::builder(config);
     for workflow in workflows {

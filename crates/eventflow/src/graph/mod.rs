@@ -1,9 +1,11 @@
 //! Drawing: a workflow as a graph of steps and events, and the path a run took through it.
 
 mod html;
+mod mermaid;
 mod text;
 
-pub use text::{mermaid_label, safe_id};
+pub use mermaid::{FlowEdge, FlowEdgeLabel, FlowNode, FlowNodeKind, Flowchart};
+pub use text::safe_id;
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Mermaid and Graphviz renderings of a workflow graph.
+//! The Graphviz rendering of a workflow graph, and the ids and escaping that drawings share.
 
 use std::fmt::Write;
 
@@ -14,8 +14,9 @@ pub(super) fn slug(id: &NodeId) -> String {
 }
 
 /// `prefix` followed by `name` with every character but ASCII letters and digits written
-/// `_<hex>_`: an id that Mermaid and DOT take as is, distinct for distinct names. For renderers
-/// of graphs that are not a [`WorkflowGraph`] (a server's description of one, say).
+/// `_<hex>_`: an id that Mermaid and DOT take as is, distinct for distinct names. For the ids
+/// of a [`Flowchart`](super::Flowchart) built from a graph that is not a [`WorkflowGraph`] (a
+/// server's description of one, say).
 pub fn safe_id(prefix: &str, name: &str) -> String {
     let mut slug = String::from(prefix);
     for c in name.chars() {
@@ -40,33 +41,24 @@ pub(super) fn replace_chars(text: &str, table: &[(char, &str)]) -> String {
     out
 }
 
-/// Text safe inside a quoted Mermaid label: Mermaid renders labels as HTML, and takes entity
-/// codes written `#name;`.
-pub fn mermaid_label(text: &str) -> String {
-    replace_chars(
-        text,
-        &[
-            ('"', "#quot;"),
-            ('<', "#lt;"),
-            ('>', "#gt;"),
-            ('&', "#amp;"),
-            ('#', "#35;"),
-        ],
-    )
-}
-
 /// Text safe inside a quoted DOT label.
 fn dot_label(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn step_label(node: &Node) -> String {
-    match node.num_workers {
+/// A step's label: its name, followed by `×N` when it has `N` workers and `N` is not the
+/// default (the default is not worth printing).
+pub(super) fn workers_label(name: &str, num_workers: Option<usize>) -> String {
+    match num_workers {
         Some(workers) if workers != crate::step::DEFAULT_NUM_WORKERS => {
-            format!("{} ×{workers}", node.id.name())
+            format!("{name} ×{workers}")
         }
-        _ => node.id.name().to_owned(),
+        _ => name.to_owned(),
     }
+}
+
+fn step_label(node: &Node) -> String {
+    workers_label(node.id.name(), node.num_workers)
 }
 
 fn edge_label(edge: &Edge) -> Option<String> {
@@ -74,38 +66,6 @@ fn edge_label(edge: &Edge) -> Option<String> {
 }
 
 impl WorkflowGraph {
-    /// The graph as a Mermaid flowchart: steps as rounded boxes, events as parallelograms
-    /// (start and stop events highlighted); with a run's path, edges carry how often they fired
-    /// and unused edges are dotted.
-    pub fn to_mermaid(&self) -> String {
-        let mut out = String::from("flowchart TD\n");
-        for node in &self.nodes {
-            let id = slug(&node.id);
-            let label = mermaid_label(&match node.role {
-                None => step_label(node),
-                Some(_) => node.id.name().to_owned(),
-            });
-            let _ = match node.role {
-                None => writeln!(out, "    {id}(\"{label}\"):::step"),
-                Some(role) => writeln!(out, "    {id}[/\"{label}\"/]:::{}", role_class(role)),
-            };
-        }
-        for edge in &self.edges {
-            let (from, to) = (slug(&edge.from), slug(&edge.to));
-            let _ = match (edge.count, edge_label(edge)) {
-                (Some(0), _) => writeln!(out, "    {from} -.-> {to}"),
-                (_, Some(label)) => writeln!(out, "    {from} -->|{label}| {to}"),
-                (_, None) => writeln!(out, "    {from} --> {to}"),
-            };
-        }
-        out.push_str("    classDef step fill:#e8f0fe,stroke:#1a73e8;\n");
-        out.push_str("    classDef event fill:#fef7e0,stroke:#f9ab00;\n");
-        out.push_str("    classDef start fill:#e6f4ea,stroke:#188038;\n");
-        out.push_str("    classDef stop fill:#fce8e6,stroke:#d93025;\n");
-        out.push_str("    classDef outside fill:#f3e8fd,stroke:#8430ce;\n");
-        out
-    }
-
     /// The graph in Graphviz DOT: steps as boxes, events as ellipses; with a run's path, edges
     /// carry how often they fired and unused edges are dashed.
     pub fn to_dot(&self) -> String {
@@ -141,15 +101,6 @@ impl WorkflowGraph {
         }
         out.push_str("}\n");
         out
-    }
-}
-
-pub(super) fn role_class(role: EventRole) -> &'static str {
-    match role {
-        EventRole::Start => "start",
-        EventRole::Stop | EventRole::Terminal => "stop",
-        EventRole::External | EventRole::Outbound => "outside",
-        EventRole::Plain => "event",
     }
 }
 

@@ -1,10 +1,11 @@
-//! The examples' workflows, as a library: each module defines one example's workflow (its
-//! events, its steps and a constructor), so that the example binary and a server can both use
-//! it.
+//! The demo workflows of eventflow: seven small workflows, one per pattern of the LlamaIndex
+//! Workflows reference, that run offline (no model, no network). `eventflow serve --demo`
+//! serves them, and the repository's examples run them one by one; they are also a starting
+//! point to copy from.
 //!
-//! Every workflow here is named after its example (the `durable` example's is named
-//! `expenses`), starts from a JSON object of keyword arguments and runs offline. A server
-//! lists them with [`demo_workflows`] and finds one by [`Workflow::name`]:
+//! Each module defines one workflow (its events, its steps and a constructor). Every workflow
+//! is named after the example that runs it (the `durable` example's is named `expenses`),
+//! starts from a JSON object of keyword arguments, and is listed by [`demo_workflows`]:
 //!
 //! - `quickstart`: `{"query": "What is quantum computing?"}`; the result is a string.
 //! - `branching`: `{"query": "What is Rust?"}`; the result is `{"branch", "response"}`.
@@ -21,6 +22,29 @@
 //!
 //! A workflow that asks publishes an `InputRequiredEvent` on its event stream and waits for a
 //! `HumanResponseEvent` (`{"response": "yes"}`) sent into the run.
+//!
+//! ```
+//! use eventflow::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let workflow = eventflow_demo::quickstart::workflow();
+//! let answer: String = workflow
+//!     .run(json!({"query": "What is quantum computing?"}))
+//!     .await?
+//!     .result()?;
+//! assert!(answer.contains("qubits"));
+//!
+//! let names: Vec<String> = eventflow_demo::demo_workflows()
+//!     .iter()
+//!     .map(|workflow| workflow.name().to_owned())
+//!     .collect();
+//! assert_eq!(names[0], "quickstart");
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 use eventflow::Workflow;
 
@@ -32,7 +56,7 @@ pub mod quickstart;
 pub mod refinement;
 pub mod streaming;
 
-/// Every workflow of this module, each built with its defaults, in the order listed above.
+/// Every workflow of this crate, each built with its defaults, in the order listed above.
 pub fn demo_workflows() -> Vec<Workflow> {
     vec![
         quickstart::workflow(),

@@ -1,16 +1,14 @@
-//! A workflow graph, as the server describes it (`GET /workflows/{name}/representation`), drawn
-//! as a Mermaid flowchart in the style of `eventflow::graph::WorkflowGraph::to_mermaid`.
+//! A workflow graph, as the server describes it (`GET /workflows/{name}/representation`), as
+//! the engine's [`Flowchart`], so that `eventflow draw` draws with the engine's Mermaid renderer.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
-use eventflow::graph::{mermaid_label as label, safe_id};
+use eventflow::EventRole;
+use eventflow::graph::{FlowEdge, FlowEdgeLabel, FlowNode, FlowNodeKind, Flowchart, safe_id};
 use eventflow_client::{GraphNode, WorkflowGraph};
 
-/// How many workers a step has unless it says otherwise; not worth printing.
-const DEFAULT_NUM_WORKERS: u64 = 4;
-
-/// A Mermaid-safe node id for the node `id` of kind `node_type`.
+/// A drawing-safe id for the node `id` of kind `node_type`. The wire ids are unique across
+/// kinds, but the prefix keeps the drawing's ids those of the engine's own drawing.
 fn slug(node_type: &str, id: &str) -> String {
     let prefix = match node_type {
         "step" => "step_",
@@ -20,62 +18,57 @@ fn slug(node_type: &str, id: &str) -> String {
     safe_id(prefix, id)
 }
 
-/// The CSS class of an event node, by its role (`start`, `stop`, ...).
-fn event_class(node: &GraphNode) -> &'static str {
-    match node.role.as_deref() {
-        Some("start") => "start",
-        Some("stop" | "terminal") => "stop",
-        Some("external" | "outbound") => "outside",
-        _ => "event",
+/// What the node stands for. An event's role is eventflow's extension of the wire format:
+/// another server's events have none, and are drawn as plain events.
+fn kind(node: &GraphNode) -> FlowNodeKind {
+    match node.node_type.as_str() {
+        "step" => FlowNodeKind::Step {
+            num_workers: node.num_workers.and_then(|n| usize::try_from(n).ok()),
+        },
+        "event" => FlowNodeKind::Event(
+            node.role
+                .as_deref()
+                .and_then(|role| serde_json::from_value(role.into()).ok())
+                .unwrap_or(EventRole::Plain),
+        ),
+        _ => FlowNodeKind::Outside,
     }
 }
 
-/// The graph as a Mermaid flowchart: steps as rounded boxes, events as parallelograms (start
-/// and stop events highlighted), the outside world (`external_step`) as a hexagon.
-pub fn to_mermaid(graph: &WorkflowGraph) -> String {
-    let mut out = String::from("flowchart TD\n");
+/// The graph as a flowchart: its nodes in order (labelled by their label, else their id), and
+/// its edges with their labels.
+pub fn flowchart(graph: &WorkflowGraph) -> Flowchart {
     let mut ids: HashMap<&str, String> = HashMap::new();
+    let mut nodes = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
         let id = slug(&node.node_type, &node.id);
-        let text = if node.label.is_empty() {
+        ids.insert(node.id.as_str(), id.clone());
+        let label = if node.label.is_empty() {
             &node.id
         } else {
             &node.label
         };
-        let _ = match node.node_type.as_str() {
-            "step" => {
-                let text = match node.num_workers {
-                    Some(workers) if workers != DEFAULT_NUM_WORKERS => {
-                        format!("{text} ×{workers}")
-                    }
-                    _ => text.clone(),
-                };
-                writeln!(out, "    {id}(\"{}\"):::step", label(&text))
-            }
-            "event" => writeln!(
-                out,
-                "    {id}[/\"{}\"/]:::{}",
-                label(text),
-                event_class(node)
-            ),
-            _ => writeln!(out, "    {id}{{{{\"{}\"}}}}:::outside", label(text)),
-        };
-        ids.insert(node.id.as_str(), id);
+        nodes.push(FlowNode {
+            id,
+            label: label.clone(),
+            kind: kind(node),
+        });
     }
-    for edge in &graph.edges {
-        let id_of = |node: &str| ids.get(node).cloned().unwrap_or_else(|| slug("node", node));
-        let (from, to) = (id_of(&edge.source), id_of(&edge.target));
-        let _ = match edge.label.as_deref().filter(|l| !l.is_empty()) {
-            Some(text) => writeln!(out, "    {from} -->|\"{}\"| {to}", label(text)),
-            None => writeln!(out, "    {from} --> {to}"),
-        };
-    }
-    out.push_str("    classDef step fill:#e8f0fe,stroke:#1a73e8;\n");
-    out.push_str("    classDef event fill:#fef7e0,stroke:#f9ab00;\n");
-    out.push_str("    classDef start fill:#e6f4ea,stroke:#188038;\n");
-    out.push_str("    classDef stop fill:#fce8e6,stroke:#d93025;\n");
-    out.push_str("    classDef outside fill:#f3e8fd,stroke:#8430ce;\n");
-    out
+    // An edge may name a node the graph does not list: Mermaid draws it as a plain box.
+    let id_of = |node: &str| ids.get(node).cloned().unwrap_or_else(|| slug("node", node));
+    let edges = graph
+        .edges
+        .iter()
+        .map(|edge| FlowEdge {
+            from: id_of(&edge.source),
+            to: id_of(&edge.target),
+            label: match edge.label.as_deref().filter(|l| !l.is_empty()) {
+                Some(text) => FlowEdgeLabel::Text(text.to_owned()),
+                None => FlowEdgeLabel::None,
+            },
+        })
+        .collect();
+    Flowchart { nodes, edges }
 }
 
 #[cfg(test)]
@@ -97,6 +90,7 @@ mod tests {
                 {"id": "HumanResponseEvent", "label": "HumanResponseEvent", "node_type": "event",
                  "role": "external"},
                 {"id": "StopEvent", "label": "StopEvent", "node_type": "event", "role": "stop"},
+                {"id": "Note", "node_type": "event"},
                 {"id": "external_step", "label": "external_step", "node_type": "external"}
             ],
             "edges": [
@@ -109,7 +103,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let mermaid = to_mermaid(&graph);
+        let mermaid = flowchart(&graph).to_mermaid();
         assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
         for line in [
             "    step_ask(\"ask\"):::step",
@@ -117,6 +111,8 @@ mod tests {
             "    event_StartEvent[/\"StartEvent\"/]:::start",
             "    event_StopEvent[/\"StopEvent\"/]:::stop",
             "    event_HumanResponseEvent[/\"HumanResponseEvent\"/]:::outside",
+            // Another server's event: no label (the id is shown) and no role (a plain event).
+            "    event_Note[/\"Note\"/]:::event",
             "    node_external_5f_step{{\"external_step\"}}:::outside",
             "    event_StartEvent --> step_ask",
             "    event_InputRequiredEvent --> node_external_5f_step",
