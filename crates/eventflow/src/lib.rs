@@ -52,6 +52,7 @@ pub mod durable;
 mod error;
 mod event;
 pub mod graph;
+mod replay;
 mod run;
 mod step;
 pub mod store;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::{AnyEvent, EventJson, EventType};
+use crate::replay::ReplayError;
 
 /// A context state operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +274,7 @@ impl StateStore {
         writes: StateWrites,
         step_index: impl Fn(&str) -> Option<usize>,
         event_type: impl Fn(&str) -> Option<EventType>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplayError> {
         {
             let mut kv = lock(&self.kv);
             for (key, value) in writes.kv {
@@ -451,7 +452,7 @@ impl StateStore {
         snapshot: StateSnapshot,
         step_index: impl Fn(&str) -> Option<usize>,
         event_type: impl Fn(&str) -> Option<EventType>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ReplayError> {
         let store = StateStore::default();
         *lock(&store.kv) = snapshot.kv.into_iter().collect();
         *lock(&store.typed) = snapshot.typed.map(TypedState::Json);
@@ -465,7 +466,7 @@ impl StateStore {
         buffers: Vec<CollectSnapshot>,
         step_index: impl Fn(&str) -> Option<usize>,
         event_type: impl Fn(&str) -> Option<EventType>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplayError> {
         lock(&self.collect).clear();
         for buffer in buffers {
             self.push_collected(
@@ -488,23 +489,22 @@ impl StateStore {
         events: impl IntoIterator<Item = EventJson>,
         step_index: impl Fn(&str) -> Option<usize>,
         event_type: impl Fn(&str) -> Option<EventType>,
-    ) -> Result<(), String> {
-        let step_at =
-            step_index(step).ok_or_else(|| format!("collect buffer of unknown step `{step}`"))?;
+    ) -> Result<(), ReplayError> {
+        let step_at = step_index(step).ok_or_else(|| ReplayError::UnknownStep(step.to_owned()))?;
+        let known =
+            |name: &str| event_type(name).ok_or_else(|| ReplayError::UnknownEvent(name.to_owned()));
         let expected = expected
             .iter()
-            .map(|(name, n)| {
-                event_type(name)
-                    .map(|ty| (ty, *n))
-                    .ok_or_else(|| format!("unknown event type `{name}`"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(name, n)| Ok((known(name)?, *n)))
+            .collect::<Result<Vec<_>, ReplayError>>()?;
         for event in events {
-            let ty = event_type(&event.name)
-                .ok_or_else(|| format!("unknown event type `{}`", event.name))?;
+            let ty = known(&event.name)?;
             let event = ty
                 .decode(event.value)
-                .map_err(|e| format!("cannot decode {}: {e}", ty.name()))?;
+                .map_err(|source| ReplayError::Decode {
+                    name: event.name,
+                    source,
+                })?;
             self.collect(None, step_at, event, &expected);
         }
         Ok(())

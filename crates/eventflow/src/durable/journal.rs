@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::StateWrites;
-use crate::event::{AnyEvent, EventJson};
+use crate::event::EventJson;
+use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::Tick;
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
@@ -29,73 +30,6 @@ pub(crate) const JOURNAL_FORMAT: u32 = 1;
 
 /// The field of a journal entry holding its format version.
 const VERSION_FIELD: &str = "v";
-
-/// Why stored run data (a journal entry, a durable snapshot) cannot be read: typed, so that
-/// callers and tests can tell a format from the future from damaged data.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum FormatError {
-    /// The data carries a format version this build does not read (a newer eventflow wrote it).
-    #[error(
-        "{what} has format version {version}, but this build of eventflow reads {}{}",
-        versions(*oldest, *newest),
-        if *version > u64::from(*newest) { ": it was written by a newer eventflow" } else { "" }
-    )]
-    UnsupportedVersion {
-        /// What was read: `journal entry`, `durable snapshot`, ...
-        what: &'static str,
-        /// The version found.
-        version: u64,
-        /// The oldest version this build reads.
-        oldest: u32,
-        /// The newest version this build reads (the one it writes).
-        newest: u32,
-    },
-    /// The data is of a known version but does not decode.
-    #[error("invalid {what}: {source}")]
-    Invalid {
-        /// What was read.
-        what: &'static str,
-        /// Why it does not decode.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// The versions a build reads, in words, for [`FormatError`]'s message.
-fn versions(oldest: u32, newest: u32) -> String {
-    if oldest == newest {
-        format!("version {newest} only")
-    } else {
-        format!("versions {oldest} to {newest}")
-    }
-}
-
-/// Checks the format version in `json`'s `field` (`absent` when it has none) against the
-/// versions this build reads, `oldest..=newest`; returns the version.
-pub(crate) fn check_format(
-    what: &'static str,
-    json: &Value,
-    field: &str,
-    absent: u32,
-    oldest: u32,
-    newest: u32,
-) -> Result<u32, FormatError> {
-    let version = match json.get(field) {
-        None => u64::from(absent),
-        Some(value) => {
-            u64::deserialize(value).map_err(|source| FormatError::Invalid { what, source })?
-        }
-    };
-    match u32::try_from(version) {
-        Ok(known) if (oldest..=newest).contains(&known) => Ok(known),
-        _ => Err(FormatError::UnsupportedVersion {
-            what,
-            version,
-            oldest,
-            newest,
-        }),
-    }
-}
 
 /// One journaled tick.
 ///
@@ -240,8 +174,8 @@ impl Entry {
     }
 
     /// The tick of this entry, and the state writes to apply with it.
-    pub(crate) fn decode(self, spec: &WorkflowSpec) -> Result<(Tick, StateWrites), String> {
-        let event = |json: EventJson| decode_event(spec, json);
+    pub(crate) fn decode(self, spec: &WorkflowSpec) -> Result<(Tick, StateWrites), ReplayError> {
+        let event = |json: EventJson| spec.decode_event(json);
         let tick = match self {
             Entry::Start { event: json } | Entry::Restart { event: json } => {
                 Tick::Start(event(json)?)
@@ -252,12 +186,7 @@ impl Entry {
                 from,
             } => Tick::Emit {
                 event: event(json)?,
-                target: target
-                    .map(|name| {
-                        spec.step_index(&name)
-                            .ok_or_else(|| format!("the workflow has no step named `{name}`"))
-                    })
-                    .transpose()?,
+                target: target.map(|name| spec.step_named(&name)).transpose()?,
                 from,
             },
             Entry::StepDone {
@@ -294,9 +223,7 @@ impl Entry {
             } => Tick::Wait {
                 waiter,
                 invocation,
-                event_type: spec
-                    .event_by_name(&name)
-                    .ok_or_else(|| format!("the workflow has no event type named `{name}`"))?,
+                event_type: spec.event_named(&name)?,
                 requirements,
                 prompt: prompt.map(event).transpose()?,
             },
@@ -309,15 +236,6 @@ impl Entry {
         };
         Ok((tick, StateWrites::default()))
     }
-}
-
-/// Decodes an event by its name from the workflow's types; an unknown name is an error.
-pub(crate) fn decode_event(spec: &WorkflowSpec, json: EventJson) -> Result<AnyEvent, String> {
-    let ty = spec
-        .event_by_name(&json.name)
-        .ok_or_else(|| format!("the workflow has no event type named `{}`", json.name))?;
-    ty.decode(json.value)
-        .map_err(|e| format!("cannot decode {}: {e}", json.name))
 }
 
 impl ErrorJson {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::durable::runner::{Abandon, DurableRun, commit_end, failed_end};
+use crate::durable::runner::{Abandon, DurableRun, RecordError, commit_end, failed_end};
 use crate::run::{Executor, Msg, RunShared, RunState, Tick};
 use crate::store::{CommitEnd, StoreError};
 
@@ -202,7 +202,7 @@ async fn let_go(executor: &mut Executor, durable: &mut DurableRun, error: StoreE
 }
 
 /// A tick or event that cannot be serialized cannot be journaled: the run fails, naming it.
-async fn fail_unrecordable(executor: &mut Executor, durable: &mut DurableRun, reason: String) {
+async fn fail_unrecordable(executor: &mut Executor, durable: &mut DurableRun, reason: RecordError) {
     tracing::error!(%reason, "the run cannot be journaled; it fails");
     executor.stop_tasks();
     durable.pending = Default::default();

@@ -8,8 +8,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::context::{StateSnapshot, StateStore, StateWrites};
-use crate::durable::journal::{Entry, FormatError, check_format, decode_event};
+use crate::durable::journal::Entry;
 use crate::event::{AnyEvent, EventJson};
+use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
 use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
 use crate::workflow::{Workflow, WorkflowSpec};
@@ -43,6 +44,29 @@ impl DurableSnapshot {
         check_format(WHAT, &json, "format", 1, 1, DURABLE_SNAPSHOT_FORMAT)?;
         serde_json::from_value(json).map_err(|source| FormatError::Invalid { what: WHAT, source })
     }
+}
+
+/// Why a run cannot be journaled: a value in it does not serialize. The run fails, naming it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// A tick (a step's completion, an event) does not serialize.
+    #[error("cannot journal {what}: {source}")]
+    Tick {
+        /// What it was.
+        what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// What a step wrote to the context state does not serialize, or read back.
+    #[error("cannot record a step's state: {0}")]
+    State(String),
+    /// An event the run published does not serialize.
+    #[error("cannot persist a published event: {0}")]
+    Published(#[source] serde_json::Error),
+    /// The run's state does not serialize into a snapshot.
+    #[error("cannot snapshot the run: {0}")]
+    Snapshot(#[source] serde_json::Error),
 }
 
 /// Tells the engine a run's driver has stopped, however it stopped.
@@ -135,7 +159,7 @@ impl DurableRun {
         live: &StateStore,
         tick: &Tick,
         step_of: Option<(usize, u32)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         let writes = match tick {
             Tick::StepDone {
                 invocation,
@@ -154,20 +178,22 @@ impl DurableRun {
                     });
                 }
                 live.take_writes(*invocation, &step_names(spec))
-                    .map_err(|e| format!("cannot record a step's state: {e}"))?
+                    .map_err(|e| RecordError::State(e.to_string()))?
             }
             _ => StateWrites::default(),
         };
         if !writes.is_empty() {
-            self.committed.apply_writes(
-                writes.clone(),
-                |name| spec.step_index(name),
-                |name| spec.event_by_name(name),
-            )?;
+            self.committed
+                .apply_writes(
+                    writes.clone(),
+                    |name| spec.step_index(name),
+                    |name| spec.event_by_name(name),
+                )
+                .map_err(|e| RecordError::State(e.to_string()))?;
         }
         let entry = Entry::encode(spec, tick, writes)
             .and_then(serde_json::to_value)
-            .map_err(|e| {
+            .map_err(|source| {
                 let what = match (tick, step_of) {
                     (Tick::StepDone { .. }, Some((step, _))) => {
                         format!("the completion of step `{}`", spec.steps[step].name)
@@ -175,7 +201,7 @@ impl DurableRun {
                     (Tick::Emit { event, .. }, _) => format!("event {}", event.name()),
                     _ => "a tick".to_owned(),
                 };
-                format!("cannot journal {what}: {e}")
+                RecordError::Tick { what, source }
             })?;
         self.journal_seq += 1;
         self.since_snapshot += 1;
@@ -218,11 +244,10 @@ impl DurableRun {
 
     /// The published events not yet persisted (`new`, after the first
     /// [`persisted_events`](Self::persisted_events)), added to the pending commit.
-    pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), String> {
+    pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), RecordError> {
         for event in new {
             self.persisted_events += 1;
-            let json = EventJson::encode(event)
-                .map_err(|e| format!("cannot persist a published event: {e}"))?;
+            let json = EventJson::encode(event).map_err(RecordError::Published)?;
             self.pending
                 .events
                 .push((self.persisted_events as u64, json));
@@ -236,19 +261,19 @@ impl DurableRun {
         spec: &WorkflowSpec,
         state: &RunState,
         force: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         if !(force || self.snapshot_due || self.since_snapshot >= self.settings.snapshot_every) {
             return Ok(());
         }
         let snapshot = DurableSnapshot {
             format: DURABLE_SNAPSHOT_FORMAT,
-            reducer: state.snapshot(spec).map_err(|e| e.to_string())?,
+            reducer: state.snapshot(spec).map_err(RecordError::Snapshot)?,
             state: self
                 .committed
                 .snapshot(&step_names(spec))
-                .map_err(|e| e.to_string())?,
+                .map_err(RecordError::Snapshot)?,
         };
-        let json = serde_json::to_value(snapshot).map_err(|e| e.to_string())?;
+        let json = serde_json::to_value(snapshot).map_err(RecordError::Snapshot)?;
         self.pending.snapshot = Some((self.journal_seq, json));
         self.since_snapshot = 0;
         self.snapshot_due = false;
@@ -326,7 +351,7 @@ fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
         Some(name) => Some(spec.step_index(&name)?),
         None => None,
     };
-    let event = decode_event(spec, event).ok()?;
+    let event = spec.decode_event(event).ok()?;
     Some(Tick::Emit {
         event,
         target,
@@ -359,13 +384,13 @@ pub(crate) fn rebuild(
     workflow: &Workflow,
     loaded: LoadedRun,
     mut durable: DurableRun,
-) -> Result<Rebuilt, String> {
+) -> Result<Rebuilt, ReplayError> {
     let spec = &*workflow.spec;
     let step_index = |name: &str| spec.step_index(name);
     let event_type = |name: &str| spec.event_by_name(name);
     let (mut state, live, committed, mut seq) = match loaded.snapshot {
         Some((seq, json)) => {
-            let snapshot = DurableSnapshot::from_json(json).map_err(|e| e.to_string())?;
+            let snapshot = DurableSnapshot::from_json(json)?;
             let state = RunState::restore(spec, snapshot.reducer)?;
             let live = StateStore::restore(snapshot.state.clone(), step_index, event_type)?;
             let committed = StateStore::restore(snapshot.state, step_index, event_type)?;
@@ -381,12 +406,13 @@ pub(crate) fn rebuild(
     let mut commands = Vec::new();
     for (entry_seq, json) in loaded.journal {
         if entry_seq != seq + 1 {
-            return Err(format!(
-                "the journal jumps from {seq} to {entry_seq}: entries are missing"
-            ));
+            return Err(ReplayError::Gap {
+                after: seq,
+                next: entry_seq,
+            });
         }
         seq = entry_seq;
-        let entry = Entry::from_json(json).map_err(|e| e.to_string())?;
+        let entry = Entry::from_json(json)?;
         if matches!(entry, Entry::Restart { .. }) {
             let seed = seed_of(&format!("{}/{entry_seq}", durable.lease.run_id));
             state = RunState::new(spec, seed);
@@ -404,12 +430,7 @@ pub(crate) fn rebuild(
     let history: Vec<AnyEvent> = loaded
         .events
         .into_iter()
-        .map(|(_, json)| match spec.event_by_name(&json.name) {
-            Some(ty) => ty
-                .decode(json.value.clone())
-                .unwrap_or_else(|_| AnyEvent::opaque(json)),
-            None => AnyEvent::opaque(json),
-        })
+        .map(|(_, json)| spec.decode_published(json))
         .collect();
     durable.committed = committed;
     durable.journal_seq = seq;

@@ -35,6 +35,7 @@ use tokio::sync::oneshot;
 use crate::context::{StateStore, may_lack_consumer};
 use crate::error::{SendEventError, WorkflowError};
 use crate::event::{AnyEvent, EventType};
+use crate::replay::ReplayError;
 use crate::workflow::Workflow;
 use in_memory::Initial;
 use inbox::Inbox;
@@ -198,25 +199,20 @@ pub(crate) fn resume(
 ) -> Result<WorkflowHandler, WorkflowError> {
     let parts = snapshot.into_parts(workflow)?;
     let spec = &workflow.spec;
-    let mut state =
-        RunState::restore(spec, parts.reducer).map_err(WorkflowError::InvalidSnapshot)?;
+    let invalid = |error: ReplayError| WorkflowError::InvalidSnapshot(error.to_string());
+    let mut state = RunState::restore(spec, parts.reducer).map_err(invalid)?;
     state.recover();
     let store = StateStore::restore(
         parts.state,
         |name| spec.step_index(name),
         |name| spec.event_by_name(name),
     )
-    .map_err(WorkflowError::InvalidSnapshot)?;
+    .map_err(invalid)?;
     let history = parts
         .stream
         .into_iter()
-        .map(|json| match spec.event_by_name(&json.name) {
-            Some(ty) => ty.decode(json.value).map_err(|e| {
-                WorkflowError::InvalidSnapshot(format!("cannot decode {}: {e}", ty.name()))
-            }),
-            None => Ok(AnyEvent::opaque(json)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|json| spec.decode_published(json))
+        .collect();
     let shared = new_run(workflow, parts.run_id, store, history);
     let (handler, result) = WorkflowHandler::new(shared.clone());
     in_memory::spawn(shared, state, result, Initial::Resume);

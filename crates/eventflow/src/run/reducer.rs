@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::event::{AnyEvent, EventJson, EventRole, EventType};
 use crate::graph::{NodeId, PathEdge, RunPath};
+use crate::replay::ReplayError;
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
@@ -605,20 +606,14 @@ impl RunState {
 
     /// Rebuilds the state of a snapshot exactly; [`RunState::recover`] then prepares it to run
     /// in a new process.
-    pub(crate) fn restore(spec: &WorkflowSpec, snapshot: ReducerSnapshot) -> Result<Self, String> {
+    pub(crate) fn restore(
+        spec: &WorkflowSpec,
+        snapshot: ReducerSnapshot,
+    ) -> Result<Self, ReplayError> {
         let mut state = RunState::new(spec, snapshot.rng_seed);
         state.next_id = snapshot.next_id;
-        let decode = |json: EventJson| -> Result<AnyEvent, String> {
-            let ty = spec
-                .event_by_name(&json.name)
-                .ok_or_else(|| format!("the workflow has no event type named `{}`", json.name))?;
-            ty.decode(json.value)
-                .map_err(|e| format!("cannot decode {}: {e}", json.name))
-        };
-        let step_of = |name: &str| {
-            spec.step_index(name)
-                .ok_or_else(|| format!("the workflow has no step named `{name}`"))
-        };
+        let decode = |json: EventJson| spec.decode_event(json);
+        let step_of = |name: &str| spec.step_named(name);
         for entry in snapshot.queued {
             let step = step_of(&entry.step)?;
             state.queues[step].push_back(Pending {
@@ -656,9 +651,7 @@ impl RunState {
             state.retrying.insert(entry.id, (step, pending));
         }
         for waiter in snapshot.waiters {
-            let event_type = spec.event_by_name(&waiter.event).ok_or_else(|| {
-                format!("the workflow has no event type named `{}`", waiter.event)
-            })?;
+            let event_type = spec.event_named(&waiter.event)?;
             state.waiters.push(Waiter {
                 id: waiter.id,
                 invocation: waiter.invocation,

@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::WorkflowError;
-use crate::event::{AnyEvent, Event, EventRole, EventType, StartEvent};
+use crate::event::{AnyEvent, Event, EventJson, EventRole, EventType, StartEvent};
 use crate::graph::WorkflowGraph;
+use crate::replay::ReplayError;
 use crate::run::{RunSnapshot, WorkflowHandler};
 use crate::step::{Step, StepFn};
 
@@ -194,6 +195,41 @@ impl WorkflowSpec {
     /// The event type with this name, among those a snapshot may hold.
     pub(crate) fn event_by_name(&self, name: &str) -> Option<EventType> {
         self.decodable.get(name).copied()
+    }
+
+    /// The index of the step a recording names.
+    pub(crate) fn step_named(&self, name: &str) -> Result<usize, ReplayError> {
+        self.step_index(name)
+            .ok_or_else(|| ReplayError::UnknownStep(name.to_owned()))
+    }
+
+    /// The event type a recording names.
+    pub(crate) fn event_named(&self, name: &str) -> Result<EventType, ReplayError> {
+        self.event_by_name(name)
+            .ok_or_else(|| ReplayError::UnknownEvent(name.to_owned()))
+    }
+
+    /// A recorded event that the reducer will route: it must be of one of the workflow's types.
+    pub(crate) fn decode_event(&self, json: EventJson) -> Result<AnyEvent, ReplayError> {
+        let ty = self.event_named(&json.name)?;
+        ty.decode(json.value).map_err(|source| ReplayError::Decode {
+            name: json.name,
+            source,
+        })
+    }
+
+    /// An event the run published, read back for its stream: one of the workflow's types when
+    /// it decodes as one, otherwise the JSON under its name. Published events need not be of
+    /// the workflow's types (steps may write anything to the stream), and readers of a stream
+    /// already saw them, so one that no longer decodes is shown as it was rather than failing
+    /// the run.
+    pub(crate) fn decode_published(&self, json: EventJson) -> AnyEvent {
+        match self.event_by_name(&json.name) {
+            Some(ty) => ty
+                .decode(json.value.clone())
+                .unwrap_or_else(|_| AnyEvent::opaque(json)),
+            None => AnyEvent::opaque(json),
+        }
     }
 
     pub(crate) fn consumers_of(&self, type_id: TypeId) -> &[usize] {

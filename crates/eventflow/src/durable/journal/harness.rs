@@ -172,9 +172,11 @@ pub(super) fn replay_entry(
     if matches!(entry, Entry::Restart { .. }) {
         *state = RunState::new(spec, seed_of(&format!("{RUN_ID}/{seq}")));
     }
-    let (tick, writes) = entry.decode(spec)?;
+    let (tick, writes) = entry.decode(spec).map_err(|e| e.to_string())?;
     if !writes.is_empty() {
-        store.apply_writes(writes, |n| spec.step_index(n), |n| spec.event_by_name(n))?;
+        store
+            .apply_writes(writes, |n| spec.step_index(n), |n| spec.event_by_name(n))
+            .map_err(|e| e.to_string())?;
     }
     let mut commands = Vec::new();
     state.apply(spec, tick, &mut commands);
@@ -228,7 +230,7 @@ pub(super) struct RebuiltRun {
 /// Rebuilds a stored run with the durable runner's `rebuild`.
 pub(super) fn rebuild_run(workflow: &Workflow, loaded: LoadedRun) -> Result<RebuiltRun, String> {
     let spec = &*workflow.spec;
-    let mut rebuilt = rebuild(workflow, loaded, durable_run(spec))?;
+    let mut rebuilt = rebuild(workflow, loaded, durable_run(spec)).map_err(|e| e.to_string())?;
     let reducer = reducer_json(spec, &rebuilt.state);
     let mut resumed = Vec::new();
     rebuilt.state.resume(spec, &mut resumed);
@@ -359,11 +361,9 @@ impl World {
                 .take_writes(*invocation, &step_names(spec))
                 .map_err(|e| e.to_string())?;
             if !writes.is_empty() {
-                self.direct_state.apply_writes(
-                    writes,
-                    |n| spec.step_index(n),
-                    |n| spec.event_by_name(n),
-                )?;
+                self.direct_state
+                    .apply_writes(writes, |n| spec.step_index(n), |n| spec.event_by_name(n))
+                    .map_err(|e| e.to_string())?;
             }
         }
         let mut commands = Vec::new();
@@ -449,7 +449,8 @@ impl World {
             _ => None,
         };
         self.durable
-            .record(spec, &self.journal_live.state, &tick, step_of)?;
+            .record(spec, &self.journal_live.state, &tick, step_of)
+            .map_err(|e| e.to_string())?;
         let (_, entry) = self
             .durable
             .pending
@@ -463,7 +464,9 @@ impl World {
     /// Has the durable runner take a snapshot now, as its driver does every so many entries.
     pub(super) fn take_snapshot(&mut self) -> Result<(), String> {
         let spec = &*self.workflow.spec;
-        self.durable.maybe_snapshot(spec, &self.direct, true)?;
+        self.durable
+            .maybe_snapshot(spec, &self.direct, true)
+            .map_err(|e| e.to_string())?;
         let (_, json) = self
             .durable
             .pending
@@ -546,8 +549,8 @@ impl World {
             )
             .map(|state| live_run(&self.workflow, state))
         };
-        self.direct_live = restore(&self.direct_state)?;
-        self.journal_live = restore(&self.replayed_state)?;
+        self.direct_live = restore(&self.direct_state).map_err(|e| e.to_string())?;
+        self.journal_live = restore(&self.replayed_state).map_err(|e| e.to_string())?;
         self.running.clear();
         self.timers.clear();
         self.finished = false;
