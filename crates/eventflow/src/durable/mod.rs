@@ -23,6 +23,7 @@
 //! ```
 
 mod journal;
+mod queries;
 mod runner;
 
 pub(crate) use runner::{Abandon, DurableRun, finish_end};
