@@ -20,7 +20,8 @@ pub enum HandlerStatus {
     Failed,
     /// Cancelled.
     Cancelled,
-    /// A status this reader does not know (a newer server). Servers never send it.
+    /// A status this reader does not know (a newer server); written back as `unknown`.
+    /// Servers never send it (and `GET /handlers` refuses it as a filter).
     #[serde(other)]
     Unknown,
 }
@@ -74,7 +75,8 @@ pub enum RunStatus {
     Failed,
     /// Cancelled.
     Cancelled,
-    /// A status this reader does not know (a newer server). Servers never send it.
+    /// A status this reader does not know (a newer server); written back as `unknown`.
+    /// Servers never send it (and `GET /handlers` refuses it as a filter).
     #[serde(other)]
     Unknown,
 }
@@ -150,5 +152,10 @@ mod tests {
             RunStatus::Cancelled
         );
         assert!(HandlerStatus::Failed.is_terminal() && !HandlerStatus::Running.is_terminal());
+        // Whatever a reader did not know, it writes back as `unknown`, and reads again so.
+        let status: HandlerStatus = serde_json::from_str("\"sleeping\"").unwrap();
+        assert_eq!(serde_json::to_string(&status).unwrap(), "\"unknown\"");
+        let status: HandlerStatus = serde_json::from_str("\"unknown\"").unwrap();
+        assert_eq!(status, HandlerStatus::Unknown);
     }
 }
