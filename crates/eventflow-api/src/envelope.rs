@@ -17,8 +17,8 @@ pub const TERMINAL_EVENTS: [&str; 4] = [
 ];
 
 /// An event on the wire (`EventEnvelopeWithMetadata` in the reference): what the server streams
-/// (then [`seq`](Self::seq) is the event's sequence in the run), what a handler's `result`
-/// holds, and what a client sends to `POST /events/{handler_id}`.
+/// (a reader keeps the event's sequence in the run, the SSE `id`, in `seq`), what a handler's
+/// `result` holds, and what a client sends to `POST /events/{handler_id}`.
 ///
 /// It serializes all four keys, `qualified_name` and `types` as `null` when absent: the Python
 /// client's model requires both keys, and servers ignore them in what they receive.

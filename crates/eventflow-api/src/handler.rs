@@ -15,8 +15,8 @@ use crate::status::{HandlerStatus, RunStatus};
 /// The reference's client requires every key up to `completed_at`; eventflow sends them all,
 /// plus `eventflow_status` and `last_sequence` (and `after_sequence` from `run-nowait`).
 /// Reading, every key but `handler_id`, `workflow_name` and `status` may be missing, and keys
-/// this reader does not know are kept in [`extra`](Self::extra), so the reference server's
-/// answers and newer servers' read too.
+/// this reader does not know are kept in `extra`, so the reference server's answers and newer
+/// servers' read too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Handler {
     /// The handler id; eventflow's run id.

@@ -42,7 +42,7 @@ impl HandlerFilter {
         HandlerFilter::default()
     }
 
-    /// Also lists runs with `status` (a [`RunStatus`] or a [`HandlerStatus`]).
+    /// Also lists runs with `status` (a [`RunStatus`] or a [`HandlerStatus`](crate::HandlerStatus)).
     pub fn status(mut self, status: impl Into<RunStatus>) -> Self {
         self.statuses.push(status.into());
         self
@@ -84,7 +84,7 @@ impl HandlerFilter {
 pub struct RunOptions {
     /// The handler id (run id) to use. A new id starts a run under it; the id of a finished
     /// handler starts that handler again from the state its last run left; the id of a handler
-    /// that has not finished is a [`ClientError::Conflict`].
+    /// that has not finished is a [`ClientError::Conflict`](crate::ClientError::Conflict).
     pub handler_id: Option<String>,
     /// An `Idempotency-Key`: a repeated start with the same key returns the first run.
     pub idempotency_key: Option<String>,

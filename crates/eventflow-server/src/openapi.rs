@@ -52,11 +52,10 @@ mod tests {
     fn every_operation_has_responses_and_the_bodies_have_schemas() {
         let document = document();
         let paths = document["paths"].as_object().unwrap();
-        let operations: Vec<(&String, &Value)> = paths
+        let operations = paths
             .iter()
-            .flat_map(|(path, item)| item.as_object().unwrap().values().map(move |op| (path, op)))
-            .collect();
-        assert_eq!(operations.len(), 15, "{:?}", paths.keys());
+            .flat_map(|(path, item)| item.as_object().unwrap().values().map(move |op| (path, op)));
+        // Which routes there are is `tests/api.rs`'s; here, what each documents.
         for (path, operation) in operations {
             assert!(
                 operation["responses"]["200"].is_object(),
