@@ -11,12 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use eventflow_api::{
+    CancelOutcome, Handler, HandlerList, Health, Representation, RunRequest, SendEventRequest,
+    SendOutcome, WorkflowEvents, WorkflowGraph, WorkflowList, WorkflowSchema,
+};
+
 use crate::error::ClientError;
 use crate::stream::{EventStream, StreamConfig};
-use crate::types::{
-    CancelOutcome, Handler, HandlerFilter, Health, RunOptions, SendEvent, SendOutcome, Started,
-    WorkflowGraph, WorkflowSchema,
-};
+use crate::types::{HandlerFilter, RunOptions, SendEvent, Started};
 
 /// How long a request may take by default: longer than the server's SSE heartbeat (15 s) and
 /// its cancel wait (5 s), so a slow answer is not mistaken for a dead server.
@@ -259,10 +261,6 @@ impl Client {
 
     /// `GET /workflows`: the names of the served workflows, in registration order.
     pub async fn workflows(&self) -> Result<Vec<String>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Workflows {
-            workflows: Vec<String>,
-        }
         let (status, body) = self
             .execute(Call::new(
                 Method::GET,
@@ -271,7 +269,7 @@ impl Client {
                 self,
             ))
             .await?;
-        decode::<Workflows>(status, &body, "the workflow list").map(|list| list.workflows)
+        decode::<WorkflowList>(status, &body, "the workflow list").map(|list| list.workflows)
     }
 
     /// `GET /workflows/{name}/schema`: the JSON Schemas of the workflow's start and stop events.
@@ -290,10 +288,6 @@ impl Client {
     /// `GET /workflows/{name}/events`: one JSON Schema per event type of the workflow (eventflow
     /// marks each with `"x-eventflow-event": <type name>`).
     pub async fn workflow_events(&self, workflow: &str) -> Result<Vec<Value>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Events {
-            events: Vec<Value>,
-        }
         let (status, body) = self
             .execute(Call::new(
                 Method::GET,
@@ -302,7 +296,7 @@ impl Client {
                 self,
             ))
             .await?;
-        decode::<Events>(status, &body, "the workflow's events").map(|events| events.events)
+        decode::<WorkflowEvents>(status, &body, "the workflow's events").map(|events| events.events)
     }
 
     /// `GET /workflows/{name}/representation`: the workflow's graph.
@@ -310,10 +304,6 @@ impl Client {
         &self,
         workflow: &str,
     ) -> Result<WorkflowGraph, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Representation {
-            graph: WorkflowGraph,
-        }
         let (status, body) = self
             .execute(Call::new(
                 Method::GET,
@@ -389,12 +379,9 @@ impl Client {
             call.timeout = Some(timeout);
         }
         let (status, body) = self.execute(call).await?;
-        let mut handler: Handler = decode(status, &body, "the started handler")?;
-        let after_sequence = handler
-            .extra
-            .remove("after_sequence")
-            .and_then(|value| value.as_u64())
-            .unwrap_or(0);
+        let handler: Handler = decode(status, &body, "the started handler")?;
+        // Servers that do not say (the reference): the handler is new.
+        let after_sequence = handler.after_sequence.unwrap_or(0);
         Ok(Started {
             handler_id: handler.handler_id.clone(),
             after_sequence,
@@ -405,14 +392,10 @@ impl Client {
     /// `GET /handlers`: the handlers `filter` selects, oldest first
     /// (`&HandlerFilter::new()`: all of them).
     pub async fn handlers(&self, filter: &HandlerFilter) -> Result<Vec<Handler>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Handlers {
-            handlers: Vec<Handler>,
-        }
         let mut call = Call::new(Method::GET, &["handlers"], "GET /handlers", self);
         call.query = filter.query();
         let (status, body) = self.execute(call).await?;
-        decode::<Handlers>(status, &body, "the handler list").map(|list| list.handlers)
+        decode::<HandlerList>(status, &body, "the handler list").map(|list| list.handlers)
     }
 
     /// `GET /handlers/{handler_id}`: the run as it is now, whatever its status (the server's
@@ -476,14 +459,14 @@ impl Client {
         handler_id: &str,
         event: &SendEvent,
     ) -> Result<SendOutcome, ClientError> {
-        let envelope = serde_json::to_value(&event.event).map_err(|error| ClientError::Encode {
+        let request = SendEventRequest {
+            event: event.event.clone(),
+            step: event.step.clone(),
+        };
+        let body = serde_json::to_value(&request).map_err(|error| ClientError::Encode {
             what: format!("a `{}` event", event.event.event_type),
             message: error.to_string(),
         })?;
-        let mut body = json!({ "event": envelope });
-        if let Some(step) = &event.step {
-            body["step"] = Value::String(step.clone());
-        }
         let mut call = Call::new(
             Method::POST,
             &["events", handler_id],
@@ -646,22 +629,23 @@ impl Client {
 
 /// The body of a run request: `{"start_event": <fields>, "handler_id"?}`.
 fn start_body(start: impl Serialize, options: &RunOptions) -> Result<Value, ClientError> {
-    let start = serde_json::to_value(start).map_err(|error| ClientError::Encode {
+    let encode = |error: serde_json::Error| ClientError::Encode {
         what: "the start event".to_owned(),
         message: error.to_string(),
-    })?;
-    let start = match start {
+    };
+    let start = match serde_json::to_value(start).map_err(encode)? {
         // Fields the server would read as an envelope (`value`, or `type` with
         // `qualified_name`) or as Python's `_data` wrapper travel wrapped in `_data`, which the
         // server unwraps one level.
         Value::Object(fields) if looks_wrapped(&fields) => json!({ "_data": fields }),
         other => other,
     };
-    let mut body = json!({ "start_event": start });
-    if let Some(id) = &options.handler_id {
-        body["handler_id"] = Value::String(id.clone());
-    }
-    Ok(body)
+    let request = RunRequest {
+        start_event: start,
+        handler_id: options.handler_id.clone(),
+        ..RunRequest::default()
+    };
+    serde_json::to_value(&request).map_err(encode)
 }
 
 fn looks_wrapped(fields: &Map<String, Value>) -> bool {

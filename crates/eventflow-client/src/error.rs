@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::types::HandlerStatus;
+use eventflow_api::{HandlerStatus, PayloadError};
 
 /// Why a call failed. Errors the server answered carry its `detail` message, which names the
 /// workflow, run, event type, field or step at fault.
@@ -44,7 +44,8 @@ pub enum ClientError {
         detail: String,
     },
     /// The run finished without completing
-    /// ([`Handler::into_result`](crate::Handler::into_result)).
+    /// ([`Handler::into_result`](crate::Handler::into_result), converted from
+    /// [`PayloadError::NotCompleted`]).
     #[error(
         "handler '{handler_id}' {status}{}",
         error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
@@ -97,6 +98,31 @@ pub enum ClientError {
     /// the token cannot be sent in a header.
     #[error("invalid client configuration: {0}")]
     Config(String),
+}
+
+/// A payload's content that is not what was asked: [`PayloadError::NotCompleted`] is
+/// [`ClientError::RunFailed`], [`PayloadError::Decode`] is [`ClientError::Decode`], so
+/// `handler.decode_result()?` works in a function that returns a `ClientError`.
+impl From<PayloadError> for ClientError {
+    fn from(error: PayloadError) -> Self {
+        match error {
+            PayloadError::NotCompleted {
+                handler_id,
+                status,
+                error,
+            } => ClientError::RunFailed {
+                handler_id,
+                status,
+                error,
+            },
+            PayloadError::Decode { what, message } => ClientError::Decode { what, message },
+            // A kind of payload error this client does not know yet.
+            other => ClientError::Decode {
+                what: "a payload".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
 }
 
 impl ClientError {

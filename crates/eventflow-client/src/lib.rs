@@ -6,7 +6,8 @@
 //! run (human in the loop), following a run's events with a stream that resumes by itself after
 //! a dropped connection, and waiting for a result with a timeout.
 //!
-//! It depends on the wire format only, not on the eventflow engine: start events and events
+//! It depends on the wire format only (`eventflow-api`, whose types the server serializes and
+//! this client reads, re-exported here), not on the eventflow engine: start events and events
 //! are anything that serializes to their JSON fields, and results decode into your own types.
 //!
 //! ```no_run
@@ -69,10 +70,12 @@ pub use client::{
 };
 pub use error::ClientError;
 pub use stream::EventStream;
-pub use types::{
-    CancelOutcome, EventEnvelope, GraphEdge, GraphNode, Handler, HandlerFilter, HandlerStatus,
-    Health, RunOptions, RunStatus, SendEvent, SendOutcome, Started, TERMINAL_EVENTS, WorkflowGraph,
-    WorkflowSchema,
+pub use types::{HandlerFilter, RunOptions, SendEvent, Started};
+
+/// The wire types, shared with the server (`eventflow-api`).
+pub use eventflow_api::{
+    CancelOutcome, EventEnvelope, GraphEdge, GraphNode, Handler, HandlerStatus, Health,
+    PayloadError, RunStatus, SendOutcome, TERMINAL_EVENTS, WorkflowGraph, WorkflowSchema,
 };
 
 /// Re-exported: the JSON values start events, events and results travel as.

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::client::{Client, MAX_RECONNECT_DELAY};
 use crate::error::ClientError;
-use crate::types::EventEnvelope;
+use eventflow_api::EventEnvelope;
 
 /// `last` when no event was delivered and no cursor given.
 const NO_CURSOR: u64 = u64::MAX;

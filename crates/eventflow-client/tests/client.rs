@@ -153,7 +153,8 @@ async fn run_returns_the_finished_handler() {
         error.contains("boom") && error.contains("kaboom"),
         "{error}"
     );
-    match failed.into_result() {
+    // The result's error, as a client error: the run's status and its error.
+    match failed.into_result().map_err(ClientError::from) {
         Err(ClientError::RunFailed { status, error, .. }) => {
             assert_eq!(status, HandlerStatus::Failed);
             assert!(error.unwrap().contains("kaboom"));
@@ -572,7 +573,7 @@ async fn cancel_and_purge() {
     let handler = client.wait(id, Duration::from_secs(5)).await.unwrap();
     assert_eq!(handler.status, HandlerStatus::Cancelled);
     assert!(matches!(
-        handler.into_result(),
+        handler.into_result().map_err(ClientError::from),
         Err(ClientError::RunFailed {
             status: HandlerStatus::Cancelled,
             ..

@@ -2,7 +2,8 @@
 //! llama-agents-server, read from clients and written to them.
 
 use eventflow::EventJson;
-use serde_json::{Map, Value, json};
+use eventflow_api::EventEnvelope;
+use serde_json::{Map, Value};
 
 /// The four events eventflow shares with Python's `workflows.events`, and their Python paths.
 const PYTHON_NAMES: [(&str, &str); 4] = [
@@ -21,22 +22,21 @@ pub(crate) fn qualified_name(name: &str) -> Option<&'static str> {
 }
 
 /// The envelope a client reads (`EventEnvelopeWithMetadata`).
-pub(crate) fn outgoing(event: &EventJson, include_qualified_name: bool) -> Value {
+pub(crate) fn outgoing(event: &EventJson, include_qualified_name: bool) -> EventEnvelope {
     let value = match &event.value {
         // A unit event: the client's model wants an object.
         Value::Null => Value::Object(Map::new()),
         other => other.clone(),
     };
-    json!({
-        "value": value,
-        "qualified_name": if include_qualified_name { qualified_name(&event.name) } else { None },
-        "type": event.name,
-        "types": Value::Null,
-    })
+    let mut envelope = EventEnvelope::new(event.name.clone(), value);
+    if include_qualified_name {
+        envelope.qualified_name = qualified_name(&event.name).map(str::to_owned);
+    }
+    envelope
 }
 
 /// An envelope as stored in a run record (`{"type", "value"}`), as a client reads it.
-pub(crate) fn outgoing_value(stored: &Value) -> Option<Value> {
+pub(crate) fn outgoing_value(stored: &Value) -> Option<EventEnvelope> {
     let event: EventJson = serde_json::from_value(stored.clone()).ok()?;
     Some(outgoing(&event, true))
 }
@@ -125,6 +125,7 @@ fn destringify_object(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn python_dict_like_values_are_unwrapped() {
@@ -171,7 +172,7 @@ mod tests {
             value: json!({"result": 1}),
         };
         assert_eq!(
-            outgoing(&stop, true),
+            serde_json::to_value(outgoing(&stop, true)).unwrap(),
             json!({"value": {"result": 1}, "qualified_name": "workflows.events.StopEvent",
                    "type": "StopEvent", "types": null})
         );
@@ -179,7 +180,7 @@ mod tests {
             name: "app.Done".into(),
             value: Value::Null,
         };
-        assert_eq!(outgoing(&unit, true)["value"], json!({}));
-        assert_eq!(outgoing(&unit, true)["qualified_name"], Value::Null);
+        assert_eq!(outgoing(&unit, true).value, json!({}));
+        assert_eq!(outgoing(&unit, true).qualified_name, None);
     }
 }

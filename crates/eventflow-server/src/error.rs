@@ -109,8 +109,19 @@ impl ApiError {
         }
     }
 
-    /// Maps an engine error met while serving the run `handler_id`.
+    /// Maps an engine error met while serving the run `handler_id` (named in a 500's message).
     pub(crate) fn from_engine(error: EngineError, handler_id: &str) -> Self {
+        match ApiError::from(error) {
+            ApiError::Internal(message) => {
+                ApiError::Internal(format!("handler '{handler_id}': {message}"))
+            }
+            other => other,
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
         match error {
             EngineError::UnknownRun { run_id } => ApiError::HandlerNotFound { handler_id: run_id },
             EngineError::UnknownWorkflow { name } => ApiError::WorkflowNotFound { name },
@@ -152,7 +163,7 @@ impl ApiError {
                 status: RunStatus::Running,
             },
             EngineError::Store(error) => ApiError::Store(error),
-            error => ApiError::Internal(format!("handler '{handler_id}': {error}")),
+            error => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -167,7 +178,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            axum::Json(serde_json::json!({"detail": self.to_string()})),
+            axum::Json(eventflow_api::ErrorBody {
+                detail: self.to_string(),
+                handler_id: None,
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -4,15 +4,41 @@ use std::collections::HashSet;
 
 use eventflow::graph::NodeId;
 use eventflow::{EventRole, Workflow};
-use serde_json::{Value, json};
+use eventflow_api::{GraphEdge, GraphNode, WorkflowGraph};
+use serde_json::Value;
 
 use crate::schema::EventSchemas;
 
 /// The id of the node standing for the outside world (a human, another system).
 const EXTERNAL: &str = "external_step";
 
-/// `{"name", "nodes", "edges", "description"}` of `workflow`.
-pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> Value {
+/// A node with only the fields every kind has.
+fn node(id: String, label: &str, node_type: &str) -> GraphNode {
+    GraphNode {
+        id,
+        label: label.to_owned(),
+        node_type: node_type.to_owned(),
+        description: None,
+        event_type: None,
+        event_types: None,
+        event_schema: None,
+        produced_by: None,
+        role: None,
+        num_workers: None,
+        extra: Default::default(),
+    }
+}
+
+fn edge(source: String, target: String) -> GraphEdge {
+    GraphEdge {
+        source,
+        target,
+        label: None,
+    }
+}
+
+/// The graph of `workflow`.
+pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> WorkflowGraph {
     let graph = workflow.graph();
     let event_names: HashSet<&str> = graph
         .nodes
@@ -38,44 +64,39 @@ pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> Val
     let mut external = false;
     for node in &graph.nodes {
         match &node.id {
-            NodeId::Step(name) => nodes.push(json!({
-                "id": id(&node.id),
-                "label": name,
-                "node_type": "step",
-                "description": Value::Null,
-                "num_workers": node.num_workers,
-            })),
+            NodeId::Step(name) => nodes.push(GraphNode {
+                num_workers: node.num_workers.map(|workers| workers as u64),
+                ..self::node(id(&node.id), name, "step")
+            }),
             NodeId::Event(name) => {
-                let produced_by: Vec<&str> = graph
+                let produced_by: Vec<String> = graph
                     .edges
                     .iter()
                     .filter(|edge| edge.to == node.id)
-                    .map(|edge| edge.from.name())
+                    .map(|edge| edge.from.name().to_owned())
                     .collect();
                 if node.role == Some(EventRole::Outbound) && !produced_by.is_empty() {
                     external = true;
                 }
-                nodes.push(json!({
-                    "id": name,
-                    "label": name,
-                    "node_type": "event",
-                    "event_type": name,
-                    "event_types": [name],
-                    "event_schema": workflow
-                        .event_type(name)
-                        .and_then(|ty| schemas.known(&ty)),
-                    "produced_by": produced_by,
-                    "role": node.role,
-                }));
+                let schema = workflow.event_type(name).and_then(|ty| schemas.known(&ty));
+                nodes.push(GraphNode {
+                    event_type: Some(name.clone()),
+                    event_types: Some(vec![name.clone()]),
+                    // Present on every event node, `null` when unknown.
+                    event_schema: Some(schema.unwrap_or(Value::Null)),
+                    produced_by: Some(produced_by),
+                    role: node.role.and_then(role_name),
+                    ..self::node(name.clone(), name, "event")
+                });
             }
         }
     }
     if external {
-        nodes.push(json!({"id": EXTERNAL, "label": EXTERNAL, "node_type": "external"}));
+        nodes.push(node(EXTERNAL.to_owned(), EXTERNAL, "external"));
     }
     let mut outside: HashSet<(String, String)> = HashSet::new();
     for edge in &graph.edges {
-        edges.push(json!({"source": id(&edge.from), "target": id(&edge.to), "label": Value::Null}));
+        edges.push(self::edge(id(&edge.from), id(&edge.to)));
         if !external {
             continue;
         }
@@ -95,13 +116,22 @@ pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> Val
         if let Some((source, target)) = extra
             && outside.insert((source.clone(), target.clone()))
         {
-            edges.push(json!({"source": source, "target": target, "label": Value::Null}));
+            edges.push(self::edge(source, target));
         }
     }
-    json!({
-        "name": graph.name,
-        "nodes": nodes,
-        "edges": edges,
-        "description": Value::Null,
-    })
+    WorkflowGraph {
+        name: graph.name,
+        description: None,
+        nodes,
+        edges,
+        extra: Default::default(),
+    }
+}
+
+/// A role's name as the engine serializes it (`start`, `stop`, `outbound`, ...).
+fn role_name(role: EventRole) -> Option<String> {
+    match serde_json::to_value(role) {
+        Ok(Value::String(name)) => Some(name),
+        _ => None,
+    }
 }

@@ -56,7 +56,6 @@ mod time;
 
 pub use config::{Cors, ServerConfig, StoreConfig, redact_url};
 pub use error::{ApiError, ServerError};
-pub use routes::ROUTES;
 pub use server::{RunningServer, Server, ServerBuilder, shutdown_signal};
 
 /// Serves one workflow on [`ServerConfig::addr`] until SIGINT or SIGTERM, then shuts down

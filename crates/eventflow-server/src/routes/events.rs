@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use eventflow::durable::{EngineError, SequencedEvent};
 use eventflow::store::{RunRecord, Sent};
 use eventflow::{Event as _, EventRole, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
+use eventflow_api::{ErrorBody, EventEnvelope, SendEventRequest, SendOutcome};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{AppRef, JsonBody, load_run, log_run, query_flag, query_pairs, query_value};
 use crate::envelope;
@@ -23,6 +24,30 @@ use crate::error::ApiError;
 use crate::metrics::StreamGuard;
 
 /// `GET /events/{handler_id}?sse=&after_sequence=&include_qualified_name=`.
+#[utoipa::path(
+    get,
+    path = "/events/{handler_id}",
+    summary = "Stream a run's events (SSE, or NDJSON with sse=false)",
+    params(
+        ("handler_id" = String, Path, description = "Handler id (= run id)."),
+        ("sse" = Option<bool>, Query, description = "`false`: NDJSON instead of SSE (default `true`)."),
+        ("after_sequence" = Option<String>, Query,
+         description = "Events after this sequence (an integer; `0`: every run of the handler); default and negative values: the events of the handler's current run; `now`: only new events."),
+        ("include_internal" = Option<bool>, Query, description = "Accepted; eventflow publishes no internal events."),
+        ("include_qualified_name" = Option<bool>, Query, description = "`false`: `qualified_name` is `null` (default `true`)."),
+        ("Last-Event-ID" = Option<String>, Header, description = "SSE resume: overrides after_sequence."),
+    ),
+    responses(
+        (status = 200, description = "The stream; closes after the run's last event. SSE frames are `id: <seq>` and `data: <EventEnvelope>`, with `: heartbeat` comments while idle; NDJSON has one EventEnvelope per line.",
+         content(
+            (String = "text/event-stream"),
+            (EventEnvelope = "application/x-ndjson"),
+         )),
+        (status = 204, description = "The run has finished and no event is after the cursor"),
+        (status = 400, description = "Invalid after_sequence", body = ErrorBody),
+        (status = 404, description = "Unknown handler", body = ErrorBody),
+    )
+)]
 pub(crate) async fn stream(
     State(state): State<AppRef>,
     Path(handler_id): Path<String>,
@@ -114,19 +139,19 @@ async fn current_run_start(state: &AppRef, record: &RunRecord) -> Result<u64, Ap
     while after < end {
         let page = state
             .engine
-            .store()
-            .events_after(&record.run_id, after, 1000)
-            .await?;
+            .events_page(&record.run_id, after, 1000)
+            .await
+            .map_err(|error| ApiError::from_engine(error, &record.run_id))?;
         if page.is_empty() {
             break;
         }
-        for (seq, event) in page.iter().filter(|(seq, _)| *seq <= end) {
-            if terminal(&event.name) {
+        for event in page.iter().filter(|event| event.seq <= end) {
+            if terminal(&event.event.name) {
                 before_last = last;
-                last = *seq;
+                last = event.seq;
             }
         }
-        after = page.last().map_or(end, |(seq, _)| *seq);
+        after = page.last().map_or(end, |event| event.seq);
     }
     Ok(if record.status.is_terminal() && last == end {
         // The run has finished: its own terminal event is the last one.
@@ -182,7 +207,11 @@ impl Frames {
             Some(Some(Err(error))) => {
                 tracing::error!(%error, "event stream failed");
                 self.done = true;
-                let data = json!({"detail": format!("event stream failed: {error}")});
+                let data = serde_json::to_string(&ErrorBody {
+                    detail: format!("event stream failed: {error}"),
+                    handler_id: None,
+                })
+                .unwrap_or_default();
                 if self.sse {
                     Bytes::from(format!("event: error\ndata: {data}\n\n"))
                 } else {
@@ -195,12 +224,29 @@ impl Frames {
 }
 
 /// `POST /events/{handler_id}` with `{"event": {type, value}, "step"?}`.
+#[utoipa::path(
+    post,
+    path = "/events/{handler_id}",
+    summary = "Send an event to a run",
+    params(
+        ("handler_id" = String, Path, description = "Handler id (= run id)."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Message id: the same key is delivered once."),
+    ),
+    request_body = SendEventRequest,
+    responses(
+        (status = 200, description = "Queued for the run", body = SendOutcome),
+        (status = 400, description = "Malformed JSON, missing event, unknown event type, invalid fields, or unknown step", body = ErrorBody),
+        (status = 404, description = "Unknown handler", body = ErrorBody),
+        (status = 409, description = "The run has finished", body = ErrorBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
+    )
+)]
 pub(crate) async fn send(
     State(state): State<AppRef>,
     Path(handler_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SendOutcome>, ApiError> {
     let body = match body {
         Some(Value::Object(body)) => body,
         None => return Err(ApiError::BadRequest("Event data is required".to_owned())),
@@ -255,7 +301,10 @@ pub(crate) async fn send(
         Ok(sent) => {
             let duplicate = sent == Sent::Duplicate;
             tracing::info!(run_id = %handler_id, event = %name, duplicate, "event sent");
-            Ok(Json(json!({"status": "sent", "duplicate": duplicate})))
+            Ok(Json(SendOutcome {
+                status: "sent".to_owned(),
+                duplicate,
+            }))
         }
         Err(error) => Err(ApiError::from_engine(error, &handler_id)),
     }

@@ -7,16 +7,32 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventflow::store::{RunFilter, RunRecord, RunStatus};
-use serde_json::{Value, json};
+use eventflow_api::{CancelOutcome, ErrorBody, Handler, HandlerList};
+use serde_json::Value;
 
-use super::{AppRef, handler_data, load_run, log_run, query_flag, query_pairs};
+use super::{AppRef, handler_data, load_run, log_run, query_flag, query_pairs, wire_status};
 use crate::error::ApiError;
 
 /// `GET /handlers?status=...&workflow_name=...`.
+#[utoipa::path(
+    get,
+    path = "/handlers",
+    summary = "List handlers (runs), oldest first",
+    params(
+        ("status" = Option<Vec<eventflow_api::RunStatus>>, Query, style = Form, explode,
+         description = "Only runs with one of these statuses (repeat the key); `running` matches running, waiting and parked runs."),
+        ("workflow_name" = Option<Vec<String>>, Query, style = Form, explode,
+         description = "Only runs of one of these workflows (repeat the key)."),
+    ),
+    responses(
+        (status = 200, description = "The handlers, oldest first", body = HandlerList),
+        (status = 400, description = "Unknown status value", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppRef>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HandlerList>, ApiError> {
     let pairs = query_pairs(query.as_deref());
     let mut filter = RunFilter::default();
     let values = |key: &str| {
@@ -53,9 +69,9 @@ pub(crate) async fn list(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let runs = state.engine.store().list_runs(&filter).await?;
-    let handlers: Vec<Value> = runs.iter().map(handler_data).collect();
-    Ok(Json(json!({ "handlers": handlers })))
+    let runs = state.engine.runs(&filter, 0, None).await?;
+    let handlers = runs.iter().map(handler_data).collect();
+    Ok(Json(HandlerList { handlers }))
 }
 
 /// 200 completed, 202 running, 500 failed or cancelled: the reference's codes.
@@ -68,6 +84,18 @@ fn status_code(record: &RunRecord) -> StatusCode {
 }
 
 /// `GET /handlers/{handler_id}`.
+#[utoipa::path(
+    get,
+    path = "/handlers/{handler_id}",
+    summary = "A handler (run)",
+    params(("handler_id" = String, Path, description = "Handler id (= run id).")),
+    responses(
+        (status = 200, description = "Completed", body = Handler),
+        (status = 202, description = "Still running", body = Handler),
+        (status = 404, description = "Unknown handler", body = ErrorBody),
+        (status = 500, description = "Failed or cancelled", body = Handler),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppRef>,
     Path(handler_id): Path<String>,
@@ -78,12 +106,27 @@ pub(crate) async fn get(
 }
 
 /// `GET /results/{handler_id}`: as `/handlers/{id}`, with the stop event's result unwrapped.
+#[utoipa::path(
+    get,
+    path = "/results/{handler_id}",
+    summary = "A handler with its bare result (deprecated: use /handlers/{handler_id})",
+    description = "As `GET /handlers/{handler_id}`, but `result` is the stop event's `result` field for `StopEvent` (the whole value for other stop events), not an envelope.",
+    params(("handler_id" = String, Path, description = "Handler id (= run id).")),
+    responses(
+        (status = 200, description = "Completed", body = Handler),
+        (status = 202, description = "Still running", body = Handler),
+        (status = 404, description = "Unknown handler", body = ErrorBody),
+        (status = 500, description = "Failed or cancelled", body = Handler),
+    )
+)]
+#[deprecated = "the reference deprecates `/results`: use `/handlers/{handler_id}`"]
 pub(crate) async fn result(
     State(state): State<AppRef>,
     Path(handler_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = load_run(&state, &handler_id).await?;
-    let mut data = handler_data(&record);
+    let mut data = serde_json::to_value(handler_data(&record))
+        .map_err(|error| ApiError::Internal(format!("handler '{handler_id}': {error}")))?;
     let result = match &record.result {
         Some(stored) if stored["type"] == "StopEvent" => stored["value"]["result"].clone(),
         Some(stored) => stored["value"].clone(),
@@ -94,36 +137,43 @@ pub(crate) async fn result(
 }
 
 /// `POST /handlers/{handler_id}/cancel?purge=true|false`.
+#[utoipa::path(
+    post,
+    path = "/handlers/{handler_id}/cancel",
+    summary = "Cancel a run, or delete it with purge=true",
+    params(
+        ("handler_id" = String, Path, description = "Handler id (= run id)."),
+        ("purge" = Option<bool>, Query, description = "`true`: cancel the run if it runs, then delete it with its journal and events."),
+    ),
+    responses(
+        (status = 200, description = "Cancelled (idempotent) or deleted", body = CancelOutcome),
+        (status = 404, description = "Unknown handler", body = ErrorBody),
+        (status = 409, description = "The run already completed or failed", body = ErrorBody),
+    )
+)]
 pub(crate) async fn cancel(
     State(state): State<AppRef>,
     Path(handler_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CancelOutcome>, ApiError> {
     let purge = query_flag(&query_pairs(query.as_deref()), "purge", false);
     let record = load_run(&state, &handler_id).await?;
     log_run(&record.run_id, &record.workflow.name);
     let engine = &state.engine;
     if purge {
-        if !record.status.is_terminal() {
-            match engine.cancel(&handler_id).await {
-                Ok(_) => {}
-                Err(eventflow::durable::EngineError::UnknownRun { .. }) => {}
-                Err(error) => return Err(ApiError::from_engine(error, &handler_id)),
-            }
-        }
-        if !engine.store().purge(&handler_id).await? {
-            return Err(ApiError::HandlerNotFound { handler_id });
-        }
+        engine
+            .purge(&handler_id)
+            .await
+            .map_err(|error| ApiError::from_engine(error, &handler_id))?;
         tracing::info!(run_id = %handler_id, "run purged");
-        return Ok(Json(json!({"status": "deleted"})));
+        return Ok(Json(CancelOutcome {
+            status: "deleted".to_owned(),
+            run_status: None,
+        }));
     }
     match record.status {
         // Idempotent: cancelling a cancelled run is what was asked.
-        RunStatus::Cancelled => {
-            return Ok(Json(
-                json!({"status": "cancelled", "run_status": "cancelled"}),
-            ));
-        }
+        RunStatus::Cancelled => return Ok(Json(cancelled(RunStatus::Cancelled))),
         status @ (RunStatus::Completed | RunStatus::Failed) => {
             return Err(ApiError::HandlerFinished { handler_id, status });
         }
@@ -143,9 +193,15 @@ pub(crate) async fn cancel(
         status @ (RunStatus::Completed | RunStatus::Failed) => {
             Err(ApiError::HandlerFinished { handler_id, status })
         }
-        status => Ok(Json(
-            json!({"status": "cancelled", "run_status": status.as_str()}),
-        )),
+        status => Ok(Json(cancelled(status))),
+    }
+}
+
+/// The answer to a cancel, with the run's status when answering.
+fn cancelled(status: RunStatus) -> CancelOutcome {
+    CancelOutcome {
+        status: "cancelled".to_owned(),
+        run_status: Some(wire_status(status)),
     }
 }
 

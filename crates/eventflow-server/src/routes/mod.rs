@@ -7,17 +7,19 @@ mod workflows;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use eventflow::store::{RunRecord, RunStatus};
-use serde_json::{Value, json};
+use axum::{Extension, Router};
+use eventflow::store::{RunFilter, RunRecord, RunStatus};
+use eventflow_api::Handler;
+use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Cors;
 use crate::envelope;
@@ -27,47 +29,42 @@ use crate::time::iso8601;
 
 pub(crate) type AppRef = Arc<AppState>;
 
-/// Every route: method and path (as in the OpenAPI document).
-pub const ROUTES: [(&str, &str); 15] = [
-    ("GET", "/health"),
-    ("GET", "/workflows"),
-    ("POST", "/workflows/{name}/run"),
-    ("POST", "/workflows/{name}/run-nowait"),
-    ("GET", "/workflows/{name}/schema"),
-    ("GET", "/workflows/{name}/events"),
-    ("GET", "/workflows/{name}/representation"),
-    ("GET", "/handlers"),
-    ("GET", "/handlers/{handler_id}"),
-    ("POST", "/handlers/{handler_id}/cancel"),
-    ("GET", "/results/{handler_id}"),
-    ("GET", "/events/{handler_id}"),
-    ("POST", "/events/{handler_id}"),
-    ("GET", "/openapi.json"),
-    ("GET", "/metrics"),
-];
+/// The route table: each route's path, method and OpenAPI operation come from the
+/// `#[utoipa::path]` of its handler, so the router and `/openapi.json` cannot disagree.
+pub(crate) fn api() -> OpenApiRouter<AppRef> {
+    // `/results` is deprecated in the reference; `#[deprecated]` marks it so in the document.
+    #[allow(deprecated)]
+    let results = routes!(handlers::result);
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(workflows::health))
+        .routes(routes!(workflows::list))
+        .routes(routes!(workflows::run))
+        .routes(routes!(workflows::run_nowait))
+        .routes(routes!(workflows::schema))
+        .routes(routes!(workflows::events))
+        .routes(routes!(workflows::representation))
+        .routes(routes!(handlers::list))
+        .routes(routes!(handlers::get))
+        .routes(routes!(handlers::cancel))
+        .routes(results)
+        .routes(routes!(events::stream, events::send))
+        .routes(routes!(openapi))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI document, serialized once when the router is built.
+#[derive(Clone)]
+struct OpenApiJson(Bytes);
 
 pub(crate) fn router(state: AppRef) -> Router {
-    let routes = Router::new()
-        .route("/health", get(workflows::health))
-        .route("/workflows", get(workflows::list))
-        .route("/workflows/{name}/run", post(workflows::run))
-        .route("/workflows/{name}/run-nowait", post(workflows::run_nowait))
-        .route("/workflows/{name}/schema", get(workflows::schema))
-        .route("/workflows/{name}/events", get(workflows::events))
-        .route(
-            "/workflows/{name}/representation",
-            get(workflows::representation),
-        )
-        .route("/handlers", get(handlers::list))
-        .route("/handlers/{handler_id}", get(handlers::get))
-        .route("/handlers/{handler_id}/cancel", post(handlers::cancel))
-        .route("/results/{handler_id}", get(handlers::result))
-        .route(
-            "/events/{handler_id}",
-            get(events::stream).post(events::send),
-        )
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
+    let (routes, document) = api().split_for_parts();
+    let document = OpenApiJson(Bytes::from(
+        document
+            .to_json()
+            .expect("an OpenAPI document built from types serializes"),
+    ));
+    let routes = routes
+        .layer(Extension(document))
         .route_layer(middleware::from_fn_with_state(state.clone(), measure))
         .fallback(not_found);
     let mut app = routes
@@ -187,34 +184,39 @@ async fn not_found(request: Request) -> ApiError {
     ))
 }
 
-async fn openapi() -> axum::Json<Value> {
-    axum::Json(crate::openapi::document())
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI document of every route", content_type = "application/json"))
+)]
+async fn openapi(Extension(OpenApiJson(document)): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
+/// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Text exposition format", body = String, content_type = "text/plain"))
+)]
 async fn metrics(State(state): State<AppRef>) -> Result<Response, ApiError> {
-    let runs = state
-        .engine
-        .store()
-        .list_runs(&eventflow::store::RunFilter::default())
-        .await?;
-    let mut by_status = std::collections::BTreeMap::new();
-    for status in [
+    let counts = state.engine.count_runs(&RunFilter::default()).await?;
+    // Every status, so a status without runs is a 0 rather than a missing series.
+    let by_status = [
         RunStatus::Running,
         RunStatus::Waiting,
         RunStatus::Parked,
         RunStatus::Completed,
         RunStatus::Failed,
         RunStatus::Cancelled,
-    ] {
-        by_status.insert(status.as_str(), 0u64);
-    }
-    let mut queue_depth = 0;
-    for run in &runs {
-        *by_status.entry(run.status.as_str()).or_default() += 1;
-        if run.status == RunStatus::Running && run.owner.is_none() {
-            queue_depth += 1;
-        }
-    }
+    ]
+    .into_iter()
+    .map(|status| (status.as_str(), counts.get(&status).copied().unwrap_or(0)))
+    .collect();
+    let queue_depth = state.engine.queue_depth().await?;
     let text = state.metrics.render(&by_status, queue_depth);
     Ok((
         [(
@@ -254,45 +256,47 @@ impl FromRequest<AppRef> for JsonBody {
     }
 }
 
-/// The status llama-agents clients know: `waiting` and `parked` runs are `running`.
-pub(crate) fn public_status(status: RunStatus) -> &'static str {
+/// A run's status on the wire.
+pub(crate) fn wire_status(status: RunStatus) -> eventflow_api::RunStatus {
     match status {
-        RunStatus::Running | RunStatus::Waiting | RunStatus::Parked => "running",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
+        RunStatus::Running => eventflow_api::RunStatus::Running,
+        RunStatus::Waiting => eventflow_api::RunStatus::Waiting,
+        RunStatus::Parked => eventflow_api::RunStatus::Parked,
+        RunStatus::Completed => eventflow_api::RunStatus::Completed,
+        RunStatus::Failed => eventflow_api::RunStatus::Failed,
+        RunStatus::Cancelled => eventflow_api::RunStatus::Cancelled,
     }
 }
 
 /// A run as `HandlerData`.
-pub(crate) fn handler_data(record: &RunRecord) -> Value {
-    let terminal = record.status.is_terminal();
-    json!({
-        "handler_id": record.run_id,
-        "workflow_name": record.workflow.name,
-        "run_id": record.run_id,
-        "error": record.error,
-        "result": record.result.as_ref().and_then(envelope::outgoing_value),
-        "result_unreadable": false,
-        "status": public_status(record.status),
-        "started_at": iso8601(record.created_at_ms),
-        "updated_at": iso8601(record.updated_at_ms),
-        "completed_at": terminal.then(|| iso8601(record.updated_at_ms)),
-        "eventflow_status": record.status.as_str(),
-        "last_sequence": record.last_event_seq,
-    })
+pub(crate) fn handler_data(record: &RunRecord) -> Handler {
+    let status = wire_status(record.status);
+    let updated_at = iso8601(record.updated_at_ms);
+    Handler {
+        handler_id: record.run_id.clone(),
+        workflow_name: record.workflow.name.clone(),
+        run_id: Some(record.run_id.clone()),
+        status: status.public(),
+        result: record.result.as_ref().and_then(envelope::outgoing_value),
+        result_unreadable: false,
+        error: record.error.clone(),
+        started_at: Some(iso8601(record.created_at_ms)),
+        completed_at: record.status.is_terminal().then(|| updated_at.clone()),
+        updated_at: Some(updated_at),
+        eventflow_status: Some(status),
+        last_sequence: Some(record.last_event_seq),
+        after_sequence: None,
+        extra: Default::default(),
+    }
 }
 
 /// The run with this handler id, or 404.
 pub(crate) async fn load_run(state: &AppState, handler_id: &str) -> Result<RunRecord, ApiError> {
     state
         .engine
-        .store()
-        .get_run(handler_id)
-        .await?
-        .ok_or_else(|| ApiError::HandlerNotFound {
-            handler_id: handler_id.to_owned(),
-        })
+        .record(handler_id)
+        .await
+        .map_err(|error| ApiError::from_engine(error, handler_id))
 }
 
 /// The query string's pairs, in order, with repeated keys kept.

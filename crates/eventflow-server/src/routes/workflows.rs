@@ -7,27 +7,42 @@ use axum::response::{IntoResponse, Response};
 use eventflow::durable::{StartOptions, Started};
 use eventflow::store::RunRecord;
 use eventflow::{Event as _, EventRole, EventType, StartEvent, StopEvent, Workflow};
-use serde_json::{Map, Value, json};
+use eventflow_api::{
+    ErrorBody, Handler, Health, Representation, RunRequest, WorkflowEvents, WorkflowList,
+    WorkflowSchema,
+};
+use serde_json::{Map, Value};
 
 use super::{AppRef, JsonBody, handler_data, load_run, log_run};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::server::AppState;
 
+fn health_status(status: &str) -> Json<Health> {
+    Json(Health {
+        status: status.to_owned(),
+    })
+}
+
 /// `GET /health`.
+#[utoipa::path(
+    get,
+    path = "/health",
+    summary = "Health check (needs no token)",
+    security(()),
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "Unhealthy: the store cannot be read, or the server shuts down", body = Health),
+    )
+)]
 pub(crate) async fn health(State(state): State<AppRef>) -> Response {
-    let unhealthy = || {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unhealthy"})),
-        )
-            .into_response()
-    };
+    let unhealthy =
+        || (StatusCode::SERVICE_UNAVAILABLE, health_status("unhealthy")).into_response();
     if state.is_shutting_down() {
         return unhealthy();
     }
-    match state.engine.store().get_run("eventflow-health-probe").await {
-        Ok(_) => Json(json!({"status": "healthy"})).into_response(),
+    match state.engine.check_store().await {
+        Ok(()) => health_status("healthy").into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: the store cannot be read");
             unhealthy()
@@ -36,9 +51,19 @@ pub(crate) async fn health(State(state): State<AppRef>) -> Response {
 }
 
 /// `GET /workflows`.
-pub(crate) async fn list(State(state): State<AppRef>) -> Json<Value> {
-    let names: Vec<&str> = state.workflows.iter().map(Workflow::name).collect();
-    Json(json!({ "workflows": names }))
+#[utoipa::path(
+    get,
+    path = "/workflows",
+    summary = "List workflows",
+    responses((status = 200, description = "The served workflows' names, in registration order", body = WorkflowList))
+)]
+pub(crate) async fn list(State(state): State<AppRef>) -> Json<WorkflowList> {
+    let workflows = state
+        .workflows
+        .iter()
+        .map(|workflow| workflow.name().to_owned())
+        .collect();
+    Json(WorkflowList { workflows })
 }
 
 fn served<'a>(state: &'a AppState, name: &str) -> Result<&'a Workflow, ApiError> {
@@ -228,6 +253,26 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// `POST /workflows/{name}/run`: starts a run and answers when it has finished.
+#[utoipa::path(
+    post,
+    path = "/workflows/{name}/run",
+    summary = "Run a workflow and wait for its result",
+    params(
+        ("name" = String, Path, description = "Registered workflow name."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Starting twice with the same key returns the first run."),
+    ),
+    request_body(content = Option<RunRequest>, description = "Every key optional; an empty body is an empty object."),
+    responses(
+        (status = 200, description = "The run completed", body = Handler),
+        (status = 400, description = "Malformed JSON, invalid start event, or a non-empty context", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+        (status = 409, description = "The run of this handler_id has not finished, or belongs to another workflow", body = ErrorBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
+        (status = 500, description = "The run failed or was cancelled (the body says why)", body = Handler),
+        (status = 503, description = "The server shut down while waiting; the run goes on (`handler_id` names it)", body = ErrorBody),
+    )
+)]
 pub(crate) async fn run(
     State(state): State<AppRef>,
     Path(name): Path<String>,
@@ -245,11 +290,8 @@ pub(crate) async fn run(
             let detail = format!(
                 "The server is shutting down; run '{run_id}' goes on: GET /handlers/{run_id}"
             );
-            return Ok((
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"detail": detail, "handler_id": run_id})),
-            )
-                .into_response());
+            let body = ErrorBody { detail, handler_id: Some(run_id) };
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
         }
     };
     let status = if record.status == eventflow::store::RunStatus::Completed {
@@ -268,23 +310,52 @@ pub(crate) async fn run(
 }
 
 /// `POST /workflows/{name}/run-nowait`: starts a run and answers once it is stored.
+#[utoipa::path(
+    post,
+    path = "/workflows/{name}/run-nowait",
+    summary = "Start a workflow run",
+    params(
+        ("name" = String, Path, description = "Registered workflow name."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Starting twice with the same key returns the first run."),
+    ),
+    request_body(content = Option<RunRequest>, description = "Every key optional; an empty body is an empty object."),
+    responses(
+        (status = 200, description = "The run is recorded and started; `after_sequence` says where its events start", body = Handler),
+        (status = 400, description = "Malformed JSON, invalid start event, or a non-empty context", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+        (status = 409, description = "The run of this handler_id has not finished, or belongs to another workflow", body = ErrorBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
+    )
+)]
 pub(crate) async fn run_nowait(
     State(state): State<AppRef>,
     Path(name): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Handler>, ApiError> {
     let (record, started) = start(&state, &name, &headers, body).await?;
-    let mut data = handler_data(&record);
-    data["after_sequence"] = json!(started.after_seq);
-    Ok(Json(data))
+    Ok(Json(Handler {
+        after_sequence: Some(started.after_seq),
+        ..handler_data(&record)
+    }))
 }
 
 /// `GET /workflows/{name}/schema`: the start and stop events' JSON Schemas.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/schema",
+    summary = "JSON Schemas of the start and stop events",
+    params(("name" = String, Path, description = "Registered workflow name.")),
+    responses(
+        (status = 200, description = "Schemas under start and stop", body = WorkflowSchema),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+    )
+)]
 pub(crate) async fn schema(
     State(state): State<AppRef>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowSchema>, ApiError> {
     let workflow = served(&state, &name)?;
     let start = workflow.start_event();
     let stop = workflow
@@ -293,35 +364,55 @@ pub(crate) async fn schema(
         .find(|ty| ty.role() == EventRole::Stop)
         .copied()
         .unwrap_or_else(EventType::of::<StopEvent>);
-    Ok(Json(json!({
-        "start": state.schemas.get(&start),
-        "stop": state.schemas.get(&stop),
-    })))
+    Ok(Json(WorkflowSchema {
+        start: state.schemas.get(&start),
+        stop: state.schemas.get(&stop),
+    }))
 }
 
 /// `GET /workflows/{name}/events`: the JSON Schemas of the event types runs of the workflow
 /// know ([`Workflow::known_event_types`]: its step signatures, the types registered on it and
 /// the built-in events), sorted by name.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/events",
+    summary = "JSON Schemas of the event types runs of the workflow know",
+    params(("name" = String, Path, description = "Registered workflow name.")),
+    responses(
+        (status = 200, description = "One schema per event type, sorted by name", body = WorkflowEvents),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+    )
+)]
 pub(crate) async fn events(
     State(state): State<AppRef>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowEvents>, ApiError> {
     let workflow = served(&state, &name)?;
-    let events: Vec<Value> = workflow
+    let events = workflow
         .known_event_types()
         .iter()
         .map(|ty| state.schemas.get(ty))
         .collect();
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(WorkflowEvents { events }))
 }
 
 /// `GET /workflows/{name}/representation`: the workflow's graph.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/representation",
+    summary = "The workflow as a graph of steps and events",
+    params(("name" = String, Path, description = "Registered workflow name.")),
+    responses(
+        (status = 200, description = "The graph", body = Representation),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+    )
+)]
 pub(crate) async fn representation(
     State(state): State<AppRef>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Representation>, ApiError> {
     let workflow = served(&state, &name)?;
-    Ok(Json(json!({
-        "graph": crate::graph::representation(workflow, &state.schemas),
-    })))
+    Ok(Json(Representation {
+        graph: crate::graph::representation(workflow, &state.schemas),
+    }))
 }

@@ -26,6 +26,7 @@ mod builder;
 mod engine;
 mod error;
 mod journal;
+mod queries;
 mod run_loop;
 mod runner;
 mod watch;

@@ -1,0 +1,228 @@
+//! What a server asks of the runs in the store, through the engine: listing and counting runs,
+//! reading a page of a run's events, purging and unparking runs, and probing the store. So no
+//! caller outside the engine needs `Engine::store`.
+
+use std::collections::HashMap;
+
+use super::{Engine, EngineError, SequencedEvent};
+use crate::store::{RunFilter, RunRecord, RunStatus};
+
+impl Engine {
+    /// The runs matching `filter`, oldest first: `limit` of them (all with `None`) after
+    /// skipping `offset`.
+    ///
+    /// The store lists every matching run and the page is cut here: the `Store` trait has no
+    /// paged query yet, so paging bounds the answer, not the read.
+    pub async fn runs(
+        &self,
+        filter: &RunFilter,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<RunRecord>, EngineError> {
+        let runs = self.inner.store.list_runs(filter).await?;
+        Ok(runs
+            .into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    /// How many runs match `filter`, by status (statuses without a run are absent).
+    pub async fn count_runs(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<HashMap<RunStatus, u64>, EngineError> {
+        let mut counts = HashMap::new();
+        for run in self.inner.store.list_runs(filter).await? {
+            *counts.entry(run.status).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
+    /// How many runs wait for a worker: `Running` runs without an owner (new runs recorded
+    /// for another worker, runs woken by an event, runs handed back at a shutdown).
+    pub async fn queue_depth(&self) -> Result<u64, EngineError> {
+        let running = RunFilter {
+            status: vec![RunStatus::Running],
+            ..RunFilter::default()
+        };
+        let runs = self.inner.store.list_runs(&running).await?;
+        Ok(runs.iter().filter(|run| run.owner.is_none()).count() as u64)
+    }
+
+    /// At most `limit` of the run's published events after sequence `after`, oldest first,
+    /// without waiting for more (see [`Engine::events`] to follow a run). Fails with
+    /// [`EngineError::UnknownRun`] when there is no such run.
+    pub async fn events_page(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SequencedEvent>, EngineError> {
+        // The store answers an empty page for a run it does not know.
+        self.record(run_id).await?;
+        let page = self.inner.store.events_after(run_id, after, limit).await?;
+        Ok(page
+            .into_iter()
+            .map(|(seq, event)| SequencedEvent { seq, event })
+            .collect())
+    }
+
+    /// Deletes a run and everything recorded for it: journal, snapshots, inbox and events. A
+    /// run that has not finished is asked to cancel first, so the worker driving it stops (its
+    /// later commits would be fenced anyway). Fails with [`EngineError::UnknownRun`] when there
+    /// is no such run.
+    pub async fn purge(&self, run_id: &str) -> Result<(), EngineError> {
+        if !self.record(run_id).await?.status.is_terminal() {
+            match self.cancel(run_id).await {
+                // Purged by someone else in between: the purge below says so.
+                Ok(_) | Err(EngineError::UnknownRun { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if self.inner.store.purge(run_id).await? {
+            Ok(())
+        } else {
+            Err(EngineError::UnknownRun {
+                run_id: run_id.to_owned(),
+            })
+        }
+    }
+
+    /// Makes a parked run (one that crashed its workers too often) `Running` again, with its
+    /// recoveries reset, for a worker to claim. `Ok(false)` when the run is not parked; fails
+    /// with [`EngineError::UnknownRun`] when there is no such run.
+    pub async fn unpark(&self, run_id: &str) -> Result<bool, EngineError> {
+        if self.inner.store.unpark(run_id).await? {
+            return Ok(true);
+        }
+        // Not parked, or not there: the store answers false for both.
+        self.record(run_id).await?;
+        Ok(false)
+    }
+
+    /// Reads the store once: `Ok` when it answers (a health probe).
+    pub async fn check_store(&self) -> Result<(), EngineError> {
+        self.inner.store.get_run("eventflow-health-probe").await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{ClaimOptions, MemoryStore, NewRun, Store, WorkflowKey};
+
+    fn key() -> WorkflowKey {
+        WorkflowKey {
+            name: "flow".into(),
+            fingerprint: "f".into(),
+        }
+    }
+
+    async fn create(store: &dyn Store, run_id: &str, owner: Option<&str>) {
+        store
+            .create_run(NewRun {
+                run_id: run_id.into(),
+                workflow: key(),
+                idempotency_key: None,
+                start: json!({"kind": "start"}),
+                owner: owner.map(str::to_owned),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// An engine that drives nothing over a memory store holding `a` (owned by a live
+    /// worker), `b` and `c` (waiting for a worker), all `Running`.
+    async fn engine() -> (Engine, Arc<dyn Store>) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let engine = Engine::builder(store.clone())
+            .drive_runs(false)
+            .start()
+            .await
+            .unwrap();
+        create(&*store, "a", Some(engine.worker_id())).await;
+        create(&*store, "b", None).await;
+        create(&*store, "c", None).await;
+        (engine, store)
+    }
+
+    fn ids(runs: &[RunRecord]) -> Vec<&str> {
+        runs.iter().map(|run| run.run_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_are_paged_and_counted() {
+        let (engine, _store) = engine().await;
+        let all = RunFilter::default();
+        assert_eq!(
+            ids(&engine.runs(&all, 0, None).await.unwrap()),
+            ["a", "b", "c"]
+        );
+        assert_eq!(ids(&engine.runs(&all, 1, Some(1)).await.unwrap()), ["b"]);
+        assert!(engine.runs(&all, 3, None).await.unwrap().is_empty());
+        let counts = engine.count_runs(&all).await.unwrap();
+        assert_eq!(counts, HashMap::from([(RunStatus::Running, 3)]));
+        let failed = RunFilter {
+            status: vec![RunStatus::Failed],
+            ..RunFilter::default()
+        };
+        assert!(engine.count_runs(&failed).await.unwrap().is_empty());
+        assert_eq!(engine.queue_depth().await.unwrap(), 2);
+        engine.check_store().await.unwrap();
+        assert!(engine.events_page("b", 0, 10).await.unwrap().is_empty());
+        assert!(matches!(
+            engine.events_page("nobody", 0, 10).await,
+            Err(EngineError::UnknownRun { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_and_cancels_live_runs() {
+        let (engine, store) = engine().await;
+        engine.purge("b").await.unwrap();
+        assert_eq!(store.get_run("b").await.unwrap(), None);
+        assert!(matches!(
+            engine.purge("b").await,
+            Err(EngineError::UnknownRun { run_id }) if run_id == "b"
+        ));
+        assert_eq!(
+            ids(&engine.runs(&RunFilter::default(), 0, None).await.unwrap()),
+            ["a", "c"]
+        );
+    }
+
+    #[tokio::test]
+    async fn unpark_resumes_parked_runs_only() {
+        let (engine, store) = engine().await;
+        // A run whose owner never heartbeats, claimed with no recovery allowed, is parked.
+        create(&*store, "crashy", Some("ghost")).await;
+        let strict = ClaimOptions {
+            workflows: vec![key()],
+            limit: 10,
+            lease_ttl: Duration::ZERO,
+            max_recoveries: 0,
+        };
+        assert_eq!(store.claim_run("w", "crashy", &strict).await.unwrap(), None);
+        assert_eq!(
+            engine.record("crashy").await.unwrap().status,
+            RunStatus::Parked
+        );
+        assert!(engine.unpark("crashy").await.unwrap());
+        assert_eq!(
+            engine.record("crashy").await.unwrap().status,
+            RunStatus::Running
+        );
+        assert!(!engine.unpark("crashy").await.unwrap(), "no longer parked");
+        assert!(matches!(
+            engine.unpark("nobody").await,
+            Err(EngineError::UnknownRun { .. })
+        ));
+    }
+}
