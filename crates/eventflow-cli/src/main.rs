@@ -129,16 +129,21 @@ struct ServeArgs {
     /// This server's worker id in the store (default: a random UUID).
     #[arg(long)]
     worker_id: Option<String>,
-    /// Browser origins allowed to call the server (repeatable; default: any origin).
+    /// Browser origins allowed to call the server, with credentials (repeatable), or `*` for
+    /// any origin without credentials. Default: none, so web pages cannot call the server.
     #[arg(
         long = "cors-origin",
         value_name = "ORIGIN",
         conflicts_with = "no_cors"
     )]
     cors_origins: Vec<String>,
-    /// Send no CORS headers: browsers refuse cross-origin calls.
+    /// Send no CORS headers (the default): browsers refuse cross-origin calls.
     #[arg(long)]
     no_cors: bool,
+    /// Serve on a non-loopback address (e.g. --host 0.0.0.0) without a token: anyone who can
+    /// reach it can start, read and cancel runs.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     body_limit: usize,

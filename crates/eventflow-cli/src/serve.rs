@@ -61,6 +61,26 @@ pub async fn serve(
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    let mut config = ServerConfig::default().body_limit(args.body_limit);
+    if args.cors_origins.iter().any(|origin| origin == "*") {
+        if args.cors_origins.len() > 1 {
+            bail!("--cors-origin '*' allows every origin: give it alone");
+        }
+        config = config.cors(Cors::AnyOrigin);
+    } else if !args.no_cors && !args.cors_origins.is_empty() {
+        config = config.cors(Cors::Origins(args.cors_origins.clone()));
+    }
+    config = config.insecure_no_auth(args.insecure_no_auth);
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        config = config.auth_token(token);
+    }
+    // Before anything is bound: a refused address is never listened on.
+    let resolved = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot resolve --host {}", args.host))?;
+    for candidate in resolved {
+        config.check_exposure(candidate)?;
+    }
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|error| {
@@ -79,18 +99,7 @@ pub async fn serve(
             )
         })?;
     let addr = listener.local_addr()?;
-
-    let mut config = ServerConfig::default()
-        .addr(addr)
-        .body_limit(args.body_limit);
-    if args.no_cors {
-        config = config.cors(Cors::Disabled);
-    } else if !args.cors_origins.is_empty() {
-        config = config.cors(Cors::Origins(args.cors_origins.clone()));
-    }
-    if let Some(token) = token.filter(|t| !t.is_empty()) {
-        config = config.auth_token(token);
-    }
+    config = config.addr(addr);
     if let Some(ttl) = args.lease_ttl {
         config = config.lease_ttl(ttl);
     }

@@ -300,6 +300,36 @@ fn a_token_protects_the_server() {
     assert!(run.status.success(), "{run:?}");
 }
 
+/// `serve --host 0.0.0.0` without a token exits at once, saying why and what to do, before it
+/// listens; with the explicit opt-out it would serve (checked by the server's own tests, so
+/// that this test never listens beyond loopback).
+#[test]
+fn an_exposed_address_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::eventflow()
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--demo",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--database-url",
+            "memory",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to serve on 0.0.0.0:0 without an auth token")
+            && stderr.contains("--token")
+            && stderr.contains("--insecure-no-auth"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,14 +54,20 @@ mod index;
 mod mock_embedding;
 mod retriever;
 
-pub use bm25::*;
-pub use document::*;
-pub use error::*;
-pub use hybrid::*;
-pub use index::*;
-pub use llm::*;
-pub use mock_embedding::*;
-pub use mock_llm::*;
-pub use openai::*;
-pub use rate_limit::*;
-pub use retriever::*;
+pub use bm25::Bm25Retriever;
+pub use document::{
+    Document, META_CHUNK_INDEX, META_DOCUMENT_ID, META_END_OFFSET, META_FILE_NAME, META_SOURCE,
+    META_START_OFFSET, Node, NodeParser,
+};
+pub use error::LlmError;
+pub use hybrid::{HybridRetriever, reciprocal_rank_fusion};
+pub use index::{
+    VECTOR_INDEX_FORMAT, VECTOR_INDEX_FORMAT_VERSION, VectorIndexConfig, VectorRetriever,
+    VectorStoreIndex,
+};
+pub use llm::{ChatMessage, Completion, Embedding, Llm, RequestOptions, Role, TextStream};
+pub use mock_embedding::MockEmbedding;
+pub use mock_llm::{MockLlm, MockRequest};
+pub use openai::{OpenAiClient, OpenAiClientBuilder};
+pub use rate_limit::RateLimited;
+pub use retriever::{NodeWithScore, Retriever};

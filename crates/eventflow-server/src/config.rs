@@ -7,17 +7,24 @@ use std::time::Duration;
 
 use eventflow::store::Store;
 
+use crate::error::ServerError;
+
 /// Which origins browsers may call the server from.
+///
+/// llama-agents-server echoes any origin with credentials, so every web page its user visits can
+/// drive it; eventflow sends no CORS headers unless origins are configured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cors {
-    /// Any origin (echoed back), any method and header, with credentials: what
-    /// llama-agents-server does. The default.
+    /// No CORS headers: browsers refuse cross-origin calls. The default.
     #[default]
-    Permissive,
-    /// Only these origins (e.g. `https://app.example.com`), any method and header.
-    Origins(Vec<String>),
-    /// No CORS headers: browsers refuse cross-origin calls.
     Disabled,
+    /// Only these origins (e.g. `https://app.example.com`), any method and header, with
+    /// credentials.
+    Origins(Vec<String>),
+    /// Any origin (`Access-Control-Allow-Origin: *`), any method and header, never with
+    /// credentials: for a public API whose callers send a bearer token themselves.
+    AnyOrigin,
 }
 
 /// Where runs are stored.
@@ -87,23 +94,25 @@ pub struct ServerConfig {
     pub(crate) worker_id: Option<String>,
     pub(crate) poll_interval: Option<Duration>,
     pub(crate) lease_ttl: Option<Duration>,
+    pub(crate) insecure_no_auth: bool,
 }
 
 impl Default for ServerConfig {
     /// Listens on `127.0.0.1:8080`, stores runs in `sqlite:eventflow.db`, no auth, 1 MiB bodies,
-    /// permissive CORS, SSE heartbeats every 15 s, cancel waits up to 5 s.
+    /// no CORS headers, SSE heartbeats every 15 s, cancel waits up to 5 s.
     fn default() -> Self {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             store: StoreConfig::Url("sqlite:eventflow.db".to_owned()),
             auth_token: None,
             body_limit: 1024 * 1024,
-            cors: Cors::Permissive,
+            cors: Cors::Disabled,
             sse_heartbeat: Duration::from_secs(15),
             cancel_wait: Duration::from_secs(5),
             worker_id: None,
             poll_interval: None,
             lease_ttl: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -119,6 +128,7 @@ impl fmt::Debug for ServerConfig {
             .field("sse_heartbeat", &self.sse_heartbeat)
             .field("cancel_wait", &self.cancel_wait)
             .field("worker_id", &self.worker_id)
+            .field("insecure_no_auth", &self.insecure_no_auth)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +156,30 @@ impl ServerConfig {
     pub fn auth_token(mut self, token: impl Into<String>) -> Self {
         self.auth_token = Some(token.into());
         self
+    }
+
+    /// Serves on an address other machines can reach without an auth token. Without this, the
+    /// server refuses to listen on a non-loopback address when no token is set: anyone on the
+    /// network could start, read and cancel its runs.
+    pub fn insecure_no_auth(mut self, allow: bool) -> Self {
+        self.insecure_no_auth = allow;
+        self
+    }
+
+    /// Fails with [`ServerError::Config`] when serving on `addr` would let other machines in
+    /// with nothing to stop them (see [`insecure_no_auth`](Self::insecure_no_auth)). The
+    /// `serve` and `bind` methods of [`crate::Server`] check it; check it yourself before
+    /// binding a listener of your own.
+    pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), ServerError> {
+        if addr.ip().is_loopback() || self.auth_token.is_some() || self.insecure_no_auth {
+            return Ok(());
+        }
+        Err(ServerError::Config(format!(
+            "refusing to serve on {addr} without an auth token: any machine that reaches it \
+             could start, read and cancel runs. Set a token (`--token` or `EVENTFLOW_TOKEN`; \
+             `ServerConfig::auth_token`), listen on 127.0.0.1, or accept the risk \
+             (`--insecure-no-auth`; `ServerConfig::insecure_no_auth`)"
+        )))
     }
 
     /// The largest request body accepted, in bytes; larger ones get 413.

@@ -202,8 +202,13 @@ impl Server {
     }
 
     /// Serves on `addr` until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// Refuses (with [`ServerError::Config`]) a non-loopback address without an auth token,
+    /// unless [`ServerConfig::insecure_no_auth`] allows it.
     pub async fn serve(self, addr: impl Into<SocketAddr>) -> Result<(), ServerError> {
-        let listener = TcpListener::bind(addr.into()).await?;
+        let addr = addr.into();
+        self.state.config.check_exposure(addr)?;
+        let listener = TcpListener::bind(addr).await?;
         self.serve_with_shutdown(listener, shutdown_signal()).await
     }
 
@@ -222,6 +227,7 @@ impl Server {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let addr = listener.local_addr()?;
+        self.state.config.check_exposure(addr)?;
         tracing::info!(%addr, "listening");
         let router = self.router();
         let trigger = self.shutdown_tx.clone();
@@ -239,8 +245,11 @@ impl Server {
 
     /// Binds `addr` and serves in the background; the returned handle knows the bound address
     /// (bind port 0 for any free port) and shuts the server down.
+    /// Refuses an exposed address as [`Server::serve`] does.
     pub async fn bind(self, addr: impl Into<SocketAddr>) -> Result<RunningServer, ServerError> {
-        let listener = TcpListener::bind(addr.into()).await?;
+        let addr = addr.into();
+        self.state.config.check_exposure(addr)?;
+        let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.serve_with_shutdown(listener, async move {

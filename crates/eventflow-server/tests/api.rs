@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use eventflow::store::RunStatus;
-use eventflow_server::Cors;
+use eventflow_server::{Cors, Server};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -1136,6 +1136,23 @@ async fn auth_body_limit_and_cors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // The scheme's case does not matter (RFC 9110); the token's does.
+    for (header, status) in [
+        ("BEARER s3cret", 200),
+        ("bearer s3cret", 200),
+        ("Bearer S3CRET", 401),
+        ("Basic s3cret", 401),
+        ("s3cret", 401),
+    ] {
+        let response = server
+            .http
+            .get(server.at("/workflows"))
+            .header("Authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{header}");
+    }
 
     // A body over the limit is a 413, as JSON; the server keeps serving.
     let big = format!(
@@ -1188,9 +1205,46 @@ async fn auth_body_limit_and_cors() {
     );
 }
 
+/// A server on your machine is not callable from every web page you visit: no CORS headers
+/// unless origins are configured, so a browser refuses a cross-origin call (and its preflight).
 #[tokio::test]
-async fn permissive_cors_by_default() {
+async fn cross_origin_calls_are_refused_by_default() {
     let server = start(test_config()).await;
+    let response = server
+        .http
+        .get(server.at("/workflows"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert!(
+        headers.get("access-control-allow-origin").is_none(),
+        "{headers:?}"
+    );
+    assert!(headers.get("access-control-allow-credentials").is_none());
+    let response = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.at("/workflows/greet/run"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert!(
+        headers.get("access-control-allow-origin").is_none(),
+        "{headers:?}"
+    );
+    assert!(headers.get("access-control-allow-methods").is_none());
+}
+
+/// `Cors::AnyOrigin` lets every page call, but never with credentials: the caller must hold
+/// the token itself.
+#[tokio::test]
+async fn any_origin_comes_without_credentials() {
+    let server = start(test_config().cors(Cors::AnyOrigin)).await;
     let response = server
         .http
         .get(server.at("/workflows"))
@@ -1198,13 +1252,12 @@ async fn permissive_cors_by_default() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        response.headers()["access-control-allow-origin"],
-        "http://localhost:3000"
-    );
-    assert_eq!(
-        response.headers()["access-control-allow-credentials"],
-        "true"
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
     );
     // A preflight is granted any method and header.
     let response = server
@@ -1224,19 +1277,51 @@ async fn permissive_cors_by_default() {
     };
     assert!(allowed("access-control-allow-methods").contains("post"));
     assert!(allowed("access-control-allow-headers").contains("x-trace-id"));
-    let disabled = start(test_config().cors(Cors::Disabled)).await;
-    let response = disabled
-        .http
-        .get(disabled.at("/workflows"))
-        .header("Origin", "http://localhost:3000")
-        .send()
+}
+
+/// Listening where other machines can reach it, without a token, is refused before anything is
+/// bound; loopback, a token or the explicit opt-out allow it.
+#[tokio::test]
+async fn an_exposed_address_needs_a_token() {
+    let exposed: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let server = Server::builder(test_config().store_url("memory"))
+        .build()
         .await
         .unwrap();
+    let error = server.bind(exposed).await.unwrap_err().to_string();
     assert!(
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
+        error.contains("refusing to serve on 0.0.0.0:0 without an auth token")
+            && error.contains("--insecure-no-auth"),
+        "{error}"
+    );
+    let refused = test_config();
+    assert!(refused.check_exposure(exposed).is_err());
+    assert!(
+        refused
+            .check_exposure(([192, 168, 1, 20], 8080).into())
+            .is_err()
+    );
+    assert!(
+        refused
+            .check_exposure(([127, 0, 0, 1], 8080).into())
+            .is_ok()
+    );
+    assert!(
+        refused
+            .check_exposure((std::net::Ipv6Addr::LOCALHOST, 8080).into())
+            .is_ok()
+    );
+    assert!(
+        test_config()
+            .auth_token("s3cret")
+            .check_exposure(exposed)
+            .is_ok()
+    );
+    assert!(
+        test_config()
+            .insecure_no_auth(true)
+            .check_exposure(exposed)
+            .is_ok()
     );
 }
 
