@@ -124,6 +124,9 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::UnknownRun { run_id } => ApiError::HandlerNotFound { handler_id: run_id },
+            EngineError::InvalidRunId { reason } => {
+                ApiError::BadRequest(format!("Invalid handler id: {reason}"))
+            }
             EngineError::UnknownWorkflow { name } => ApiError::WorkflowNotFound { name },
             EngineError::Start(error) => ApiError::InvalidStartEvent(error.to_string()),
             EngineError::UnknownEventType {

@@ -1751,3 +1751,62 @@ async fn an_unreachable_store_is_unhealthy_and_ends_streams_with_an_error() {
     flaky.set_broken(false);
     assert_eq!(server.get("/health").await.0, 200);
 }
+
+/// Handler ids come from clients: too long, empty or holding control characters, they are
+/// refused with 400 before reaching the store or a log, without being echoed, and nothing is
+/// stored; the server keeps serving.
+#[tokio::test]
+async fn hostile_handler_ids_are_refused_and_store_nothing() {
+    let server = start(test_config()).await;
+    let long = "y".repeat(300);
+    for (method, path, expected) in [
+        (
+            "get",
+            format!("/handlers/{long}"),
+            "300 bytes long; at most 256",
+        ),
+        ("get", "/handlers/run%0AINFO%20forged".to_owned(), "U+000A"),
+        ("get", "/events/nul%00".to_owned(), "U+0000"),
+        ("get", format!("/results/{long}"), "at most 256"),
+        ("post", format!("/handlers/{long}/cancel"), "at most 256"),
+        ("post", "/events/tab%09id".to_owned(), "U+0009"),
+    ] {
+        let request = match method {
+            "get" => server.http.get(server.at(&path)),
+            _ => server.http.post(server.at(&path)).json(
+                &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "x"}}}),
+            ),
+        };
+        let (status, body) = split(request.send().await.unwrap()).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("Invalid handler id: ") && detail.contains(expected),
+            "{detail}"
+        );
+        assert!(
+            !detail.contains("yyyy") && !detail.contains("forged"),
+            "{detail}"
+        );
+    }
+    // (An empty `handler_id` means none, as in the reference.)
+    for handler_id in ["x".repeat(900_000), "two\nlines".to_owned()] {
+        let (status, body) = server
+            .post(
+                "/workflows/greet/run-nowait",
+                json!({"start_event": {"name": "Ada"}, "handler_id": handler_id}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid handler id"),
+            "{body}"
+        );
+    }
+    let (_, list) = server.get("/handlers").await;
+    assert_eq!(list["handlers"], json!([]), "nothing was stored: {list}");
+    assert_eq!(server.get("/health").await.0, 200);
+}

@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 use super::builder::{EngineBuilder, EngineOptions, IntoStore};
 use super::error::EngineError;
 use super::journal::Entry;
+use super::run_id::check_run_id;
 use super::runner::{DurableRun, seed_of};
 use super::watch::Watching;
 use super::worker::{Inner, lock, workflow_key};
@@ -106,13 +107,17 @@ impl Engine {
             .run_id)
     }
 
-    /// [`start`](Self::start) with a run id or an idempotency key.
+    /// [`start`](Self::start) with a run id or an idempotency key. A run id must pass
+    /// [`check_run_id`](super::check_run_id).
     pub async fn start_with(
         &self,
         name: &str,
         start: impl StartInput,
         options: StartOptions,
     ) -> Result<Started, EngineError> {
+        if let Some(run_id) = &options.run_id {
+            check_run_id(run_id)?;
+        }
         let inner = &self.inner;
         let workflow = inner
             .workflows
@@ -308,6 +313,7 @@ impl Engine {
 
     /// Asks a run to cancel; returns its status. Cancelling a finished run changes nothing.
     pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        check_run_id(run_id)?;
         match self
             .inner
             .store
@@ -321,8 +327,11 @@ impl Engine {
         }
     }
 
-    /// The run's record.
+    /// The run's record. An id that fails [`check_run_id`](super::check_run_id) names no run
+    /// and is refused before the store sees it; every method that reads a run by id starts here
+    /// or checks it so.
     pub async fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        check_run_id(run_id)?;
         self.inner
             .store
             .get_run(run_id)

@@ -23,6 +23,13 @@ pub enum EngineError {
         /// The id asked for.
         run_id: String,
     },
+    /// A run id given by a caller is not one eventflow stores (see
+    /// [`check_run_id`](super::check_run_id)).
+    #[error("invalid run id: {reason}")]
+    InvalidRunId {
+        /// What is wrong with it (the id itself is not repeated: it may be huge or hostile).
+        reason: String,
+    },
     /// The start event is not the workflow's.
     #[error(transparent)]
     Start(WorkflowError),

@@ -93,6 +93,7 @@ impl Engine {
     /// recoveries reset, for a worker to claim. `Ok(false)` when the run is not parked; fails
     /// with [`EngineError::UnknownRun`] when there is no such run.
     pub async fn unpark(&self, run_id: &str) -> Result<bool, EngineError> {
+        super::check_run_id(run_id)?;
         if self.inner.store.unpark(run_id).await? {
             return Ok(true);
         }
