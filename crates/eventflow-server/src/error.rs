@@ -174,15 +174,35 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, status = status.as_u16(), "request failed");
-        } else {
-            tracing::debug!(error = %self, status = status.as_u16(), "request refused");
-        }
+        let detail = match &self {
+            // The store's and the server's own failures stay in the log: a database's text
+            // names tables, queries and hosts, and is no use to a client. The id ties the
+            // answer to the log line.
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                let error_id = uuid::Uuid::new_v4().simple().to_string();
+                let error_id = &error_id[..12];
+                tracing::error!(error = %self, status = status.as_u16(), error_id, "request failed");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    format!("The store is unavailable; retry later (error id {error_id})")
+                } else {
+                    format!(
+                        "Internal server error (error id {error_id}; the server log has the cause)"
+                    )
+                }
+            }
+            _ => {
+                if status.is_server_error() {
+                    tracing::error!(error = %self, status = status.as_u16(), "request failed");
+                } else {
+                    tracing::debug!(error = %self, status = status.as_u16(), "request refused");
+                }
+                self.to_string()
+            }
+        };
         let mut response = (
             status,
             axum::Json(eventflow_api::ErrorBody {
-                detail: self.to_string(),
+                detail,
                 handler_id: None,
             }),
         )

@@ -1729,6 +1729,16 @@ async fn an_unreachable_store_is_unhealthy_and_ends_streams_with_an_error() {
         server.get("/health").await,
         (503, json!({"status": "unhealthy"}))
     );
+    // A request the store cannot answer is a 503 that says to retry, with an id for the log,
+    // and not the database's own text.
+    let (status, body) = server.get(&format!("/handlers/{id}")).await;
+    assert_eq!(status, 503, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("The store is unavailable; retry later (error id ")
+            && !detail.contains("unreachable"),
+        "{detail}"
+    );
     // The open stream ends with an error frame, not silently.
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(chunk) = raw.next().await {
