@@ -366,9 +366,9 @@ fn step_names(spec: &WorkflowSpec) -> Vec<String> {
 /// The reducer's seed of a durable run: derived from its id, so a replay draws the same
 /// retry jitter as the run did.
 pub(crate) fn seed_of(run_id: &str) -> u64 {
-    run_id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hasher, run_id.as_bytes());
+    std::hash::Hasher::finish(&hasher)
 }
 
 /// A run rebuilt from the store: its reducer state after the journal, recovered, ready to resume.

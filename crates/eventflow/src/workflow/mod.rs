@@ -6,9 +6,11 @@ pub use validate::{ValidationErrors, ValidationProblem};
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fnv::FnvHasher;
 use serde_json::{Map, Value};
 
 use crate::error::WorkflowError;
@@ -243,13 +245,12 @@ impl WorkflowSpec {
 /// A stable digest of a workflow's shape: step names and the names of the event types each
 /// accepts and emits. Snapshots record it so a run is never resumed on a different graph.
 fn fingerprint(name: &str, steps: &[Step]) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    // FNV-1a: stable across builds and platforms, unlike std's hasher. Each name ends with
+    // 0xff (no UTF-8 byte), so `ab`,`c` and `a`,`bc` differ.
+    let mut hasher = FnvHasher::default();
     let mut feed = |text: &str| {
-        for byte in text.bytes().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        hasher.write(text.as_bytes());
+        hasher.write_u8(0xff);
     };
     feed(name);
     let mut sorted: Vec<&Step> = steps.iter().collect();
@@ -264,7 +265,7 @@ fn fingerprint(name: &str, steps: &[Step]) -> String {
             feed(ty.name());
         }
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hasher.finish())
 }
 
 /// A validated workflow, ready to run any number of times, concurrently.
