@@ -307,6 +307,16 @@ impl<'ast> Visit<'ast> for PathCollector {
         }
     }
 
+    // A `use` inside a function body: its paths are trees, not `Path`s, to syn.
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        let mut leaves = Vec::new();
+        use_leaves(&item.tree, &mut Vec::new(), &mut leaves);
+        self.paths.extend(leaves.into_iter().map(|(_, path)| path));
+    }
+
+    // `pub(super)`, `pub(in crate::x)` say who may see an item, not what it uses.
+    fn visit_vis_restricted(&mut self, _: &'ast syn::VisRestricted) {}
+
     fn visit_path(&mut self, path: &'ast syn::Path) {
         if path.leading_colon.is_none() {
             self.paths
@@ -602,7 +612,8 @@ fn the_layers_name_every_module_once() {
 
 /// The check sees what it must: on a made-up crate whose two modules refer to each other —
 /// one through a re-export at the crate root, one from a child file through `super::`, one
-/// in a macro — it finds the cycle, and ignores a test module's reference the other way.
+/// in a macro, one in a function's `use` — it finds the cycle, and ignores a test module's
+/// reference and a visibility.
 #[test]
 fn the_check_finds_a_cycle_through_reexports_children_and_macros() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -613,11 +624,15 @@ fn the_check_finds_a_cycle_through_reexports_children_and_macros() {
         "lib.rs",
         "mod a; mod b; mod c; pub use a::Alpha; pub mod prelude { pub use crate::c::*; }",
     );
+    // `pub(in crate::c)` is a visibility, not a use of `c`.
     write(
         "a.rs",
-        "pub struct Alpha; pub fn f() { let _ = crate::b::beta(); }",
+        "pub struct Alpha; pub fn f() { let _ = crate::b::beta(); } pub(in crate::c) struct D;",
     );
-    write("b/mod.rs", "mod inner; pub fn beta() {}");
+    write(
+        "b/mod.rs",
+        "mod inner; pub fn beta() { use crate::c::h as _; }",
+    );
     write(
         "b/inner.rs",
         "use super::super::Alpha; pub fn g(_: Alpha) {}",
@@ -632,8 +647,8 @@ fn the_check_finds_a_cycle_through_reexports_children_and_macros() {
     assert_eq!(edges("a"), ["b"]);
     assert_eq!(
         edges("b"),
-        ["a"],
-        "b/inner.rs reaches a through the root's re-export"
+        ["a", "c"],
+        "b/inner.rs reaches a through the root's re-export; b/mod.rs uses c inside a function"
     );
     assert_eq!(
         edges("c"),
