@@ -1,10 +1,15 @@
-//! The one error type of a run, and the small errors of the calls steps make.
+//! Why a workflow could not be built ([`ValidationErrors`]), or why a run did not produce a
+//! result ([`WorkflowError`]).
+//!
+//! The validation types live here rather than beside the checks (`workflow/validate.rs`)
+//! because `WorkflowError` holds them and the workflow module returns `WorkflowError`: errors
+//! sit below the workflow, so the two modules do not import each other. The small errors of
+//! the calls a step makes (`SendEventError`, `WaitError`, `StateError`) live with `Context`.
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::event::AnyEvent;
 use crate::step::StepError;
-use crate::workflow::ValidationErrors;
 
 /// Why a workflow could not be built, or why a run did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -77,47 +82,168 @@ fn list_or_none(steps: &[String]) -> String {
     }
 }
 
-/// An event could not be sent into a run; the event is handed back.
-#[derive(Debug, thiserror::Error)]
-pub enum SendEventError {
-    /// No step has the name given.
-    #[error("cannot send {}: the workflow has no step named `{step}`", event.name())]
-    UnknownStep {
-        /// The name given.
-        step: String,
-        /// The event.
-        event: AnyEvent,
+/// One thing wrong with a workflow's graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidationProblem {
+    /// The workflow has no steps.
+    NoSteps,
+    /// No step accepts a start event.
+    NoStartStep,
+    /// Steps accept more than one start event type.
+    SeveralStartTypes {
+        /// Each start event type with the steps that accept it.
+        types: Vec<(String, Vec<String>)>,
     },
-    /// The step named does not accept this event type.
-    #[error("cannot send {} to step `{step}`: it does not accept that event", event.name())]
-    NotAccepted {
+    /// No step emits a stop event, so no run could ever finish.
+    NoStopEvent,
+    /// A step accepts a stop event; stop events end the run and are never delivered.
+    AcceptsStop {
         /// The step.
         step: String,
-        /// The event.
-        event: AnyEvent,
+        /// The stop event type.
+        event: String,
     },
-    /// No step accepts this event type, and it is not an event from outside.
-    #[error("cannot send {}: no step accepts it", event.name())]
-    NoConsumer {
-        /// The event.
-        event: AnyEvent,
+    /// Two steps have the same name.
+    DuplicateStep {
+        /// The name.
+        step: String,
     },
-    /// The run has already finished.
-    #[error("cannot send {}: the run has finished", event.name())]
-    RunFinished {
-        /// The event.
-        event: AnyEvent,
+    /// Two different Rust types use the same event name.
+    DuplicateEventName {
+        /// The name.
+        event: String,
+        /// The two Rust types.
+        types: (String, String),
+    },
+    /// A step accepts no event at all (an empty union).
+    NoInput {
+        /// The step.
+        step: String,
+    },
+    /// An event is emitted but no step accepts it.
+    NotAccepted {
+        /// The event type.
+        event: String,
+        /// The steps that emit it.
+        emitted_by: Vec<String>,
+    },
+    /// An event is accepted but no step emits it and it cannot come from outside.
+    NeverProduced {
+        /// The event type.
+        event: String,
+        /// The steps that accept it.
+        accepted_by: Vec<String>,
+    },
+    /// A step can never run: no chain of events leads to it from the start event (or from an
+    /// event that comes from outside).
+    Unreachable {
+        /// The step.
+        step: String,
+    },
+    /// No chain of events leads from a step to a stop event.
+    CannotStop {
+        /// The step.
+        step: String,
     },
 }
 
-impl SendEventError {
-    /// The event that was not sent.
-    pub fn into_event(self) -> AnyEvent {
+impl fmt::Display for ValidationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownStep { event, .. }
-            | Self::NotAccepted { event, .. }
-            | Self::NoConsumer { event }
-            | Self::RunFinished { event } => event,
+            Self::NoSteps => write!(f, "the workflow has no steps"),
+            Self::NoStartStep => write!(
+                f,
+                "no step accepts a start event (StartEvent, or a type marked #[event(start)])"
+            ),
+            Self::SeveralStartTypes { types } => {
+                write!(f, "steps accept more than one start event type:")?;
+                for (event, steps) in types {
+                    write!(f, " {event} (by {})", steps.join(", "))?;
+                }
+                write!(f, "; a workflow has exactly one")
+            }
+            Self::NoStopEvent => write!(
+                f,
+                "no step emits a stop event (StopEvent, or a type marked #[event(stop)]), so no run could finish"
+            ),
+            Self::AcceptsStop { step, event } => write!(
+                f,
+                "step `{step}` accepts {event}, a stop event; stop events end the run and are never delivered to steps"
+            ),
+            Self::DuplicateStep { step } => write!(f, "two steps are named `{step}`"),
+            Self::DuplicateEventName { event, types } => write!(
+                f,
+                "the event name `{event}` is used by two types, {} and {}; rename one with #[event(name = \"...\")]",
+                types.0, types.1
+            ),
+            Self::NoInput { step } => write!(f, "step `{step}` accepts no event"),
+            Self::NotAccepted { event, emitted_by } => write!(
+                f,
+                "{event} is emitted by {} but no step accepts it",
+                list_steps(emitted_by)
+            ),
+            Self::NeverProduced { event, accepted_by } => write!(
+                f,
+                "{event} is accepted by {} but no step emits it; declare #[step(emits({event}))] on a step that sends it with ctx.send_event, or mark it #[event(external)] if it comes from outside",
+                list_steps(accepted_by)
+            ),
+            Self::Unreachable { step } => write!(
+                f,
+                "step `{step}` can never run: no chain of events leads to it from the start event"
+            ),
+            Self::CannotStop { step } => write!(
+                f,
+                "no chain of events leads from step `{step}` to a stop event; if it sends events with ctx.send_event, declare them with #[step(emits(...))]"
+            ),
         }
     }
 }
+
+fn list_steps(steps: &[String]) -> String {
+    let quoted: Vec<String> = steps.iter().map(|s| format!("`{s}`")).collect();
+    match quoted.len() {
+        1 => format!("step {}", quoted[0]),
+        _ => format!("steps {}", quoted.join(", ")),
+    }
+}
+
+/// Everything wrong with a workflow, found when it was built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationErrors {
+    workflow: String,
+    problems: Vec<ValidationProblem>,
+}
+
+impl ValidationErrors {
+    pub(crate) fn new(workflow: String, problems: Vec<ValidationProblem>) -> Self {
+        ValidationErrors { workflow, problems }
+    }
+
+    /// The problems, in the order the checks found them.
+    pub fn problems(&self) -> &[ValidationProblem] {
+        &self.problems
+    }
+
+    /// The name of the workflow.
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "workflow `{}` is invalid ({count} problem{}):",
+            self.workflow,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

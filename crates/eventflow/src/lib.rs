@@ -58,8 +58,8 @@ mod step;
 pub mod store;
 mod workflow;
 
-pub use context::{Context, StateError, WaitError, WaitForEvent};
-pub use error::{SendEventError, WorkflowError};
+pub use context::{Context, SendEventError, StateError, WaitError, WaitForEvent};
+pub use error::{ValidationErrors, ValidationProblem, WorkflowError};
 pub use event::{
     AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
     InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StopEvent,
@@ -71,9 +71,7 @@ pub use step::{
     Backoff, BoxError, DEFAULT_NUM_WORKERS, IntoStepResult, RetryPolicy, Step, StepError, StepFn,
     StepInput, StepOutput,
 };
-pub use workflow::{
-    IntoWorkflow, StartInput, ValidationErrors, ValidationProblem, Workflow, WorkflowBuilder,
-};
+pub use workflow::{IntoWorkflow, StartInput, Workflow, WorkflowBuilder};
 
 /// Re-exported so that events can derive `JsonSchema` without a direct dependency (use
 /// `#[schemars(crate = "eventflow::schemars")]`).

@@ -1,7 +1,9 @@
 //! The context a step runs in: the run's shared state, sending events, collecting, waiting.
 
+mod access;
 mod state;
 
+pub(crate) use access::{RunAccess, WaitRequest};
 pub use state::StateError;
 use state::Touch;
 pub(crate) use state::{StateSnapshot, StateStore, StateWrites};
@@ -17,10 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::error::SendEventError;
 use crate::event::{AnyEvent, Event, EventRole, EventType};
-use crate::run::{Msg, RunShared, Tick, WaitRequest, WorkflowHandler};
-use crate::workflow::{StartInput, Workflow};
 
 /// The context of one step invocation: a handle on its run.
 ///
@@ -28,7 +27,7 @@ use crate::workflow::{StartInput, Workflow};
 /// closures). Cloning is cheap.
 #[derive(Clone)]
 pub struct Context {
-    pub(crate) run: Arc<RunShared>,
+    pub(crate) run: Arc<dyn RunAccess>,
     pub(crate) step: usize,
     pub(crate) invocation: u64,
     pub(crate) attempt: u32,
@@ -38,12 +37,12 @@ pub struct Context {
 impl Context {
     /// The id of the run.
     pub fn run_id(&self) -> &str {
-        &self.run.run_id
+        self.run.run_id()
     }
 
     /// The name of the step this context belongs to.
     pub fn step_name(&self) -> &str {
-        &self.run.workflow.spec.steps[self.step].name
+        self.run.step_name(self.step)
     }
 
     /// The attempt number of the current step invocation: 1 on the first try, 2 on the first
@@ -62,18 +61,18 @@ impl Context {
 
     /// Stores `value` under `key` in the run's state, visible at once to every step of the run.
     pub fn set<T: Serialize>(&self, key: &str, value: T) -> Result<(), StateError> {
-        self.run.state.touch(self.invocation, Touch::Key(key));
-        self.run.state.set(key, &value)
+        self.run.state().touch(self.invocation, Touch::Key(key));
+        self.run.state().set(key, &value)
     }
 
     /// Reads the value under `key` as a `T`; the error names the key and the type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
-        self.run.state.get(key)
+        self.run.state().get(key)
     }
 
     /// Reads the value under `key`, or `default` when there is none.
     pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, StateError> {
-        match self.run.state.get(key) {
+        match self.run.state().get(key) {
             Err(StateError::Missing { .. }) => Ok(default),
             other => other,
         }
@@ -81,13 +80,13 @@ impl Context {
 
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.run.state.contains(key)
+        self.run.state().contains(key)
     }
 
     /// Removes and returns the value under `key`.
     pub fn remove(&self, key: &str) -> Option<Value> {
-        self.run.state.touch(self.invocation, Touch::Key(key));
-        self.run.state.remove(key)
+        self.run.state().touch(self.invocation, Touch::Key(key));
+        self.run.state().remove(key)
     }
 
     /// Edits the run's typed state under its lock and returns what `edit` returns.
@@ -100,8 +99,8 @@ impl Context {
     where
         S: Serialize + DeserializeOwned + Default + Send + 'static,
     {
-        self.run.state.touch(self.invocation, Touch::Typed);
-        self.run.state.edit(edit)
+        self.run.state().touch(self.invocation, Touch::Typed);
+        self.run.state().edit(edit)
     }
 
     /// A copy of the run's typed state.
@@ -109,7 +108,7 @@ impl Context {
     where
         S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
     {
-        self.run.state.edit(|state: &mut S| state.clone())
+        self.run.state().edit(|state: &mut S| state.clone())
     }
 
     /// Sends an event to every step that accepts it, as if this step had returned it.
@@ -130,12 +129,12 @@ impl Context {
     /// Publishes an event on the run's event stream, for whoever watches the run. It is not
     /// routed to steps. After the run has finished, nothing more is published.
     pub fn write_event_to_stream<E: Event>(&self, event: E) {
-        self.run.stream.push(AnyEvent::new(event));
+        self.run.publish(AnyEvent::new(event));
     }
 
     /// Publishes an already type-erased event on the run's stream (used to forward streams).
     pub fn write_any_to_stream(&self, event: AnyEvent) {
-        self.run.stream.push(event);
+        self.run.publish(event);
     }
 
     /// Buffers `event` until `count` events of type `E` have arrived at this step, then returns
@@ -144,7 +143,7 @@ impl Context {
     /// The fan-in half of a fan-out: the step that receives the events returns `Option<...>`
     /// and emits only when the set is complete. Each call costs O(1).
     pub fn collect_events<E: Event>(&self, event: E, count: usize) -> Option<Vec<E>> {
-        let events = self.run.state.collect(
+        let events = self.run.state().collect(
             Some(self.invocation),
             self.step,
             AnyEvent::new(event),
@@ -181,7 +180,7 @@ impl Context {
             }
         }
         self.run
-            .state
+            .state()
             .collect(Some(self.invocation), self.step, event.into(), &runs)
     }
 
@@ -212,30 +211,6 @@ impl Context {
             _event: PhantomData,
         }
     }
-
-    /// Starts a run of another workflow as a child of this run: cancelling or finishing this
-    /// run cancels the child.
-    pub fn run_child(&self, workflow: &Workflow, start: impl StartInput) -> WorkflowHandler {
-        let child = workflow.run(start);
-        self.run.adopt(child.shared());
-        child
-    }
-
-    /// Forwards every event the child publishes (but its terminal event) into this run's
-    /// stream, in order, until the child finishes.
-    pub fn forward_stream(&self, child: &WorkflowHandler) {
-        let mut events = child.stream_events();
-        let ctx = self.clone();
-        tokio::spawn(async move {
-            use futures::StreamExt;
-            while let Some(event) = events.next().await {
-                if event.is_terminal() {
-                    break;
-                }
-                ctx.write_any_to_stream(event);
-            }
-        });
-    }
 }
 
 impl std::fmt::Debug for Context {
@@ -265,6 +240,51 @@ pub enum WaitError {
         /// The event type waited for.
         event: &'static str,
     },
+}
+
+/// An event could not be sent into a run; the event is handed back.
+#[derive(Debug, thiserror::Error)]
+pub enum SendEventError {
+    /// No step has the name given.
+    #[error("cannot send {}: the workflow has no step named `{step}`", event.name())]
+    UnknownStep {
+        /// The name given.
+        step: String,
+        /// The event.
+        event: AnyEvent,
+    },
+    /// The step named does not accept this event type.
+    #[error("cannot send {} to step `{step}`: it does not accept that event", event.name())]
+    NotAccepted {
+        /// The step.
+        step: String,
+        /// The event.
+        event: AnyEvent,
+    },
+    /// No step accepts this event type, and it is not an event from outside.
+    #[error("cannot send {}: no step accepts it", event.name())]
+    NoConsumer {
+        /// The event.
+        event: AnyEvent,
+    },
+    /// The run has already finished.
+    #[error("cannot send {}: the run has finished", event.name())]
+    RunFinished {
+        /// The event.
+        event: AnyEvent,
+    },
+}
+
+impl SendEventError {
+    /// The event that was not sent.
+    pub fn into_event(self) -> AnyEvent {
+        match self {
+            Self::UnknownStep { event, .. }
+            | Self::NotAccepted { event, .. }
+            | Self::NoConsumer { event }
+            | Self::RunFinished { event } => event,
+        }
+    }
 }
 
 /// A pending `wait_for_event`; `.await` it. Built by [`Context::wait_for_event`].
@@ -316,15 +336,15 @@ impl<E: Event> IntoFuture for WaitForEvent<E> {
             let (reply, mut answer) = oneshot::channel();
             // The driver publishes the prompt only if the event is not already there: a step
             // that runs again after a crash does not ask a question that was answered.
-            let registered = run.inbox.send(Msg::Wait(Box::new(WaitRequest {
+            let registered = run.wait(WaitRequest {
                 waiter,
                 invocation: self.ctx.invocation,
                 event_type: EventType::of::<E>(),
                 requirements: self.requirements,
                 prompt: self.prompt,
                 reply,
-            })));
-            if registered.is_err() {
+            });
+            if !registered {
                 return Err(WaitError::RunEnded { event: E::NAME });
             }
             let event = match self.timeout {
@@ -338,7 +358,7 @@ impl<E: Event> IntoFuture for WaitForEvent<E> {
                         match answer.try_recv() {
                             Ok(event) => Ok(event),
                             Err(_) => {
-                                let _ = run.inbox.send(Msg::Tick(Tick::WaitEnded { waiter }));
+                                run.end_wait(waiter);
                                 return Err(WaitError::TimedOut {
                                     event: E::NAME,
                                     timeout,

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventRole;
-use crate::workflow::WorkflowSpec;
+use crate::workflow::{Workflow, WorkflowSpec};
 
 /// A node of a workflow graph: a step or an event type, by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,6 +125,15 @@ pub struct WorkflowGraph {
     pub nodes: Vec<Node>,
     /// Event -> step for what steps accept, step -> event for what they emit.
     pub edges: Vec<Edge>,
+}
+
+// Drawing is this module's concern, so `Workflow::graph` is defined here: the workflow module
+// does not know how it is drawn (and does not import this one, which reads its spec).
+impl Workflow {
+    /// The workflow as a graph of steps and events, for drawing.
+    pub fn graph(&self) -> WorkflowGraph {
+        WorkflowGraph::of(&self.spec)
+    }
 }
 
 impl WorkflowGraph {

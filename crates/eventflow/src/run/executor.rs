@@ -15,12 +15,14 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use crate::context::Context;
+use crate::context::{Context, WaitRequest};
 use crate::error::WorkflowError;
 use crate::event::{AnyEvent, EventJson};
 use crate::run::end::RunEnd;
+use crate::run::message::Msg;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
-use crate::run::{Msg, RunShared, RunSnapshot, WaitRequest};
+use crate::run::shared::RunShared;
+use crate::run::snapshot::RunSnapshot;
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 

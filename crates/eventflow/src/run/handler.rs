@@ -1,17 +1,27 @@
 //! The handler of a run: its result, its event streams, events in, cancel and snapshot.
+//!
+//! `EventStream` is here rather than beside the log it reads (`stream.rs`) because a reader
+//! keeps the run's shared part alive, and that part holds the log: the log stays a primitive
+//! that knows nothing of runs.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use futures::Stream;
+use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::error::{SendEventError, WorkflowError};
+use crate::context::{RunAccess, SendEventError};
+use crate::error::WorkflowError;
 use crate::event::{AnyEvent, Event, StopEvent};
 use crate::graph::RunPath;
-use crate::run::{EventStream, Msg, RunShared, RunSnapshot};
+use crate::run::message::Msg;
+use crate::run::shared::RunShared;
+use crate::run::snapshot::RunSnapshot;
 
 /// The result of a run that finished with a stop event.
 #[derive(Clone, Debug)]
@@ -183,5 +193,61 @@ impl std::fmt::Debug for WorkflowHandler {
             .field("run_id", &self.run_id())
             .field("workflow", &self.workflow_name())
             .finish()
+    }
+}
+
+/// Where a reader is.
+struct Cursor {
+    run: Arc<RunShared>,
+    next: usize,
+    buffer: VecDeque<AnyEvent>,
+}
+
+/// A stream of the events a run publishes, from its first event to its terminal one.
+///
+/// Each reader gets every event, in order, whenever it subscribed; the last item is the run's
+/// terminal event (its stop event, or the event of a failure, timeout or cancellation), after
+/// which the stream ends.
+pub struct EventStream {
+    inner: BoxStream<'static, AnyEvent>,
+}
+
+impl EventStream {
+    pub(crate) fn follow(run: Arc<RunShared>) -> Self {
+        let cursor = Cursor {
+            run,
+            next: 0,
+            buffer: VecDeque::new(),
+        };
+        let inner = futures::stream::unfold(cursor, |mut cursor| async move {
+            if cursor.buffer.is_empty() {
+                let Cursor { run, next, buffer } = &mut cursor;
+                if !run.stream.read_after(next, buffer).await {
+                    return None;
+                }
+            }
+            let event = cursor
+                .buffer
+                .pop_front()
+                .expect("read_after filled the buffer");
+            Some((event, cursor))
+        });
+        EventStream {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl Stream for EventStream {
+    type Item = AnyEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<AnyEvent>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
     }
 }

@@ -1,5 +1,10 @@
 //! The in-memory loop: one task per run feeds the run's messages to the reducer and carries out
 //! its commands at once, until the run ends. Nothing is recorded, so nothing is paid for it.
+//!
+//! The public ways into it are here too: `Workflow::run` and `Workflow::resume`, and a step's
+//! `Context::run_child`. They are inherent methods of types defined lower down (`workflow`,
+//! `context`), written where they are implemented so that those modules need not import this
+//! one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -7,15 +12,99 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use crate::context::{Context, StateStore};
 use crate::error::WorkflowError;
+use crate::replay::ReplayError;
 use crate::run::end::RunEnd;
 use crate::run::executor::Executor;
-use crate::run::handler::RunOutput;
+use crate::run::handler::{RunOutput, WorkflowHandler};
+use crate::run::message::Msg;
 use crate::run::reducer::{RunState, Tick};
-use crate::run::{Msg, RunShared};
+use crate::run::shared::{RunShared, new_run, start_tick};
+use crate::run::snapshot::RunSnapshot;
+use crate::workflow::{StartInput, Workflow};
+
+impl Workflow {
+    /// Starts a run and returns its handler at once; the run proceeds in the background.
+    ///
+    /// `start` is the start event: a JSON object of keyword arguments for `StartEvent`, a
+    /// `StartEvent`, or the workflow's own typed start event.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn run(&self, start: impl StartInput) -> WorkflowHandler {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let seed = fastrand::u64(..);
+        let shared = new_run(self, run_id, StateStore::default(), Vec::new());
+        let initial = match start_tick(self, start.into_start_event()) {
+            Ok(tick) => Initial::Tick(tick),
+            Err(error) => Initial::Fail(error),
+        };
+        let state = RunState::new(&self.spec, seed);
+        let (handler, result) = WorkflowHandler::new(shared.clone());
+        spawn(shared, state, result, initial);
+        handler
+    }
+
+    /// Resumes a run from a snapshot taken with `WorkflowHandler::snapshot`, in this process or
+    /// another. Steps that were running when the snapshot was taken run again.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, WorkflowError> {
+        let parts = snapshot.into_parts(self)?;
+        let spec = &self.spec;
+        let invalid = |error: ReplayError| WorkflowError::InvalidSnapshot(error.to_string());
+        let mut state = RunState::restore(spec, parts.reducer).map_err(invalid)?;
+        state.recover();
+        let store = StateStore::restore(
+            parts.state,
+            |name| spec.step_index(name),
+            |name| spec.event_by_name(name),
+        )
+        .map_err(invalid)?;
+        let history = parts
+            .stream
+            .into_iter()
+            .map(|json| spec.decode_published(json))
+            .collect();
+        let shared = new_run(self, parts.run_id, store, history);
+        let (handler, result) = WorkflowHandler::new(shared.clone());
+        spawn(shared, state, result, Initial::Resume);
+        Ok(handler)
+    }
+}
+
+impl Context {
+    /// Starts a run of another workflow as a child of this run: cancelling or finishing this
+    /// run cancels the child.
+    pub fn run_child(&self, workflow: &Workflow, start: impl StartInput) -> WorkflowHandler {
+        let child = workflow.run(start);
+        self.run.adopt(child.shared());
+        child
+    }
+
+    /// Forwards every event the child publishes (but its terminal event) into this run's
+    /// stream, in order, until the child finishes.
+    pub fn forward_stream(&self, child: &WorkflowHandler) {
+        let mut events = child.stream_events();
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some(event) = events.next().await {
+                if event.is_terminal() {
+                    break;
+                }
+                ctx.write_any_to_stream(event);
+            }
+        });
+    }
+}
 
 /// How a run begins.
-pub(crate) enum Initial {
+enum Initial {
     /// With a tick (the start event).
     Tick(Tick),
     /// With a restored state whose pending invocations are to be started.
@@ -27,12 +116,7 @@ pub(crate) enum Initial {
 type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
 
 /// Runs `shared` in a task of its own; its result goes to `result`.
-pub(crate) fn spawn(
-    shared: Arc<RunShared>,
-    state: RunState,
-    result: ResultSender,
-    initial: Initial,
-) {
+fn spawn(shared: Arc<RunShared>, state: RunState, result: ResultSender, initial: Initial) {
     let span = tracing::info_span!(
         "workflow_run",
         workflow = %shared.workflow.name(),

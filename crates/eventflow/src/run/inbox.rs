@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::PoisonError;
 
-use super::Msg;
+use super::message::Msg;
 use super::sync::{Mutex, MutexGuard, Notify};
 
 pub(crate) struct Inbox {

@@ -1,16 +1,10 @@
 //! The run's event stream: an append-only log that any number of readers follow from the start.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
-use std::task::{Context as TaskContext, Poll};
-
-use futures::Stream;
-use futures::stream::BoxStream;
+use std::sync::PoisonError;
 
 use super::sync::{Mutex, MutexGuard, Notify};
 use crate::event::AnyEvent;
-use crate::run::RunShared;
 
 struct Log {
     events: Vec<AnyEvent>,
@@ -124,62 +118,6 @@ impl StreamLog {
             }
             notified.await;
         }
-    }
-}
-
-/// Where a reader is.
-struct Cursor {
-    run: Arc<RunShared>,
-    next: usize,
-    buffer: VecDeque<AnyEvent>,
-}
-
-/// A stream of the events a run publishes, from its first event to its terminal one.
-///
-/// Each reader gets every event, in order, whenever it subscribed; the last item is the run's
-/// terminal event (its stop event, or the event of a failure, timeout or cancellation), after
-/// which the stream ends.
-pub struct EventStream {
-    inner: BoxStream<'static, AnyEvent>,
-}
-
-impl EventStream {
-    pub(crate) fn follow(run: Arc<RunShared>) -> Self {
-        let cursor = Cursor {
-            run,
-            next: 0,
-            buffer: VecDeque::new(),
-        };
-        let inner = futures::stream::unfold(cursor, |mut cursor| async move {
-            if cursor.buffer.is_empty() {
-                let Cursor { run, next, buffer } = &mut cursor;
-                if !run.stream.read_after(next, buffer).await {
-                    return None;
-                }
-            }
-            let event = cursor
-                .buffer
-                .pop_front()
-                .expect("read_after filled the buffer");
-            Some((event, cursor))
-        });
-        EventStream {
-            inner: Box::pin(inner),
-        }
-    }
-}
-
-impl Stream for EventStream {
-    type Item = AnyEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<AnyEvent>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-impl std::fmt::Debug for EventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream").finish_non_exhaustive()
     }
 }
 

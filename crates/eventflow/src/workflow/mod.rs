@@ -2,8 +2,6 @@
 
 mod validate;
 
-pub use validate::{ValidationErrors, ValidationProblem};
-
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -13,11 +11,9 @@ use std::time::Duration;
 use fnv::FnvHasher;
 use serde_json::{Map, Value};
 
-use crate::error::WorkflowError;
+use crate::error::{ValidationErrors, WorkflowError};
 use crate::event::{AnyEvent, Event, EventJson, EventRole, EventType, StartEvent};
-use crate::graph::WorkflowGraph;
 use crate::replay::ReplayError;
-use crate::run::{RunSnapshot, WorkflowHandler};
 use crate::step::{Step, StepFn};
 
 /// A type whose `#[step]` methods make a workflow; implemented by `#[workflow]`.
@@ -361,33 +357,6 @@ impl Workflow {
     /// The event type named `name` among [`known_event_types`](Self::known_event_types).
     pub fn event_type(&self, name: &str) -> Option<EventType> {
         self.spec.event_by_name(name)
-    }
-
-    /// The workflow as a graph of steps and events, for drawing.
-    pub fn graph(&self) -> WorkflowGraph {
-        WorkflowGraph::of(&self.spec)
-    }
-
-    /// Starts a run and returns its handler at once; the run proceeds in the background.
-    ///
-    /// `start` is the start event: a JSON object of keyword arguments for `StartEvent`, a
-    /// `StartEvent`, or the workflow's own typed start event.
-    ///
-    /// # Panics
-    ///
-    /// When called outside a Tokio runtime.
-    pub fn run(&self, start: impl StartInput) -> WorkflowHandler {
-        crate::run::start(self, start.into_start_event())
-    }
-
-    /// Resumes a run from a snapshot taken with `WorkflowHandler::snapshot`, in this process or
-    /// another. Steps that were running when the snapshot was taken run again.
-    ///
-    /// # Panics
-    ///
-    /// When called outside a Tokio runtime.
-    pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, WorkflowError> {
-        crate::run::resume(self, snapshot)
     }
 }
 
