@@ -17,9 +17,10 @@ use syn::visit::Visit;
 use syn::{Attribute, Item, Meta, Token, UseTree, Visibility};
 
 /// The engine's layers, lowest first. A module may refer only to modules of lower layers (not
-/// to its own layer's other modules). `run` is split into its files, because its reducer,
-/// executor and in-memory loop are layers of their own; `run` alone names its `mod.rs`, which
-/// only declares and re-exports (uses through a re-export count for the defining file).
+/// to its own layer's other modules). `run` and `durable` are split into their files, because
+/// the reducer, the executor, the loops, the worker and the engine's handle are layers of their
+/// own; `run` and `durable` alone name their `mod.rs`, which only declare and re-export (uses
+/// through a re-export count for the defining file).
 const LAYERS: &[&[&str]] = &[
     // Leaves: events and their JSON form; the typed errors of reading recorded runs.
     &["event", "replay"],
@@ -41,12 +42,30 @@ const LAYERS: &[&[&str]] = &[
     &["run::handler"],
     &["run::end"],
     &["run::executor"],
-    // The two loops over the executor, and the facade that re-exports `run`'s files.
-    &["run::in_memory", "durable", "run"],
+    // The in-memory loop over the executor; the durable side's leaves (its errors, the commit
+    // hook's types, journal entries, readers' wake-ups).
+    &[
+        "run::in_memory",
+        "durable::error",
+        "durable::hook",
+        "durable::journal",
+        "durable::watch",
+    ],
+    // Run ids from outside; the journal writer and rebuild.
+    &["durable::run_id", "durable::runner"],
+    // The durable loop over the executor (journal -> apply -> commit -> execute).
+    &["durable::run_loop"],
+    // The worker: claims, heartbeats, driving claimed runs.
+    &["durable::worker"],
+    // The engine's handle, then what builds it and the server's queries on it.
+    &["durable::engine"],
+    &["durable::builder", "durable::queries"],
+    // The facades that only declare and re-export their files.
+    &["durable", "run"],
 ];
 
 /// Top-level modules whose files are layered one by one.
-const SPLIT: &[&str] = &["run"];
+const SPLIT: &[&str] = &["run", "durable"];
 
 /// A reference from one module to another, with where it was seen.
 #[derive(Clone, Debug)]

@@ -8,52 +8,10 @@ use tokio::sync::watch;
 
 use super::engine::Engine;
 use super::error::EngineError;
-use super::worker::{Inner, background, lock, workflow_key};
-use crate::store::{RunStatus, Store, WorkflowKey};
+use super::hook::CommitInfo;
+use super::worker::{EngineOptions, Inner, background, lock, workflow_key};
+use crate::store::{Store, WorkflowKey};
 use crate::workflow::Workflow;
-
-/// Options of an [`Engine`]; set them through [`EngineBuilder`].
-#[derive(Clone)]
-pub(super) struct EngineOptions {
-    pub(super) worker_id: String,
-    pub(super) lease_ttl: Duration,
-    pub(super) poll_interval: Duration,
-    pub(super) max_recoveries: u32,
-    pub(super) snapshot_every: u64,
-    pub(super) claim_batch: usize,
-    pub(super) on_commit: Option<Arc<CommitHook>>,
-    pub(super) drive_runs: bool,
-}
-
-/// A function called after each commit of a run reaches the store; see
-/// [`EngineBuilder::on_commit`].
-pub type CommitHook = dyn Fn(&CommitInfo) + Send + Sync;
-
-/// What a commit held, for [`EngineBuilder::on_commit`].
-#[derive(Clone, Debug)]
-pub struct CommitInfo {
-    /// The run.
-    pub run_id: String,
-    /// The run's workflow.
-    pub workflow: String,
-    /// The step completions the commit recorded, in journal order.
-    pub completed: Vec<CompletedStep>,
-    /// How the run finished, when the commit finished it.
-    pub finished: Option<RunStatus>,
-}
-
-/// A step completion recorded by a commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompletedStep {
-    /// The step's name.
-    pub step: String,
-    /// The attempt that completed (1 for the first).
-    pub attempt: u32,
-    /// How long the attempt ran.
-    pub duration: Duration,
-    /// Whether the attempt failed (it may be retried).
-    pub failed: bool,
-}
 
 /// Builds an [`Engine`]: a store, the workflows this worker serves, and its timings.
 pub struct EngineBuilder {
@@ -139,7 +97,7 @@ impl EngineBuilder {
             keys,
             options: self.options,
             active: Mutex::new(HashMap::new()),
-            watchers: Mutex::new(HashMap::new()),
+            watchers: Default::default(),
             stop,
             stopping,
             background: Mutex::new(None),
@@ -147,15 +105,6 @@ impl EngineBuilder {
         let task = tokio::spawn(background(Arc::downgrade(&inner)));
         *lock(&inner.background) = Some(task);
         Ok(Engine { inner })
-    }
-}
-
-impl std::fmt::Debug for EngineOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineOptions")
-            .field("worker_id", &self.worker_id)
-            .field("lease_ttl", &self.lease_ttl)
-            .finish_non_exhaustive()
     }
 }
 
@@ -174,5 +123,25 @@ impl<S: Store> IntoStore for S {
 impl IntoStore for Arc<dyn Store> {
     fn into_store(self) -> Arc<dyn Store> {
         self
+    }
+}
+
+impl Engine {
+    /// An engine over `store`: add workflows, then [`EngineBuilder::start`].
+    pub fn builder(store: impl IntoStore) -> EngineBuilder {
+        EngineBuilder {
+            store: store.into_store(),
+            workflows: Vec::new(),
+            options: EngineOptions {
+                worker_id: uuid::Uuid::new_v4().to_string(),
+                lease_ttl: Duration::from_secs(10),
+                poll_interval: Duration::from_millis(500),
+                max_recoveries: 3,
+                snapshot_every: 1000,
+                claim_batch: 32,
+                on_commit: None,
+                drive_runs: true,
+            },
+        }
     }
 }

@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 
-use super::builder::{EngineBuilder, EngineOptions, IntoStore};
 use super::error::EngineError;
 use super::journal::Entry;
 use super::run_id::check_run_id;
 use super::runner::{DurableRun, seed_of};
-use super::watch::Watching;
 use super::worker::{Inner, lock, workflow_key};
 use crate::context::StateStore;
 use crate::event::{AnyEvent, Event, EventJson};
@@ -18,7 +16,7 @@ use crate::run::{RunState, Tick, new_run, start_tick};
 use crate::store::{Claim, Created, Mail, NewRun, RunRecord, RunStatus, Sent, Store, StoreError};
 use crate::workflow::{StartInput, Workflow};
 
-/// One worker of durable runs; cheap to clone. See the [module docs](self).
+/// One worker of durable runs; cheap to clone. See the [module docs](crate::durable).
 #[derive(Clone)]
 pub struct Engine {
     pub(super) inner: Arc<Inner>,
@@ -65,24 +63,6 @@ pub struct Started {
 }
 
 impl Engine {
-    /// An engine over `store`: add workflows, then [`EngineBuilder::start`].
-    pub fn builder(store: impl IntoStore) -> EngineBuilder {
-        EngineBuilder {
-            store: store.into_store(),
-            workflows: Vec::new(),
-            options: EngineOptions {
-                worker_id: uuid::Uuid::new_v4().to_string(),
-                lease_ttl: Duration::from_secs(10),
-                poll_interval: Duration::from_millis(500),
-                max_recoveries: 3,
-                snapshot_every: 1000,
-                claim_batch: 32,
-                on_commit: None,
-                drive_runs: true,
-            },
-        }
-    }
-
     /// This worker's id.
     pub fn worker_id(&self) -> &str {
         &self.inner.options.worker_id
@@ -347,7 +327,7 @@ impl Engine {
         run_id: &str,
         timeout: Option<Duration>,
     ) -> Result<RunRecord, EngineError> {
-        let watching = Watching::new(&self.inner, run_id);
+        let watching = self.inner.watchers.watch(run_id);
         let waiting = async {
             loop {
                 let committed = watching.watch.ended.notified();
@@ -385,7 +365,7 @@ impl Engine {
     ) -> BoxStream<'static, Result<SequencedEvent, EngineError>> {
         let engine = self.clone();
         let run_id = run_id.to_owned();
-        let watching = Watching::new(&self.inner, &run_id);
+        let watching = self.inner.watchers.watch(&run_id);
         let stream = futures::stream::try_unfold(
             (engine, watching, after, Vec::new().into_iter(), false),
             |(engine, watching, mut after, mut buffer, mut done)| async move {

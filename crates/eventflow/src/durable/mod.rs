@@ -1,4 +1,4 @@
-//! Durable runs: journaled to a [`Store`], resumed after crashes, shared by a cluster of workers.
+//! Durable runs: journaled to a [`Store`](crate::store::Store), resumed after crashes, shared by a cluster of workers.
 //!
 //! An [`Engine`] is one worker. It serves a set of workflows: it starts runs (recorded in the
 //! store before `start` returns), claims runs that need a worker (new ones, ones released while
@@ -25,6 +25,7 @@
 mod builder;
 mod engine;
 mod error;
+mod hook;
 mod journal;
 mod queries;
 mod run_id;
@@ -33,7 +34,8 @@ mod runner;
 mod watch;
 mod worker;
 
-pub use builder::{CommitHook, CommitInfo, CompletedStep, EngineBuilder, IntoStore};
+pub use builder::{EngineBuilder, IntoStore};
 pub use engine::{Engine, SequencedEvent, StartOptions, Started};
 pub use error::EngineError;
+pub use hook::{CommitHook, CommitInfo, CompletedStep};
 pub use run_id::{MAX_RUN_ID_BYTES, check_run_id};

@@ -84,7 +84,7 @@ pub(crate) struct DurableSettings {
     pub(crate) inbox_poll: Duration,
     /// Becomes true when the engine shuts down: hand the run back.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
-    pub(crate) on_commit: Option<Arc<crate::durable::CommitHook>>,
+    pub(crate) on_commit: Option<Arc<super::hook::CommitHook>>,
 }
 
 /// The journaling state of one run held by this process.
@@ -109,7 +109,7 @@ pub(crate) struct DurableRun {
     snapshot_due: bool,
     pub(crate) inbox_due: bool,
     /// The step completions the pending commit records (for the commit hook).
-    completed: Vec<crate::durable::CompletedStep>,
+    completed: Vec<super::hook::CompletedStep>,
 }
 
 /// Why a durable driver stops holding its run without finishing it: another worker owns the
@@ -170,7 +170,7 @@ impl DurableRun {
                 if self.settings.on_commit.is_some()
                     && let Some((step, attempt)) = step_of
                 {
-                    self.completed.push(crate::durable::CompletedStep {
+                    self.completed.push(super::hook::CompletedStep {
                         step: spec.steps[step].name.clone(),
                         attempt,
                         duration: *elapsed,
@@ -299,7 +299,7 @@ impl DurableRun {
                 Ok(()) => {
                     self.exit.committed(&self.lease.run_id, finished.is_some());
                     if let Some(hook) = &self.settings.on_commit {
-                        hook(&crate::durable::CommitInfo {
+                        hook(&super::hook::CommitInfo {
                             run_id: self.lease.run_id.clone(),
                             workflow: self.workflow.clone(),
                             completed,

@@ -2,16 +2,39 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::builder::EngineOptions;
+use super::hook::CommitHook;
 use super::runner::{DurableRun, DurableSettings, RunExit, failed_end, rebuild, retry_transient};
-use super::watch::Watch;
+use super::watch::Watchers;
 use crate::run::new_run;
 use crate::store::{Claim, ClaimOptions, Lease, Store, WorkflowKey};
 use crate::workflow::Workflow;
+
+/// Options of a worker; set them through [`EngineBuilder`](super::EngineBuilder).
+#[derive(Clone)]
+pub(super) struct EngineOptions {
+    pub(super) worker_id: String,
+    pub(super) lease_ttl: Duration,
+    pub(super) poll_interval: Duration,
+    pub(super) max_recoveries: u32,
+    pub(super) snapshot_every: u64,
+    pub(super) claim_batch: usize,
+    pub(super) on_commit: Option<Arc<CommitHook>>,
+    pub(super) drive_runs: bool,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("worker_id", &self.worker_id)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
+}
 
 pub(super) struct Inner {
     pub(super) store: Arc<dyn Store>,
@@ -22,7 +45,7 @@ pub(super) struct Inner {
     pub(super) active: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
     /// Readers waiting on a run's events or result, woken by its commits here (other
     /// processes' commits are seen by polling).
-    pub(super) watchers: Mutex<HashMap<String, Arc<Watch>>>,
+    pub(super) watchers: Arc<Watchers>,
     pub(super) stop: watch::Sender<bool>,
     pub(super) stopping: watch::Receiver<bool>,
     pub(super) background: Mutex<Option<JoinHandle<()>>>,
@@ -134,14 +157,14 @@ impl RunExit for Inner {
             active.remove(&lease.run_id);
         }
         drop(active);
-        if let Some(watch) = lock(&self.watchers).get(&lease.run_id) {
+        if let Some(watch) = self.watchers.get(&lease.run_id) {
             watch.committed.notify_waiters();
             watch.ended.notify_waiters();
         }
     }
 
     fn committed(&self, run_id: &str, finished: bool) {
-        if let Some(watch) = lock(&self.watchers).get(run_id) {
+        if let Some(watch) = self.watchers.get(run_id) {
             watch.committed.notify_waiters();
             if finished {
                 watch.ended.notify_waiters();
