@@ -1,0 +1,505 @@
+//! The run loop as a pure reducer: `(RunState, Tick) -> (RunState, Vec<Command>)`.
+//!
+//! Ticks are the only inputs (a step finished, an event arrived, a timer fired, cancel) and
+//! commands the only outputs (start a step, deliver an event to a waiter, publish, finish). The
+//! reducer never awaits, never reads a clock and draws randomness only from its own seeded
+//! generator, so the same ticks always give the same commands: the tokio driver executes them,
+//! tests simulate them, and a durable driver can journal and replay them.
+//!
+//! State is updated in place; no tick copies the run's state, so a fan-out of N events costs
+//! O(N) overall.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::event::{AnyEvent, EventRole, EventType};
+use crate::step::StepError;
+use crate::workflow::WorkflowSpec;
+
+mod path;
+mod snapshot;
+
+use path::PathCounts;
+pub(crate) use snapshot::ReducerSnapshot;
+
+/// Identifies one invocation (one attempt) of a step within a run.
+pub(crate) type InvocationId = u64;
+
+/// An input of the reducer.
+pub(crate) enum Tick {
+    /// The run starts with its start event.
+    Start(AnyEvent),
+    /// An event sent by a step (`from` its invocation) or from outside (`from: None`),
+    /// broadcast or to one step.
+    Emit {
+        event: AnyEvent,
+        target: Option<usize>,
+        from: Option<InvocationId>,
+    },
+    /// A step invocation ended.
+    StepDone {
+        invocation: InvocationId,
+        outcome: Result<Vec<AnyEvent>, StepError>,
+        /// Whether the step's retry policy accepts this error. Decided where the error is
+        /// whole (a journaled error comes back as text), so a replay decides the same.
+        retryable: bool,
+        /// How long the invocation ran (for metrics; the reducer ignores it).
+        elapsed: Duration,
+    },
+    /// A step invocation began waiting for an event; `prompt` is published if it must wait.
+    Wait {
+        waiter: u64,
+        invocation: InvocationId,
+        event_type: EventType,
+        requirements: Vec<(String, Value)>,
+        prompt: Option<AnyEvent>,
+    },
+    /// A waiter gave up (timed out).
+    WaitEnded { waiter: u64 },
+    /// A retry's backoff elapsed.
+    RetryDue { timer: u64 },
+    /// The run's timeout expired.
+    TimedOut { timeout: Duration },
+    /// The run was cancelled.
+    Cancel,
+}
+
+/// An output of the reducer, for the driver to carry out.
+pub(crate) enum Command {
+    /// Run step `step` on `event`.
+    StartStep {
+        invocation: InvocationId,
+        step: usize,
+        event: AnyEvent,
+        attempt: u32,
+        /// Stable across retries and recoveries of the same queued event.
+        key: u64,
+    },
+    /// Feed `Tick::RetryDue { timer }` back after `delay`.
+    ScheduleRetry { timer: u64, delay: Duration },
+    /// Hand `event` to a waiting step.
+    Deliver { waiter: u64, event: AnyEvent },
+    /// Publish `event` on the run's stream.
+    Publish(AnyEvent),
+    /// The run is over: stop everything still running and report the outcome.
+    Finish(Outcome),
+}
+
+/// How a run ended.
+pub(crate) enum Outcome {
+    Stopped(AnyEvent),
+    Failed {
+        step: String,
+        attempts: u32,
+        error: StepError,
+    },
+    TimedOut {
+        timeout: Duration,
+        active_steps: Vec<String>,
+    },
+    Cancelled,
+    Stalled {
+        reason: String,
+    },
+}
+
+struct Pending {
+    event: AnyEvent,
+    attempt: u32,
+    key: u64,
+}
+
+struct InFlight {
+    step: usize,
+    /// Kept so a failed attempt can be retried and a recovery can re-queue it.
+    event: AnyEvent,
+    attempt: u32,
+    key: u64,
+    /// Events handed to this invocation's waits: a recovery runs it again from its top, so they
+    /// go back to be received again.
+    received: Vec<AnyEvent>,
+}
+
+struct Waiter {
+    id: u64,
+    invocation: InvocationId,
+    event_type: EventType,
+    requirements: Vec<(String, Value)>,
+}
+
+impl Waiter {
+    fn accepts(&self, event: &AnyEvent) -> bool {
+        if event.type_id() != self.event_type.type_id() {
+            return false;
+        }
+        if self.requirements.is_empty() {
+            return true;
+        }
+        let Ok(fields) = event.to_json() else {
+            return false;
+        };
+        self.requirements
+            .iter()
+            .all(|(key, value)| fields.get(key) == Some(value))
+    }
+}
+
+/// The scheduling state of one run.
+pub(crate) struct RunState {
+    finished: bool,
+    queues: Vec<VecDeque<Pending>>,
+    running: Vec<usize>,
+    in_flight: HashMap<InvocationId, InFlight>,
+    retrying: BTreeMap<u64, (usize, Pending)>,
+    waiters: Vec<Waiter>,
+    /// Events from outside that no step or waiter took yet; a later waiter may.
+    unclaimed: VecDeque<AnyEvent>,
+    next_id: u64,
+    rng: fastrand::Rng,
+    path: PathCounts,
+}
+
+impl RunState {
+    pub(crate) fn new(spec: &WorkflowSpec, seed: u64) -> Self {
+        let steps = spec.steps.len();
+        let events = spec.events.len();
+        RunState {
+            finished: false,
+            queues: (0..steps).map(|_| VecDeque::new()).collect(),
+            running: vec![0; steps],
+            in_flight: HashMap::new(),
+            retrying: BTreeMap::new(),
+            waiters: Vec::new(),
+            unclaimed: VecDeque::new(),
+            next_id: 1,
+            rng: fastrand::Rng::with_seed(seed),
+            path: PathCounts {
+                events,
+                emitted: vec![0; steps * events],
+                delivered: vec![0; steps * events],
+            },
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The step and attempt of an in-flight invocation.
+    pub(crate) fn step_of(&self, invocation: InvocationId) -> Option<(usize, u32)> {
+        self.in_flight.get(&invocation).map(|f| (f.step, f.attempt))
+    }
+
+    /// The number of step invocations running now.
+    #[cfg(test)]
+    pub(crate) fn running(&self, step: usize) -> usize {
+        self.running[step]
+    }
+
+    /// Applies one tick, appending the commands it gives to `out`.
+    pub(crate) fn apply(&mut self, spec: &WorkflowSpec, tick: Tick, out: &mut Vec<Command>) {
+        if self.finished {
+            return;
+        }
+        match tick {
+            Tick::Start(event) => self.route(spec, event, None, None, out),
+            Tick::Emit {
+                event,
+                target,
+                from,
+            } => {
+                let from_step = from.and_then(|id| self.in_flight.get(&id)).map(|f| f.step);
+                self.route(spec, event, target, from_step, out);
+            }
+            Tick::StepDone {
+                invocation,
+                outcome,
+                retryable,
+                ..
+            } => self.step_done(spec, invocation, outcome, retryable, out),
+            Tick::Wait {
+                waiter,
+                invocation,
+                event_type,
+                requirements,
+                prompt,
+            } => {
+                if !self.in_flight.contains_key(&invocation) {
+                    return;
+                }
+                let waiter = Waiter {
+                    id: waiter,
+                    invocation,
+                    event_type,
+                    requirements,
+                };
+                match self
+                    .unclaimed
+                    .iter()
+                    .position(|event| waiter.accepts(event))
+                {
+                    Some(index) => {
+                        let event = self.unclaimed.remove(index).expect("index is in range");
+                        self.deliver(waiter.id, invocation, event, out);
+                    }
+                    None => {
+                        self.waiters.push(waiter);
+                        if let Some(prompt) = prompt {
+                            out.push(Command::Publish(prompt));
+                        }
+                    }
+                }
+            }
+            Tick::WaitEnded { waiter } => self.waiters.retain(|w| w.id != waiter),
+            Tick::RetryDue { timer } => {
+                if let Some((step, pending)) = self.retrying.remove(&timer) {
+                    self.queues[step].push_front(pending);
+                    self.schedule(spec, step, out);
+                }
+            }
+            Tick::TimedOut { timeout } => {
+                let mut active_steps: Vec<String> = self
+                    .in_flight
+                    .values()
+                    .map(|f| f.step)
+                    .chain(self.retrying.values().map(|(step, _)| *step))
+                    .map(|step| spec.steps[step].name.clone())
+                    .collect();
+                active_steps.sort();
+                active_steps.dedup();
+                self.finish(
+                    Outcome::TimedOut {
+                        timeout,
+                        active_steps,
+                    },
+                    out,
+                );
+            }
+            Tick::Cancel => self.finish(Outcome::Cancelled, out),
+        }
+        self.check_stalled(spec, out);
+    }
+
+    /// Queues an event for every step that accepts it (or the one targeted), unless a waiter
+    /// takes it first; a stop event ends the run.
+    fn route(
+        &mut self,
+        spec: &WorkflowSpec,
+        event: AnyEvent,
+        target: Option<usize>,
+        from_step: Option<usize>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.finished {
+            return;
+        }
+        let event_index = spec.event_index(event.type_id());
+        if let (Some(step), Some(index)) = (from_step, event_index) {
+            self.path.emitted[step * self.path.events + index] += 1;
+        }
+        if event.role() == EventRole::Stop {
+            self.finish(Outcome::Stopped(event), out);
+            return;
+        }
+        if target.is_none()
+            && let Some(position) = self.waiters.iter().position(|w| w.accepts(&event))
+        {
+            let waiter = self.waiters.remove(position);
+            self.deliver(waiter.id, waiter.invocation, event, out);
+            return;
+        }
+        let outbound = event.role() == EventRole::Outbound;
+        if outbound {
+            out.push(Command::Publish(event.clone()));
+        }
+        let consumers = match &target {
+            Some(step) => std::slice::from_ref(step),
+            None => match event_index {
+                Some(index) => spec.consumers[index].as_slice(),
+                None => &[],
+            },
+        };
+        if consumers.is_empty() {
+            if !outbound {
+                self.unclaimed.push_back(event);
+            }
+            return;
+        }
+        let (last, rest) = consumers.split_last().expect("not empty");
+        for &step in rest {
+            self.enqueue(spec, step, event.clone(), event_index, out);
+        }
+        self.enqueue(spec, *last, event, event_index, out);
+    }
+
+    fn deliver(
+        &mut self,
+        waiter: u64,
+        invocation: InvocationId,
+        event: AnyEvent,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some(in_flight) = self.in_flight.get_mut(&invocation) {
+            in_flight.received.push(event.clone());
+        }
+        out.push(Command::Deliver { waiter, event });
+    }
+
+    fn enqueue(
+        &mut self,
+        spec: &WorkflowSpec,
+        step: usize,
+        event: AnyEvent,
+        event_index: Option<usize>,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some(index) = event_index {
+            self.path.delivered[step * self.path.events + index] += 1;
+        }
+        let key = self.next_id();
+        self.queues[step].push_back(Pending {
+            event,
+            attempt: 1,
+            key,
+        });
+        self.schedule(spec, step, out);
+    }
+
+    /// Starts queued invocations of `step` while it has free workers.
+    fn schedule(&mut self, spec: &WorkflowSpec, step: usize, out: &mut Vec<Command>) {
+        let workers = spec.steps[step].num_workers;
+        while self.running[step] < workers {
+            let Some(pending) = self.queues[step].pop_front() else {
+                break;
+            };
+            let invocation = self.next_id();
+            self.running[step] += 1;
+            self.in_flight.insert(
+                invocation,
+                InFlight {
+                    step,
+                    event: pending.event.clone(),
+                    attempt: pending.attempt,
+                    key: pending.key,
+                    received: Vec::new(),
+                },
+            );
+            out.push(Command::StartStep {
+                invocation,
+                step,
+                event: pending.event,
+                attempt: pending.attempt,
+                key: pending.key,
+            });
+        }
+    }
+
+    fn step_done(
+        &mut self,
+        spec: &WorkflowSpec,
+        invocation: InvocationId,
+        outcome: Result<Vec<AnyEvent>, StepError>,
+        retryable: bool,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(done) = self.in_flight.remove(&invocation) else {
+            return;
+        };
+        self.running[done.step] -= 1;
+        if !self.waiters.is_empty() {
+            self.waiters.retain(|w| w.invocation != invocation);
+        }
+        match outcome {
+            Ok(events) => {
+                for event in events {
+                    self.route(spec, event, None, Some(done.step), out);
+                    if self.finished {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                let step = &spec.steps[done.step];
+                match step
+                    .retry
+                    .delay_after(done.attempt, retryable, &mut self.rng)
+                {
+                    None => {
+                        let outcome = Outcome::Failed {
+                            step: step.name.clone(),
+                            attempts: done.attempt,
+                            error,
+                        };
+                        self.finish(outcome, out);
+                        return;
+                    }
+                    Some(delay) => {
+                        let retry = Pending {
+                            event: done.event,
+                            attempt: done.attempt + 1,
+                            key: done.key,
+                        };
+                        if delay.is_zero() {
+                            self.queues[done.step].push_front(retry);
+                        } else {
+                            let timer = self.next_id();
+                            self.retrying.insert(timer, (done.step, retry));
+                            out.push(Command::ScheduleRetry { timer, delay });
+                        }
+                    }
+                }
+            }
+        }
+        self.schedule(spec, done.step, out);
+    }
+
+    /// Fails the run when it can never make progress again.
+    fn check_stalled(&mut self, spec: &WorkflowSpec, out: &mut Vec<Command>) {
+        if self.finished
+            || !self.in_flight.is_empty()
+            || !self.retrying.is_empty()
+            || spec.accepts_external
+            || self.queues.iter().any(|q| !q.is_empty())
+        {
+            return;
+        }
+        let mut reason = String::from(
+            "no step is running or queued, no retry is pending, and no step accepts events from outside",
+        );
+        if !self.unclaimed.is_empty() {
+            let names: Vec<&str> = self.unclaimed.iter().map(AnyEvent::name).collect();
+            reason.push_str(&format!("; events no step took: {}", names.join(", ")));
+        }
+        self.finish(Outcome::Stalled { reason }, out);
+    }
+
+    fn finish(&mut self, outcome: Outcome, out: &mut Vec<Command>) {
+        self.finished = true;
+        self.queues.iter_mut().for_each(VecDeque::clear);
+        self.retrying.clear();
+        self.waiters.clear();
+        out.push(Command::Finish(outcome));
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Whether the run can only move on when an event arrives from outside or a retry timer
+    /// fires: nothing queued, and every running invocation is blocked in `wait_for_event`.
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.finished
+            && self.queues.iter().all(VecDeque::is_empty)
+            && self
+                .in_flight
+                .keys()
+                .all(|id| self.waiters.iter().any(|w| w.invocation == *id))
+    }
+}
+
+#[cfg(test)]
+mod simulation;
