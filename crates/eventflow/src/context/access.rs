@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{SendEventError, StateStore};
+use super::{ContextState, SendEventError};
 use crate::event::{AnyEvent, EventType};
 
 /// A run as its steps' contexts see it.
@@ -23,7 +23,7 @@ pub(crate) trait RunAccess: Send + Sync + 'static {
     fn step_name(&self, step: usize) -> &str;
 
     /// The run's live context state.
-    fn state(&self) -> &StateStore;
+    fn state(&self) -> &ContextState;
 
     /// Checks `event` against the workflow's steps (`target`, if given, must accept it) and
     /// hands it to the run; `from` is the sending invocation, `None` from outside.

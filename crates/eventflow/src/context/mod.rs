@@ -6,7 +6,7 @@ mod state;
 pub(crate) use access::{RunAccess, WaitRequest};
 pub use state::StateError;
 use state::Touch;
-pub(crate) use state::{StateSnapshot, StateStore, StateWrites};
+pub(crate) use state::{ContextState, StateSnapshot, StateWrites};
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;

@@ -130,7 +130,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The state one run's steps share.
 #[derive(Default)]
-pub(crate) struct StateStore {
+pub(crate) struct ContextState {
     kv: Mutex<HashMap<String, Value>>,
     typed: Mutex<Option<TypedState>>,
     collect: Mutex<HashMap<(usize, u64), CollectBuffer>>,
@@ -190,7 +190,7 @@ impl StateWrites {
     }
 }
 
-impl StateStore {
+impl ContextState {
     /// A store that records what each invocation writes (for durable runs).
     pub(crate) fn tracking_writes(mut self) -> Self {
         self.touched = Some(Mutex::new(HashMap::new()));
@@ -453,7 +453,7 @@ impl StateStore {
         step_index: impl Fn(&str) -> Option<usize>,
         event_type: impl Fn(&str) -> Option<EventType>,
     ) -> Result<Self, ReplayError> {
-        let store = StateStore::default();
+        let store = ContextState::default();
         *lock(&store.kv) = snapshot.kv.into_iter().collect();
         *lock(&store.typed) = snapshot.typed.map(TypedState::Json);
         store.restore_collect(snapshot.collect, step_index, event_type)?;

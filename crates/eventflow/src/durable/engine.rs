@@ -10,7 +10,7 @@ use super::journal::Entry;
 use super::run_id::check_run_id;
 use super::runner::{DurableRun, seed_of};
 use super::worker::{Inner, lock, workflow_key};
-use crate::context::StateStore;
+use crate::context::ContextState;
 use crate::event::{AnyEvent, Event, EventJson};
 use crate::run::{RunState, Tick, new_run, start_tick};
 use crate::store::{Claim, Created, Mail, NewRun, RunRecord, RunStatus, Sent, Store, StoreError};
@@ -153,7 +153,7 @@ impl Engine {
                     let shared = new_run(
                         workflow,
                         run_id.clone(),
-                        StateStore::default().tracking_writes(),
+                        ContextState::default().tracking_writes(),
                         Vec::new(),
                     );
                     let state = RunState::new(&workflow.spec, seed_of(&run_id));

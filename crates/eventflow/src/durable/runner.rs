@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::context::{StateSnapshot, StateStore, StateWrites};
+use crate::context::{ContextState, StateSnapshot, StateWrites};
 use crate::durable::journal::Entry;
 use crate::event::{AnyEvent, EventJson};
 use crate::replay::{FormatError, ReplayError, check_format};
@@ -99,7 +99,7 @@ pub(crate) struct DurableRun {
     workflow: String,
     /// The state as completed steps left it: what a replay of the journal gives, and what
     /// snapshots record (the live state also holds writes of steps still running).
-    committed: StateStore,
+    committed: ContextState,
     journal_seq: u64,
     persisted_events: usize,
     since_snapshot: u64,
@@ -140,7 +140,7 @@ impl DurableRun {
             signal,
             exit,
             workflow: workflow.to_owned(),
-            committed: StateStore::default(),
+            committed: ContextState::default(),
             journal_seq: 1,
             persisted_events: 0,
             since_snapshot: 1,
@@ -156,7 +156,7 @@ impl DurableRun {
     pub(crate) fn record(
         &mut self,
         spec: &WorkflowSpec,
-        live: &StateStore,
+        live: &ContextState,
         tick: &Tick,
         step_of: Option<(usize, u32)>,
     ) -> Result<(), RecordError> {
@@ -214,7 +214,7 @@ impl DurableRun {
     pub(crate) async fn read_inbox(
         &mut self,
         spec: &WorkflowSpec,
-        live: &StateStore,
+        live: &ContextState,
     ) -> Result<Vec<Tick>, StoreError> {
         self.inbox_due = false;
         let messages = retry_transient(|| self.store.inbox(&self.lease)).await?;
@@ -374,7 +374,7 @@ pub(crate) fn seed_of(run_id: &str) -> u64 {
 /// A run rebuilt from the store: its reducer state after the journal, recovered, ready to resume.
 pub(crate) struct Rebuilt {
     pub(crate) state: RunState,
-    pub(crate) live: StateStore,
+    pub(crate) live: ContextState,
     pub(crate) history: Vec<AnyEvent>,
     pub(crate) durable: DurableRun,
 }
@@ -392,14 +392,14 @@ pub(crate) fn rebuild(
         Some((seq, json)) => {
             let snapshot = DurableSnapshot::from_json(json)?;
             let state = RunState::restore(spec, snapshot.reducer)?;
-            let live = StateStore::restore(snapshot.state.clone(), step_index, event_type)?;
-            let committed = StateStore::restore(snapshot.state, step_index, event_type)?;
+            let live = ContextState::restore(snapshot.state.clone(), step_index, event_type)?;
+            let committed = ContextState::restore(snapshot.state, step_index, event_type)?;
             (state, live, committed, seq)
         }
         None => (
             RunState::new(spec, seed_of(&durable.lease.run_id)),
-            StateStore::default(),
-            StateStore::default(),
+            ContextState::default(),
+            ContextState::default(),
             0,
         ),
     };

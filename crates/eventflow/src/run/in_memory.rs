@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::context::{Context, StateStore};
+use crate::context::{Context, ContextState};
 use crate::error::WorkflowError;
 use crate::replay::ReplayError;
 use crate::run::end::RunEnd;
@@ -36,7 +36,7 @@ impl Workflow {
     pub fn run(&self, start: impl StartInput) -> WorkflowHandler {
         let run_id = uuid::Uuid::new_v4().to_string();
         let seed = fastrand::u64(..);
-        let shared = new_run(self, run_id, StateStore::default(), Vec::new());
+        let shared = new_run(self, run_id, ContextState::default(), Vec::new());
         let initial = match start_tick(self, start.into_start_event()) {
             Ok(tick) => Initial::Tick(tick),
             Err(error) => Initial::Fail(error),
@@ -59,7 +59,7 @@ impl Workflow {
         let invalid = |error: ReplayError| WorkflowError::InvalidSnapshot(error.to_string());
         let mut state = RunState::restore(spec, parts.reducer).map_err(invalid)?;
         state.recover();
-        let store = StateStore::restore(
+        let store = ContextState::restore(
             parts.state,
             |name| spec.step_index(name),
             |name| spec.event_by_name(name),

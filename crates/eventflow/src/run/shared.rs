@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::context::{RunAccess, SendEventError, StateStore, WaitRequest, may_lack_consumer};
+use crate::context::{ContextState, RunAccess, SendEventError, WaitRequest, may_lack_consumer};
 use crate::error::WorkflowError;
 use crate::event::AnyEvent;
 use crate::run::inbox::Inbox;
@@ -17,7 +17,7 @@ pub(crate) struct RunShared {
     pub(crate) run_id: String,
     pub(crate) workflow: Workflow,
     pub(crate) inbox: Inbox,
-    pub(crate) state: StateStore,
+    pub(crate) state: ContextState,
     pub(crate) stream: StreamLog,
     children: Mutex<Vec<Arc<dyn RunAccess>>>,
     next_waiter: AtomicU64,
@@ -36,7 +36,7 @@ impl RunShared {
 pub(crate) fn new_run(
     workflow: &Workflow,
     run_id: String,
-    state: StateStore,
+    state: ContextState,
     history: Vec<AnyEvent>,
 ) -> Arc<RunShared> {
     Arc::new(RunShared {
@@ -77,7 +77,7 @@ impl RunAccess for RunShared {
         &self.workflow.spec.steps[step].name
     }
 
-    fn state(&self) -> &StateStore {
+    fn state(&self) -> &ContextState {
         &self.state
     }
 

@@ -18,7 +18,7 @@ use super::harness::{
     workflow,
 };
 use super::{Entry, FormatError};
-use crate::context::StateStore;
+use crate::context::ContextState;
 use crate::durable::runner::seed_of;
 use crate::event::EventJson;
 use crate::run::reducer::RunState;
@@ -117,7 +117,7 @@ fn replay(journal: &[(u64, Value)]) -> Result<Replayed, String> {
     let workflow = workflow();
     let spec = &*workflow.spec;
     let mut state = RunState::new(spec, seed_of(RUN_ID));
-    let store = StateStore::default();
+    let store = ContextState::default();
     let mut commands = Vec::new();
     for (seq, entry) in journal {
         for command in replay_entry(spec, &mut state, &store, *seq, entry.clone())? {

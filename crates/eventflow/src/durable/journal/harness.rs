@@ -3,7 +3,7 @@
 //! the replay of a journal exactly as the durable runner does it.
 //!
 //! The world holds two copies of a run. The *direct* copy applies each tick to a `RunState`
-//! and each step's state writes to a `StateStore`, as an in-memory run does. The *journal* copy
+//! and each step's state writes to a `ContextState`, as an in-memory run does. The *journal* copy
 //! records the same tick with the durable runner's own writer (`DurableRun::record`), turns the
 //! entry into a JSON string and back, decodes it with [`Entry::from_json`] and applies that.
 //! After every tick both copies must agree on the commands given, the reducer's state and the
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::Context;
-use crate::context::StateStore;
+use crate::context::ContextState;
 use crate::durable::journal::Entry;
 use crate::durable::runner::{DurableRun, DurableSettings, RunExit, rebuild, seed_of};
 use crate::event::{AnyEvent, EventJson, EventType};
@@ -141,7 +141,7 @@ pub(super) fn reducer_json(spec: &WorkflowSpec, state: &RunState) -> Value {
 }
 
 /// The context state as JSON, its collect buffers sorted (they come from a hash map).
-pub(super) fn state_json(spec: &WorkflowSpec, store: &StateStore) -> Value {
+pub(super) fn state_json(spec: &WorkflowSpec, store: &ContextState) -> Value {
     let snapshot = store
         .snapshot(&step_names(spec))
         .expect("fixture state serializes");
@@ -164,7 +164,7 @@ pub(super) fn recovered(spec: &WorkflowSpec, state: &RunState) -> RunState {
 pub(super) fn replay_entry(
     spec: &WorkflowSpec,
     state: &mut RunState,
-    store: &StateStore,
+    store: &ContextState,
     seq: u64,
     json: Value,
 ) -> Result<Vec<Command>, String> {
@@ -273,7 +273,7 @@ pub(super) struct World {
     /// The direct copy: ticks applied as they are made.
     direct: RunState,
     /// The context state completed steps left, applied directly.
-    direct_state: StateStore,
+    direct_state: ContextState,
     /// The direct copy's run, whose live context state steps write through `Context`.
     direct_live: Arc<RunShared>,
     /// The journal copy: ticks recorded by the runner, then decoded from JSON text.
@@ -283,7 +283,7 @@ pub(super) struct World {
     /// The reducer state replayed from the decoded entries.
     replayed: RunState,
     /// The context state replayed from the decoded entries' writes.
-    replayed_state: StateStore,
+    replayed_state: ContextState,
     /// Every stored journal entry, in order (entry `i` has sequence `i + 1`).
     pub(super) journal: Vec<Value>,
     /// The events the run published, as the runner stores them.
@@ -313,12 +313,12 @@ impl World {
         let mut world = World {
             rng: fastrand::Rng::with_seed(seed),
             direct: RunState::new(spec, seed_of(RUN_ID)),
-            direct_state: StateStore::default(),
-            direct_live: live_run(&workflow, StateStore::default()),
+            direct_state: ContextState::default(),
+            direct_live: live_run(&workflow, ContextState::default()),
             durable: durable_run(spec),
-            journal_live: live_run(&workflow, StateStore::default()),
+            journal_live: live_run(&workflow, ContextState::default()),
             replayed: RunState::new(spec, seed_of(RUN_ID)),
-            replayed_state: StateStore::default(),
+            replayed_state: ContextState::default(),
             journal: Vec::new(),
             events: Vec::new(),
             commands: Vec::new(),
@@ -541,8 +541,8 @@ impl World {
         self.direct = RunState::new(spec, seed_of(&format!("{RUN_ID}/{seq}")));
         // A continued run is rebuilt from the store: its live state is what was committed.
         let names = step_names(spec);
-        let restore = |store: &StateStore| {
-            StateStore::restore(
+        let restore = |store: &ContextState| {
+            ContextState::restore(
                 store.snapshot(&names).unwrap(),
                 |n| spec.step_index(n),
                 |n| spec.event_by_name(n),
@@ -799,7 +799,7 @@ impl Write {
 
 /// A run whose context state steps write to, tracking each invocation's writes as a durable
 /// run's does; it is never driven.
-fn live_run(workflow: &Workflow, state: StateStore) -> Arc<RunShared> {
+fn live_run(workflow: &Workflow, state: ContextState) -> Arc<RunShared> {
     new_run(
         workflow,
         RUN_ID.to_owned(),
