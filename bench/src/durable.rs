@@ -26,7 +26,7 @@ const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
 
 /// A durable benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DurableWorkload {
+pub(crate) enum DurableWorkload {
     /// w2's loop (one step looping N times) as one durable run; per item: one step.
     Loop,
     /// w3's fan-out (N events, 8 workers, a collector) as one durable run; per item: one event.
@@ -35,10 +35,10 @@ pub enum DurableWorkload {
 
 impl DurableWorkload {
     /// Every durable workload, in order.
-    pub const ALL: [DurableWorkload; 2] = [DurableWorkload::Loop, DurableWorkload::Fanout];
+    pub(crate) const ALL: [DurableWorkload; 2] = [DurableWorkload::Loop, DurableWorkload::Fanout];
 
     /// The workload's name on the command line and in the JSON line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DurableWorkload::Loop => "w2_loop_durable",
             DurableWorkload::Fanout => "w3_fanout_durable",
@@ -46,7 +46,7 @@ impl DurableWorkload {
     }
 
     /// The workload named `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|w| w.name() == name)
     }
 
@@ -78,7 +78,7 @@ impl DurableWorkload {
 
 /// The store a durable workload runs over, from `--store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreSpec {
+pub(crate) enum StoreSpec {
     /// `memory`: the in-memory store, no I/O (the journaling cost alone).
     Memory,
     /// `sqlite:PATH` (the file is deleted first, with its `-wal` and `-shm` files), or
@@ -91,7 +91,7 @@ pub enum StoreSpec {
 
 impl StoreSpec {
     /// Parses the value of `--store`.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         if text == "memory" {
             return Ok(StoreSpec::Memory);
         }
@@ -118,7 +118,7 @@ impl StoreSpec {
     }
 
     /// The store's kind in the JSON line: `memory`, `sqlite` or `postgres`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             StoreSpec::Memory => "memory",
             StoreSpec::Sqlite(_) => "sqlite",
@@ -212,7 +212,7 @@ async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
 
 /// What one durable measurement found.
 #[derive(Clone, Debug)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// Wall time from `Engine::start` to the finished record.
     pub elapsed: Duration,
     /// The run's checked result.
@@ -225,7 +225,7 @@ pub struct Measurement {
 
 impl Measurement {
     /// Journaled step commits: the run's start plus every step completion.
-    pub fn step_commits(&self) -> u64 {
+    pub(crate) fn step_commits(&self) -> u64 {
         1 + self.step_completions
     }
 }
@@ -262,7 +262,7 @@ impl Counters {
 
 /// Runs `workload` of size `n` as one durable run over a fresh `store`, after an untimed
 /// warm-up run of size 10, and checks its result.
-pub async fn measure(
+pub(crate) async fn measure(
     workload: DurableWorkload,
     n: u64,
     store: &StoreSpec,

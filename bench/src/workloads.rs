@@ -6,7 +6,7 @@ use futures::StreamExt;
 
 /// A benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Ten steps in a line, run N times one after the other; per item: one run.
     Chain,
     /// One step looping N times; per item: one step execution.
@@ -23,7 +23,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in order.
-    pub const ALL: [Workload; 6] = [
+    pub(crate) const ALL: [Workload; 6] = [
         Workload::Chain,
         Workload::Loop,
         Workload::Fanout,
@@ -33,7 +33,7 @@ impl Workload {
     ];
 
     /// The workload's name on the command line and in the JSON line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Workload::Chain => "w1_chain",
             Workload::Loop => "w2_loop",
@@ -45,12 +45,12 @@ impl Workload {
     }
 
     /// The workload named `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|w| w.name() == name)
     }
 
     /// Builds the workflow for size `n` (not timed).
-    pub fn prepare(self, n: u64) -> anyhow::Result<Prepared> {
+    pub(crate) fn prepare(self, n: u64) -> anyhow::Result<Prepared> {
         let workflow = match self {
             Workload::Chain => chain()?,
             Workload::Loop => looping("w2_loop", n)?,
@@ -68,7 +68,7 @@ impl Workload {
 }
 
 /// A workflow built for one size, ready to run (the timed part).
-pub struct Prepared {
+pub(crate) struct Prepared {
     workload: Workload,
     workflow: Workflow,
     n: u64,
@@ -76,7 +76,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Runs the workload and checks its result.
-    pub async fn run(&self) -> anyhow::Result<()> {
+    pub(crate) async fn run(&self) -> anyhow::Result<()> {
         let n = self.n;
         match self.workload {
             Workload::Chain => {
@@ -192,7 +192,7 @@ enum LoopOut {
 
 /// The w2 workflow under the name `name`: one step accepting `StartEvent | LoopEv`, looping
 /// until it has run `n` times, then stopping with `n`.
-pub fn looping(name: &str, n: u64) -> anyhow::Result<Workflow> {
+pub(crate) fn looping(name: &str, n: u64) -> anyhow::Result<Workflow> {
     Ok(Workflow::builder(name)
         .add_step("spin", move |ev: LoopIn| async move {
             let i = match ev {
@@ -220,7 +220,7 @@ struct ResultEv {
 
 /// The w3 workflow under the name `name`: a start step sends `n` `WorkEv`, a worker step
 /// (8 workers) doubles each, a collector sums the `n` results (`n * (n - 1)`).
-pub fn fanout(name: &str, n: u64) -> anyhow::Result<Workflow> {
+pub(crate) fn fanout(name: &str, n: u64) -> anyhow::Result<Workflow> {
     let count = usize::try_from(n).context("N too large")?;
     Ok(Workflow::builder(name)
         .step(

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// The JSON object of `key=value` arguments. A value is JSON when it parses as JSON (`n=3`,
 /// `ok=true`, `tags=["a"]`, `name="Ada"` with the quotes), a string otherwise (`name=Ada`).
-pub fn parse_fields(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
+pub(crate) fn parse_fields(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut object = Map::new();
     for field in fields {
         let Some((key, value)) = field.split_once('=') else {
@@ -26,7 +26,7 @@ pub fn parse_fields(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
 }
 
 /// A duration: `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a number of seconds (`10`).
-pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

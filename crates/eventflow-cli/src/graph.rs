@@ -37,7 +37,7 @@ fn kind(node: &GraphNode) -> FlowNodeKind {
 
 /// The graph as a flowchart: its nodes in order (labelled by their label, else their id), and
 /// its edges with their labels.
-pub fn flowchart(graph: &WorkflowGraph) -> Flowchart {
+pub(crate) fn flowchart(graph: &WorkflowGraph) -> Flowchart {
     let mut ids: HashMap<&str, String> = HashMap::new();
     let mut nodes = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {

@@ -12,7 +12,7 @@ use serde_json::Value;
 static SPINNER_DRAWN: AtomicBool = AtomicBool::new(false);
 
 /// Erases the spinner's line on stderr, if one is drawn.
-pub fn clear_line() {
+pub(crate) fn clear_line() {
     if SPINNER_DRAWN.swap(false, Ordering::SeqCst) {
         let mut stderr = std::io::stderr().lock();
         let _ = write!(stderr, "\r\x1b[2K");
@@ -22,7 +22,7 @@ pub fn clear_line() {
 
 /// How a command prints.
 #[derive(Clone, Copy, Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// `--json`: JSON documents and JSON lines instead of text.
     pub json: bool,
     /// Whether a spinner may be drawn (text output, stdout and stderr are terminals).
@@ -31,31 +31,31 @@ pub struct Output {
 
 impl Output {
     /// The output of a command, `json` from `--json`.
-    pub fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         let interactive =
             !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         Output { json, interactive }
     }
 
     /// Prints a line of text on stdout.
-    pub fn line(&self, text: impl AsRef<str>) {
+    pub(crate) fn line(&self, text: impl AsRef<str>) {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{}", text.as_ref());
         let _ = stdout.flush();
     }
 
     /// Prints `value` as one line of JSON on stdout.
-    pub fn json_line(&self, value: &Value) {
+    pub(crate) fn json_line(&self, value: &Value) {
         self.line(value.to_string());
     }
 
     /// Prints `value` as a pretty JSON document on stdout.
-    pub fn json_document(&self, value: &Value) {
+    pub(crate) fn json_document(&self, value: &Value) {
         self.line(serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
     }
 
     /// A spinner saying `message`, drawn on stderr while the output is interactive.
-    pub fn spinner(&self, message: impl Into<String>) -> Spinner {
+    pub(crate) fn spinner(&self, message: impl Into<String>) -> Spinner {
         Spinner::start(self.interactive, message.into())
     }
 }
@@ -71,7 +71,7 @@ struct SpinState {
 /// A one-line spinner on stderr: `⠋ message (1.2s)`. Print through it
 /// ([`Spinner::println`], [`Spinner::eprintln`]) so that lines do not mix with it. Does nothing
 /// when the output is not interactive.
-pub struct Spinner {
+pub(crate) struct Spinner {
     state: Option<Arc<Mutex<SpinState>>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -130,7 +130,7 @@ impl Spinner {
     }
 
     /// Changes what the spinner says.
-    pub fn set_message(&self, message: impl Into<String>) {
+    pub(crate) fn set_message(&self, message: impl Into<String>) {
         if let Some(state) = &self.state {
             lock(state).message = message.into();
         }
@@ -149,7 +149,7 @@ impl Spinner {
     }
 
     /// Prints a line on stdout.
-    pub fn println(&self, text: impl AsRef<str>) {
+    pub(crate) fn println(&self, text: impl AsRef<str>) {
         self.without_spinner(|| {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{}", text.as_ref());
@@ -158,12 +158,12 @@ impl Spinner {
     }
 
     /// Prints a line on stderr.
-    pub fn eprintln(&self, text: impl AsRef<str>) {
+    pub(crate) fn eprintln(&self, text: impl AsRef<str>) {
         self.without_spinner(|| eprintln!("{}", text.as_ref()));
     }
 
     /// Stops drawing until [`Spinner::resume`] (while the user types an answer).
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         if let Some(state) = &self.state {
             lock(state).paused = true;
             clear_line();
@@ -171,7 +171,7 @@ impl Spinner {
     }
 
     /// Draws again after [`Spinner::pause`].
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         if let Some(state) = &self.state {
             lock(state).paused = false;
         }
@@ -191,7 +191,7 @@ impl Drop for Spinner {
 }
 
 /// `value` as a short line: strings as they are, other JSON compact.
-pub fn inline(value: &Value) -> String {
+pub(crate) fn inline(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
@@ -199,7 +199,7 @@ pub fn inline(value: &Value) -> String {
 }
 
 /// A run's result for a reader: a string as it is, other JSON pretty-printed.
-pub fn readable(value: &Value) -> String {
+pub(crate) fn readable(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
@@ -207,7 +207,7 @@ pub fn readable(value: &Value) -> String {
 }
 
 /// Rows as a table with aligned columns (the last column is not padded).
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

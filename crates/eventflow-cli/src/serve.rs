@@ -44,7 +44,7 @@ of this tool (workflows, run, events, send, handlers, cancel, draw) work against
 too: point them at it with --url.";
 
 /// Runs `eventflow serve` until Ctrl-C or SIGTERM.
-pub async fn serve(
+pub(crate) async fn serve(
     args: ServeArgs,
     token: Option<String>,
     out: Output,

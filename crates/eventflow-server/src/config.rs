@@ -152,9 +152,12 @@ impl ServerConfig {
         self
     }
 
-    /// Requires `Authorization: Bearer <token>` on every route but `/health`.
+    /// Requires `Authorization: Bearer <token>` on every route but `/health`. An empty token
+    /// is no token (an unset variable read with `unwrap_or_default` must not open the server
+    /// to anyone sending `Bearer `).
     pub fn auth_token(mut self, token: impl Into<String>) -> Self {
-        self.auth_token = Some(token.into());
+        let token = token.into();
+        self.auth_token = (!token.is_empty()).then_some(token);
         self
     }
 

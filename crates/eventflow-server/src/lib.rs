@@ -12,11 +12,12 @@
 //! use eventflow_server::{ServerConfig, serve_workflow};
 //!
 //! # async fn demo(workflow: Workflow) -> Result<(), eventflow_server::ServerError> {
-//! serve_workflow(workflow, ServerConfig::default().addr(([0, 0, 0, 0], 8080))).await
+//! serve_workflow(workflow, ServerConfig::default().addr(([127, 0, 0, 1], 8080))).await
 //! # }
 //! ```
 //!
-//! Several workflows, a store, auth and the production policies:
+//! Several workflows, a store, auth and the production policies (an address other machines can
+//! reach needs a token, or `insecure_no_auth`):
 //!
 //! ```no_run
 //! use eventflow::prelude::*;

@@ -54,7 +54,11 @@ impl AppState {
 /// use eventflow_server::{Server, ServerConfig};
 ///
 /// # async fn demo(greeter: Workflow, approvals: Workflow) -> Result<(), eventflow_server::ServerError> {
-/// Server::builder(ServerConfig::default().store_url("sqlite:runs.db"))
+/// // Listening beyond loopback needs a token (or `insecure_no_auth`).
+/// let config = ServerConfig::default()
+///     .store_url("sqlite:runs.db")
+///     .auth_token(std::env::var("EVENTFLOW_TOKEN").unwrap_or_default());
+/// Server::builder(config)
 ///     .workflow(greeter)
 ///     .workflow(approvals)
 ///     .build()
@@ -68,6 +72,23 @@ pub struct ServerBuilder {
     workflows: Vec<Workflow>,
     schemas: EventSchemas,
     error: Option<ServerError>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field(
+                "workflows",
+                &self
+                    .workflows
+                    .iter()
+                    .map(Workflow::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerBuilder {

@@ -1317,6 +1317,13 @@ async fn an_exposed_address_needs_a_token() {
             .check_exposure(exposed)
             .is_ok()
     );
+    // An empty token (an unset variable read with `unwrap_or_default`) is no token.
+    assert!(
+        test_config()
+            .auth_token("")
+            .check_exposure(exposed)
+            .is_err()
+    );
     assert!(
         test_config()
             .insecure_no_auth(true)

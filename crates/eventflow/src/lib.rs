@@ -90,6 +90,12 @@ pub mod __private {
     /// derive calls `(&&Probe::<Self>::new()).schema()` on a concrete type).
     pub struct Probe<T>(PhantomData<T>);
 
+    impl<T> std::fmt::Debug for Probe<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Probe")
+        }
+    }
+
     impl<T> Probe<T> {
         /// A probe of `T`.
         pub fn new() -> Self {

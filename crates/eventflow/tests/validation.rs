@@ -22,7 +22,7 @@ mod elsewhere {
     use eventflow::prelude::*;
     /// Same name as the outer `A`, another type.
     #[derive(Event, Clone, Serialize, Deserialize)]
-    pub struct A;
+    pub(crate) struct A;
 }
 
 fn problems(builder: WorkflowBuilder) -> Vec<ValidationProblem> {

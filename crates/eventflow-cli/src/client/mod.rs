@@ -23,7 +23,7 @@ enum About<'a> {
 }
 
 /// The context of the client commands: the client, the server's URL and how to print.
-pub struct Cx {
+pub(crate) struct Cx {
     client: Client,
     url: String,
     has_token: bool,
@@ -32,7 +32,7 @@ pub struct Cx {
 
 impl Cx {
     /// A client of the server at `url`.
-    pub fn new(url: &str, token: Option<String>, out: Output) -> anyhow::Result<Cx> {
+    pub(crate) fn new(url: &str, token: Option<String>, out: Output) -> anyhow::Result<Cx> {
         let token = token.filter(|t| !t.is_empty());
         let mut builder = Client::builder(url);
         if let Some(token) = &token {
@@ -100,7 +100,7 @@ impl Cx {
     }
 
     /// `eventflow workflows`.
-    pub async fn workflows(&self) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn workflows(&self) -> anyhow::Result<ExitCode> {
         let spinner = self.out.spinner(format!("asking {}", self.url));
         let names = self
             .client
@@ -121,7 +121,7 @@ impl Cx {
     }
 
     /// `eventflow handlers`.
-    pub async fn handlers(&self, args: HandlersArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn handlers(&self, args: HandlersArgs) -> anyhow::Result<ExitCode> {
         let mut filter = HandlerFilter::new();
         for status in &args.status {
             let parsed: RunStatus = serde_json::from_value(json!(status.to_lowercase()))
@@ -171,7 +171,7 @@ impl Cx {
     }
 
     /// `eventflow handler`.
-    pub async fn handler(&self, args: HandlerArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn handler(&self, args: HandlerArgs) -> anyhow::Result<ExitCode> {
         let id = args.handler.as_str();
         let handler = if args.wait {
             let spinner = self.out.spinner(format!("waiting for {id}"));
@@ -231,7 +231,7 @@ impl Cx {
     }
 
     /// `eventflow cancel`.
-    pub async fn cancel(&self, args: CancelArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn cancel(&self, args: CancelArgs) -> anyhow::Result<ExitCode> {
         let id = args.handler.as_str();
         let spinner = self.out.spinner(format!("cancelling {id}"));
         let outcome = self
@@ -255,7 +255,7 @@ impl Cx {
     }
 
     /// `eventflow draw`.
-    pub async fn draw(&self, args: DrawArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn draw(&self, args: DrawArgs) -> anyhow::Result<ExitCode> {
         let name = args.workflow.as_str();
         let graph = self
             .client
@@ -276,7 +276,7 @@ impl Cx {
     }
 
     /// `eventflow health`.
-    pub async fn health(&self, args: HealthArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn health(&self, args: HealthArgs) -> anyhow::Result<ExitCode> {
         let deadline = args.wait.map(|wait| Instant::now() + wait);
         let spinner = self.out.spinner(format!("asking {}", self.url));
         let health = loop {

@@ -22,7 +22,7 @@ const ANSWER: &str = "HumanResponseEvent";
 
 impl Cx {
     /// `eventflow run`.
-    pub async fn run(&self, args: RunArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn run(&self, args: RunArgs) -> anyhow::Result<ExitCode> {
         let began = Instant::now();
         let start = parse_fields(&args.fields)?;
         let name = args.workflow.as_str();
@@ -194,7 +194,7 @@ impl Cx {
     }
 
     /// `eventflow events`.
-    pub async fn events(&self, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn events(&self, args: EventsArgs) -> anyhow::Result<ExitCode> {
         let id = args.handler.as_str();
         let after = if args.all { Some(0) } else { args.after };
         let spinner = self.out.spinner(format!("following {id}"));
@@ -234,7 +234,7 @@ impl Cx {
     }
 
     /// `eventflow send`.
-    pub async fn send(&self, args: SendArgs) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn send(&self, args: SendArgs) -> anyhow::Result<ExitCode> {
         let id = args.handler.as_str();
         let fields = parse_fields(&args.fields)?;
         let mut send = SendEvent::new(args.event_type.clone(), Value::Object(fields));

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The binary under test.
-pub const EVENTFLOW: &str = env!("CARGO_BIN_EXE_eventflow");
+pub(crate) const EVENTFLOW: &str = env!("CARGO_BIN_EXE_eventflow");
 
 /// How long a client command may take before the test fails.
-pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// A command without the variables of the environment that would change what it does.
-pub fn eventflow() -> Command {
+pub(crate) fn eventflow() -> Command {
     let mut command = Command::new(EVENTFLOW);
     for var in [
         "EVENTFLOW_URL",
@@ -34,7 +34,7 @@ pub fn eventflow() -> Command {
 }
 
 /// `eventflow serve --demo` running in the background; killed (SIGKILL) when dropped.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -49,7 +49,12 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts a server on a free port (or `port`) with the store `database_url` and `extra`
     /// arguments; returns once it is ready.
-    pub fn start(dir: &Path, database_url: &str, port: u16, extra: &[&str]) -> ServerProcess {
+    pub(crate) fn start(
+        dir: &Path,
+        database_url: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> ServerProcess {
         let log = dir.join(format!("server-{}.log", fastrand_suffix()));
         let stderr = std::fs::File::create(&log).expect("a log file");
         let mut child = eventflow()
@@ -89,13 +94,13 @@ impl ServerProcess {
     }
 
     /// Kills the server with SIGKILL: no shutdown, no hand-over.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown) and waits for it to exit.
-    pub fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -112,12 +117,12 @@ impl ServerProcess {
     }
 
     /// The server's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs `eventflow --url <this server> ARGS...`.
-    pub fn cli(&self, args: &[&str]) -> CliOutput {
+    pub(crate) fn cli(&self, args: &[&str]) -> CliOutput {
         cli(&self.url, args)
     }
 }
@@ -140,7 +145,7 @@ fn drain(stdout: ChildStdout, ready: mpsc::Sender<String>) {
 }
 
 /// A few random hex digits (no dependency for that).
-pub fn fastrand_suffix() -> String {
+pub(crate) fn fastrand_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -150,7 +155,7 @@ pub fn fastrand_suffix() -> String {
 
 /// What a client command did.
 #[derive(Debug)]
-pub struct CliOutput {
+pub(crate) struct CliOutput {
     /// Its exit status.
     pub status: ExitStatus,
     /// Its stdout.
@@ -161,25 +166,25 @@ pub struct CliOutput {
 
 impl CliOutput {
     /// Asserts the command succeeded; returns its stdout.
-    pub fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert!(self.status.success(), "the command failed: {self:#?}");
         &self.stdout
     }
 
     /// Asserts the command failed; returns its stderr.
-    pub fn failed(&self) -> &str {
+    pub(crate) fn failed(&self) -> &str {
         assert!(!self.status.success(), "the command succeeded: {self:#?}");
         &self.stderr
     }
 
     /// Stdout as one JSON document.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.ok())
             .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {self:#?}"))
     }
 
     /// Stdout as JSON lines.
-    pub fn json_lines(&self) -> Vec<Value> {
+    pub(crate) fn json_lines(&self) -> Vec<Value> {
         self.ok()
             .lines()
             .map(|line| {
@@ -192,7 +197,7 @@ impl CliOutput {
 
 /// Runs `eventflow --url URL ARGS...` and collects what it printed; fails the test after
 /// [`COMMAND_LIMIT`].
-pub fn cli(url: &str, args: &[&str]) -> CliOutput {
+pub(crate) fn cli(url: &str, args: &[&str]) -> CliOutput {
     let child = eventflow()
         .args(["--url", url])
         .args(args)
@@ -204,7 +209,7 @@ pub fn cli(url: &str, args: &[&str]) -> CliOutput {
 }
 
 /// Waits at most `limit` for `child` to exit and collects its output.
-pub fn collect(mut child: Child, limit: Duration, what: &[&str]) -> CliOutput {
+pub(crate) fn collect(mut child: Child, limit: Duration, what: &[&str]) -> CliOutput {
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out = thread::spawn(move || {
@@ -241,7 +246,11 @@ pub fn collect(mut child: Child, limit: Duration, what: &[&str]) -> CliOutput {
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, at most `limit`.
-pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check() {
@@ -253,7 +262,7 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
 }
 
 /// The handler's eventflow status, read through `url`.
-pub fn status_of(url: &str, handler: &str) -> String {
+pub(crate) fn status_of(url: &str, handler: &str) -> String {
     let handler = cli(url, &["--json", "handler", handler]).json();
     handler["eventflow_status"]
         .as_str()
@@ -262,4 +271,4 @@ pub fn status_of(url: &str, handler: &str) -> String {
 }
 
 /// The query of the `hitl` example whose reply needs a human's approval.
-pub const HITL_QUERY: &str = "query=A customer asks for a refund of a damaged order";
+pub(crate) const HITL_QUERY: &str = "query=A customer asks for a refund of a damaged order";

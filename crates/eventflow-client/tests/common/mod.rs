@@ -17,39 +17,39 @@ use tokio::task::JoinHandle;
 
 #[path = "../../../eventflow-server/tests/common/workflows.rs"]
 mod workflows;
-pub use workflows::*;
+pub(crate) use workflows::*;
 
 /// Published by `ticker`, numbered from 1.
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub n: u32,
 }
 
 /// `ticker`'s internal loop event.
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
-pub struct Next {
+pub(crate) struct Next {
     pub n: u32,
 }
 
 /// What `ticker`'s `tick` step returns.
 #[derive(EventUnion)]
-pub enum TickOutcome {
+pub(crate) enum TickOutcome {
     Next(Next),
     Done(StopEvent),
 }
 
 /// How many ticks `ticker` publishes before and after its question.
-pub const TICKS: u32 = 5;
+pub(crate) const TICKS: u32 = 5;
 
 /// The custom stop event of `invoice`.
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
 #[event(stop)]
-pub struct Invoice {
+pub(crate) struct Invoice {
     pub total_cents: u64,
 }
 
 /// Stops with a custom stop event type.
-pub fn invoice() -> Workflow {
+pub(crate) fn invoice() -> Workflow {
     Workflow::builder("invoice")
         .add_step("bill", |_: StartEvent| async {
             Invoice { total_cents: 300 }
@@ -60,7 +60,7 @@ pub fn invoice() -> Workflow {
 
 /// Publishes `Tick` 1..=TICKS at once, asks to go on, then publishes the next TICKS ticks one
 /// step (one commit) at a time, `pause_ms` apart, and stops with the answer.
-pub fn ticker() -> Workflow {
+pub(crate) fn ticker() -> Workflow {
     Workflow::builder("ticker")
         .add_step("start", |ctx: Context, _: StartEvent| async move {
             for n in 1..=TICKS {
@@ -84,14 +84,14 @@ pub fn ticker() -> Workflow {
         .unwrap()
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub running: Option<RunningServer>,
     pub url: String,
     pub dir: Arc<tempfile::TempDir>,
 }
 
 /// Fast polling, short heartbeats.
-pub fn test_config() -> ServerConfig {
+pub(crate) fn test_config() -> ServerConfig {
     ServerConfig::default()
         .poll_interval(Duration::from_millis(50))
         .sse_heartbeat(Duration::from_millis(100))
@@ -99,12 +99,12 @@ pub fn test_config() -> ServerConfig {
 }
 
 /// A server with every test workflow, over a fresh SQLite file.
-pub async fn start(config: ServerConfig) -> TestServer {
+pub(crate) async fn start(config: ServerConfig) -> TestServer {
     start_in(Arc::new(tempfile::tempdir().unwrap()), config).await
 }
 
 /// A server over the SQLite file in `dir`.
-pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
+pub(crate) async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("runs.db")).await.unwrap());
     let server = Server::builder(config.store(store))
@@ -128,15 +128,15 @@ pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> Test
 }
 
 impl TestServer {
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(&self.url).unwrap()
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.running.as_ref().unwrap().local_addr()
     }
 
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         if let Some(running) = self.running.take() {
             tokio::time::timeout(Duration::from_secs(10), running.shutdown())
                 .await
@@ -154,7 +154,7 @@ struct Connection {
 /// A TCP proxy in front of a server: [`cut`](Proxy::cut) closes every open connection,
 /// [`freeze`](Proxy::freeze) stops forwarding on them while keeping them open; new connections
 /// work normally.
-pub struct Proxy {
+pub(crate) struct Proxy {
     addr: SocketAddr,
     upstream: Arc<Mutex<SocketAddr>>,
     connections: Arc<Mutex<Vec<Connection>>>,
@@ -163,7 +163,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
+    pub(crate) async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let upstream = Arc::new(Mutex::new(upstream));
@@ -197,31 +197,31 @@ impl Proxy {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
+    pub(crate) fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 
     /// Closes every open connection.
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.task.abort();
         }
     }
 
     /// Stops forwarding on every open connection, leaving them open.
-    pub fn freeze(&self) {
+    pub(crate) fn freeze(&self) {
         for connection in self.connections.lock().unwrap().iter() {
             connection.frozen.store(true, Ordering::SeqCst);
         }
     }
 
     /// Sends new connections to `upstream`.
-    pub fn redirect(&self, upstream: SocketAddr) {
+    pub(crate) fn redirect(&self, upstream: SocketAddr) {
         *self.upstream.lock().unwrap() = upstream;
     }
 }

@@ -16,17 +16,17 @@ use futures::StreamExt;
 use serde_json::Value;
 
 mod workflows;
-pub use workflows::*;
+pub(crate) use workflows::*;
 
 /// Counted by `visits` on each run.
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
-pub struct Visit {
+pub(crate) struct Visit {
     pub n: u32,
 }
 
 /// Counts its runs in its context state (`visits`): a handler started again continues the
 /// count. Its step takes at least 20 ms, for the step-duration metrics.
-pub fn visits() -> Workflow {
+pub(crate) fn visits() -> Workflow {
     Workflow::builder("visits")
         .add_step("visit", |ctx: Context, ev: StartEvent| async move {
             let who: String = ev.get_opt("who")?.unwrap_or_else(|| "someone".to_owned());
@@ -40,7 +40,7 @@ pub fn visits() -> Workflow {
         .unwrap()
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub running: Option<RunningServer>,
     pub url: String,
     pub http: reqwest::Client,
@@ -48,7 +48,7 @@ pub struct TestServer {
     pub dir: Arc<tempfile::TempDir>,
 }
 
-pub fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "eventflow_server=warn".to_owned()),
@@ -58,7 +58,7 @@ pub fn init_logs() {
 }
 
 /// The configuration every test starts from: fast polling, short heartbeats and waits.
-pub fn test_config() -> ServerConfig {
+pub(crate) fn test_config() -> ServerConfig {
     ServerConfig::default()
         .poll_interval(Duration::from_millis(50))
         .sse_heartbeat(Duration::from_millis(200))
@@ -66,20 +66,20 @@ pub fn test_config() -> ServerConfig {
 }
 
 /// A server with every test workflow, over a fresh SQLite file.
-pub async fn start(config: ServerConfig) -> TestServer {
+pub(crate) async fn start(config: ServerConfig) -> TestServer {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     start_in(dir, config).await
 }
 
 /// A server over the SQLite file in `dir` (shared by servers started in the same directory).
-pub async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
+pub(crate) async fn start_in(dir: Arc<tempfile::TempDir>, config: ServerConfig) -> TestServer {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("runs.db")).await.unwrap());
     start_over(dir, store, config).await
 }
 
 /// A server over `store` (a wrapper of the SQLite file in `dir`, say).
-pub async fn start_over(
+pub(crate) async fn start_over(
     dir: Arc<tempfile::TempDir>,
     store: Arc<dyn Store>,
     config: ServerConfig,
@@ -111,16 +111,16 @@ pub async fn start_over(
 }
 
 impl TestServer {
-    pub fn at(&self, path: &str) -> String {
+    pub(crate) fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let response = self.http.get(self.at(path)).send().await.unwrap();
         split(response).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
             .post(self.at(path))
@@ -131,7 +131,7 @@ impl TestServer {
         split(response).await
     }
 
-    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+    pub(crate) async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
         let response = self
             .http
             .post(self.at(path))
@@ -144,7 +144,7 @@ impl TestServer {
     }
 
     /// Starts `workflow` without waiting; returns the handler id.
-    pub async fn start_run(&self, workflow: &str, body: Value) -> String {
+    pub(crate) async fn start_run(&self, workflow: &str, body: Value) -> String {
         let (status, data) = self
             .post(&format!("/workflows/{workflow}/run-nowait"), body)
             .await;
@@ -153,7 +153,7 @@ impl TestServer {
     }
 
     /// Polls the handler until its `eventflow_status` is one of `statuses`.
-    pub async fn wait_status(&self, handler_id: &str, statuses: &[&str]) -> Value {
+    pub(crate) async fn wait_status(&self, handler_id: &str, statuses: &[&str]) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let (_, data) = self.get(&format!("/handlers/{handler_id}")).await;
@@ -169,7 +169,7 @@ impl TestServer {
     }
 
     /// Every SSE event of a stream (`id`, parsed `data`) until the server closes it.
-    pub async fn sse(
+    pub(crate) async fn sse(
         &self,
         path: &str,
         last_event_id: Option<&str>,
@@ -191,7 +191,7 @@ impl TestServer {
         (status, events)
     }
 
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await.unwrap();
         }
@@ -199,7 +199,7 @@ impl TestServer {
 }
 
 /// The SSE events of a response until it ends (heartbeat comments are skipped).
-pub async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
+pub(crate) async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
     use eventsource_stream::Eventsource;
     let mut stream = response.bytes_stream().eventsource();
     let mut events = Vec::new();
@@ -216,7 +216,7 @@ pub async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
 }
 
 /// Appends what a raw response stream sends to `text` until it contains `marker` (5 s at most).
-pub async fn read_raw_until(
+pub(crate) async fn read_raw_until(
     raw: &mut (impl futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
     text: &mut String,
     marker: &str,
@@ -232,7 +232,7 @@ pub async fn read_raw_until(
     }
 }
 
-pub async fn split(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn split(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     let body = if text.is_empty() {
@@ -244,7 +244,7 @@ pub async fn split(response: reqwest::Response) -> (u16, Value) {
 }
 
 /// The keys the Python client's `HandlerData` model requires.
-pub const HANDLER_KEYS: [&str; 10] = [
+pub(crate) const HANDLER_KEYS: [&str; 10] = [
     "handler_id",
     "workflow_name",
     "run_id",
@@ -257,7 +257,7 @@ pub const HANDLER_KEYS: [&str; 10] = [
     "completed_at",
 ];
 
-pub fn assert_handler_shape(data: &Value) {
+pub(crate) fn assert_handler_shape(data: &Value) {
     for key in HANDLER_KEYS {
         assert!(
             data.get(key).is_some(),
@@ -278,20 +278,20 @@ pub fn assert_handler_shape(data: &Value) {
 
 /// A store that fails on demand: while `broken`, reading a run or its events is a database
 /// error, as when the database cannot be reached. Everything else goes to `inner`.
-pub struct FlakyStore {
+pub(crate) struct FlakyStore {
     pub inner: Arc<dyn Store>,
     pub broken: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyStore {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> Self {
         FlakyStore {
             inner,
             broken: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    pub fn set_broken(&self, broken: bool) {
+    pub(crate) fn set_broken(&self, broken: bool) {
         self.broken
             .store(broken, std::sync::atomic::Ordering::SeqCst);
     }

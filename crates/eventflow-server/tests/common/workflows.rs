@@ -6,7 +6,7 @@ use eventflow::schemars::JsonSchema;
 
 /// Published by `greet` half way.
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub percent: u32,
 }
 
@@ -14,7 +14,7 @@ pub struct Progress {
 #[derive(Event, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[schemars(crate = "eventflow::schemars")]
 #[event(start)]
-pub struct Order {
+pub(crate) struct Order {
     /// What is ordered.
     pub item: String,
     /// How many.
@@ -22,7 +22,7 @@ pub struct Order {
 }
 
 /// Greets `name`, publishing a `Progress` on the way.
-pub fn greet() -> Workflow {
+pub(crate) fn greet() -> Workflow {
     Workflow::builder("greet")
         .add_step("greet", |ctx: Context, ev: StartEvent| async move {
             let name: String = ev.get_opt("name")?.unwrap_or_else(|| "world".to_owned());
@@ -34,7 +34,7 @@ pub fn greet() -> Workflow {
 }
 
 /// Fails in its step `boom`.
-pub fn fail() -> Workflow {
+pub(crate) fn fail() -> Workflow {
     Workflow::builder("fail")
         .add_step("boom", |_: StartEvent| async {
             Err::<StopEvent, BoxError>("kaboom".into())
@@ -44,7 +44,7 @@ pub fn fail() -> Workflow {
 }
 
 /// Asks a human for a name and greets them.
-pub fn ask() -> Workflow {
+pub(crate) fn ask() -> Workflow {
     Workflow::builder("ask")
         .add_step("ask", |ctx: Context, _: StartEvent| async move {
             let answer = ctx
@@ -59,7 +59,7 @@ pub fn ask() -> Workflow {
 
 /// Human in the loop through step signatures, as in Python: `ask` emits the question, `answer`
 /// takes the reply.
-pub fn approve() -> Workflow {
+pub(crate) fn approve() -> Workflow {
     Workflow::builder("approve")
         .add_step("ask", |_: StartEvent| async {
             InputRequiredEvent::new("Approve?")
@@ -73,7 +73,7 @@ pub fn approve() -> Workflow {
 
 /// What `pair`'s `answer` step returns: the second question, or both answers.
 #[derive(EventUnion)]
-pub enum PairOutcome {
+pub(crate) enum PairOutcome {
     /// Asks for the second answer.
     Ask(InputRequiredEvent),
     /// Stops with both answers.
@@ -83,7 +83,7 @@ pub enum PairOutcome {
 /// Asks for two answers, one after the other (step signatures, as `approve`), and stops with
 /// `"{first} and {second}"`: after the first answer the run cannot finish until a second one
 /// comes, so a repeated send of the first is told apart from a finished run.
-pub fn pair() -> Workflow {
+pub(crate) fn pair() -> Workflow {
     Workflow::builder("pair")
         .add_step("ask", |_: StartEvent| async {
             InputRequiredEvent::new("First?")
@@ -105,7 +105,7 @@ pub fn pair() -> Workflow {
 }
 
 /// Prices an order: three per item.
-pub fn orders() -> Workflow {
+pub(crate) fn orders() -> Workflow {
     Workflow::builder("orders")
         .add_step("price", |ev: Order| async move {
             StopEvent::new(ev.quantity * 3)

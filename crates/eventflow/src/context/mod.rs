@@ -289,6 +289,7 @@ impl SendEventError {
 
 /// A pending `wait_for_event`; `.await` it. Built by [`Context::wait_for_event`].
 #[must_use = "a wait does nothing until awaited"]
+#[derive(Debug)]
 pub struct WaitForEvent<E> {
     ctx: Context,
     requirements: Vec<(String, Value)>,

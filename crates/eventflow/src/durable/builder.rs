@@ -20,6 +20,22 @@ pub struct EngineBuilder {
     pub(super) options: EngineOptions,
 }
 
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field(
+                "workflows",
+                &self
+                    .workflows
+                    .iter()
+                    .map(Workflow::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EngineBuilder {
     /// Serves `workflow`: this worker starts and claims its runs.
     pub fn workflow(mut self, workflow: Workflow) -> Self {
