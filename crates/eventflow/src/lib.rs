@@ -54,7 +54,7 @@ mod event;
 pub mod graph;
 mod run;
 mod step;
-pub mod store;
+pub use eventflow_store as store;
 mod workflow;
 
 pub use context::{Context, StateError, WaitError, WaitForEvent};

@@ -255,7 +255,7 @@ impl StateStore {
                             .iter()
                             .map(|(ty, n)| (ty.name().to_owned(), *n))
                             .collect(),
-                        event: EventJson::encode(event)?,
+                        event: event.to_event_json()?,
                     })
                 },
             )
@@ -440,7 +440,7 @@ impl StateStore {
                 events: buffer
                     .buffered
                     .iter()
-                    .flat_map(|(_, events)| events.iter().map(EventJson::encode))
+                    .flat_map(|(_, events)| events.iter().map(AnyEvent::to_event_json))
                     .collect::<Result<_, _>>()?,
             });
         }

@@ -42,6 +42,8 @@ use crate::store::{
     Claim, ClaimOptions, Created, Lease, Mail, NewRun, RunRecord, RunStatus, Sent, Store,
     StoreError, WorkflowKey,
 };
+/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
+pub use crate::store::IntoStore;
 use crate::workflow::{StartInput, Workflow};
 use journal::Entry;
 use runner::{DurableRun, DurableSettings, RunExit, failed_end, rebuild, retry_transient, seed_of};
@@ -503,7 +505,7 @@ impl Engine {
             unreachable!("runs start with a start tick")
         };
         let entry = serde_json::to_value(Entry::Restart {
-            event: EventJson::encode(event).map_err(|e| EngineError::InvalidEvent {
+            event: event.to_event_json().map_err(|e| EngineError::InvalidEvent {
                 run_id: run_id.clone(),
                 reason: e.to_string(),
             })?,
@@ -542,7 +544,7 @@ impl Engine {
         event: E,
     ) -> Result<Sent, EngineError> {
         let json =
-            EventJson::encode(&AnyEvent::new(event)).map_err(|e| EngineError::InvalidEvent {
+            AnyEvent::new(event).to_event_json().map_err(|e| EngineError::InvalidEvent {
                 run_id: run_id.to_owned(),
                 reason: e.to_string(),
             })?;
@@ -748,24 +750,6 @@ impl std::fmt::Debug for Engine {
                 &self.inner.workflows.keys().collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
-pub trait IntoStore {
-    /// The store, shared.
-    fn into_store(self) -> Arc<dyn Store>;
-}
-
-impl<S: Store> IntoStore for S {
-    fn into_store(self) -> Arc<dyn Store> {
-        Arc::new(self)
-    }
-}
-
-impl IntoStore for Arc<dyn Store> {
-    fn into_store(self) -> Arc<dyn Store> {
-        self
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::context::{StateSnapshot, StateStore, StateWrites};
 use crate::durable::journal::{Entry, FormatError, check_format, decode_event};
-use crate::event::{AnyEvent, EventJson};
+use crate::event::AnyEvent;
 use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
 use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
 use crate::workflow::{Workflow, WorkflowSpec};
@@ -221,7 +221,7 @@ impl DurableRun {
     pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), String> {
         for event in new {
             self.persisted_events += 1;
-            let json = EventJson::encode(event)
+            let json = event.to_event_json()
                 .map_err(|e| format!("cannot persist a published event: {e}"))?;
             self.pending
                 .events
@@ -316,11 +316,14 @@ where
 }
 
 /// The tick of an inbox message: an event for the run (to one step, when it names one), or
-/// cancel. `None` when the workflow has no such step or event.
+/// cancel. `None` when the workflow has no such step or event, or the message is of a kind this
+/// engine does not know.
 fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
     let (event, step) = match mail {
         Mail::Cancel => return Some(Tick::Cancel),
         Mail::Event { event, step } => (event, step),
+        // A kind of message this engine does not know is not for it.
+        _ => return None,
     };
     let target = match step {
         Some(name) => Some(spec.step_index(&name)?),
@@ -431,7 +434,7 @@ pub(crate) fn commit_end(end: &RunEnd) -> CommitEnd {
         status: end.status,
         result: end
             .stop_event()
-            .and_then(|event| EventJson::encode(event).ok())
+            .and_then(|event| event.to_event_json().ok())
             .and_then(|json| serde_json::to_value(json).ok()),
         error: end.error(),
     }

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::WorkflowError;
-use crate::event::{AnyEvent, EventJson};
+use crate::event::AnyEvent;
 use crate::run::end::RunEnd;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
 use crate::run::{Msg, RunShared, RunSnapshot, WaitRequest};
@@ -371,7 +371,7 @@ impl Executor {
                 .stream
                 .history()
                 .iter()
-                .map(EventJson::encode)
+                .map(AnyEvent::to_event_json)
                 .collect::<Result<_, _>>()
                 .map_err(invalid)?,
             reducer,

@@ -21,7 +21,7 @@ use super::{
     Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
     contiguous, event_to_stored, stored_events,
 };
-use crate::event::EventJson;
+use crate::EventJson;
 
 /// The database's clock, in milliseconds since the Unix epoch: workers' clocks may disagree, the
 /// file's is the one all of them share.
@@ -1257,7 +1257,7 @@ mod tests {
             tokio::process::Command::new(&exe)
                 .args([
                     "--exact",
-                    "store::sqlite::tests::processes_sharing_a_file_never_claim_the_same_run",
+                    "sqlite::tests::processes_sharing_a_file_never_claim_the_same_run",
                     "--nocapture",
                     "--test-threads=1",
                 ])

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::FutureExt;
 use serde_json::Value;
 
-use crate::event::EventJson;
+use crate::EventJson;
 use tokio::sync::broadcast;
 
 use super::{

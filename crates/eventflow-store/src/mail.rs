@@ -1,10 +1,21 @@
 //! What the store keeps for a run besides its journal: the messages sent to its inbox and the
 //! events it published, typed, and their one JSON form in the backends' columns.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::StoreError;
-use crate::event::EventJson;
+use crate::StoreError;
+
+/// An event as JSON: its name and its fields. The form events take in the store (published
+/// events, inbox messages) and in snapshots; the engine encodes its typed events into it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventJson {
+    /// The event's stable name.
+    #[serde(rename = "type")]
+    pub name: String,
+    /// The event's fields.
+    pub value: Value,
+}
 
 /// How a cancel request is spelled in an inbox row. Rows written before the inbox was typed use
 /// the same form, so they keep reading as [`Mail::Cancel`]; no workflow event can take the name,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use eventflow::EventJson;
-use eventflow::store::{
+use eventflow_store::EventJson;
+use eventflow_store::{
     Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail,
     MemoryStore, NewRun, PostgresStore, Reopened, RunFilter, RunRecord, RunStatus, Sent,
     SqliteStore, Store, StoreError, WorkflowKey,

@@ -25,7 +25,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use mail::Mail;
+pub use mail::{EventJson, Mail};
 pub(crate) use mail::{event_to_stored, stored_events};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -33,28 +33,28 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::EventJson;
 
 /// Opens the store a URL names: `memory`, `sqlite:PATH` (or `sqlite://PATH`; the file is
 /// created if missing), or `postgres://...` / `postgresql://...`.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "memory" {
-        return Ok(std::sync::Arc::new(MemoryStore::new()));
+        return Ok(Arc::new(MemoryStore::new()));
     }
     #[cfg(feature = "sqlite")]
     if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
-        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+        return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     #[cfg(feature = "postgres")]
     if is_postgres_url(url) {
-        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
+        return Ok(Arc::new(PostgresStore::connect(url).await?));
     }
     Err(StoreError::Unsupported(format!(
         "`{url}` names no store this build supports (memory, sqlite:PATH{}{})",
@@ -402,6 +402,24 @@ pub struct RunFilter {
     pub status: Vec<RunStatus>,
     /// Only runs of one of these workflows (by name).
     pub workflow: Vec<String>,
+}
+
+/// A store value or a shared one: what takes a store (such as the engine's builder) accepts.
+pub trait IntoStore {
+    /// The store, shared.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<S: Store> IntoStore for S {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
 }
 
 /// Durable storage of runs, shared by every worker of a deployment.

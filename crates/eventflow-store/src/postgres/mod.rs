@@ -28,7 +28,7 @@ use super::{
     Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
     contiguous, event_to_stored, stored_events,
 };
-use crate::event::EventJson;
+use crate::EventJson;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
