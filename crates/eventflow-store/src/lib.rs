@@ -20,13 +20,16 @@
 
 mod mail;
 mod memory;
+// Declared before the backends, whose modules use its macros.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[macro_use]
+mod sql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use mail::{EventJson, Mail};
-pub(crate) use mail::{event_to_stored, stored_events};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -39,7 +42,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
 
 /// Opens the store a URL names: `memory`, `sqlite:PATH` (or `sqlite://PATH`; the file is
 /// created if missing), or `postgres://...` / `postgresql://...`.
@@ -76,13 +78,18 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Whether the sequences of `items` run `first`, `first + 1`, … without a gap: how every
-/// backend checks that a commit continues a run's journal and events.
+/// Whether the sequences of `items` run `first`, `first + 1`, … without a gap.
 pub(crate) fn contiguous<T>(items: &[(u64, T)], first: u64) -> bool {
     items
         .iter()
         .zip(first..)
         .all(|((seq, _), want)| *seq == want)
+}
+
+/// A duration in whole milliseconds, as backends add it to their clock; one too long for an
+/// `i64` saturates (it is forever anyway).
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The future returned by [`Store`] methods.
@@ -143,6 +150,20 @@ impl StoreError {
     /// Whether retrying the same operation later may succeed (the database was unreachable).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Database(_))
+    }
+
+    pub(crate) fn unknown_run(run_id: &str) -> Self {
+        StoreError::UnknownRun {
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    /// A write or read under `lease`, which is not the run's current lease.
+    pub(crate) fn fenced(lease: &Lease) -> Self {
+        StoreError::Fenced {
+            run_id: lease.run_id.clone(),
+            epoch: lease.epoch,
+        }
     }
 }
 
@@ -303,6 +324,16 @@ pub struct ClaimOptions {
     pub max_recoveries: u32,
 }
 
+impl ClaimOptions {
+    /// The error recorded on a run parked for crashing its workers too often.
+    pub(crate) fn parking_reason(&self) -> String {
+        format!(
+            "parked after {} recoveries from crashed workers",
+            self.max_recoveries
+        )
+    }
+}
+
 /// Everything a new owner needs to rebuild a run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadedRun {
@@ -385,6 +416,23 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Checks that the commit continues the journal of run `run_id` after `last_journal` and its
+    /// events after `last_event`: how every backend refuses a commit with a gap or an overlap.
+    pub(crate) fn check_continues(
+        &self,
+        run_id: &str,
+        last_journal: u64,
+        last_event: u64,
+    ) -> Result<(), StoreError> {
+        let (journal, event) = (last_journal + 1, last_event + 1);
+        if contiguous(&self.journal, journal) && contiguous(&self.events, event) {
+            return Ok(());
+        }
+        Err(StoreError::Corrupt(format!(
+            "run `{run_id}`: a commit does not continue the journal at {journal} or the events at {event}"
+        )))
+    }
+
     /// Whether the commit writes nothing.
     pub fn is_empty(&self) -> bool {
         self.journal.is_empty()

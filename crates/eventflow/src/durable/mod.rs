@@ -38,12 +38,12 @@ use crate::context::StateStore;
 use crate::error::WorkflowError;
 use crate::event::{AnyEvent, Event, EventJson};
 use crate::run::{RunState, Tick, new_run, start_tick};
+/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
+pub use crate::store::IntoStore;
 use crate::store::{
     Claim, ClaimOptions, Created, Lease, Mail, NewRun, RunRecord, RunStatus, Sent, Store,
     StoreError, WorkflowKey,
 };
-/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
-pub use crate::store::IntoStore;
 use crate::workflow::{StartInput, Workflow};
 use journal::Entry;
 use runner::{DurableRun, DurableSettings, RunExit, failed_end, rebuild, retry_transient, seed_of};
@@ -505,10 +505,12 @@ impl Engine {
             unreachable!("runs start with a start tick")
         };
         let entry = serde_json::to_value(Entry::Restart {
-            event: event.to_event_json().map_err(|e| EngineError::InvalidEvent {
-                run_id: run_id.clone(),
-                reason: e.to_string(),
-            })?,
+            event: event
+                .to_event_json()
+                .map_err(|e| EngineError::InvalidEvent {
+                    run_id: run_id.clone(),
+                    reason: e.to_string(),
+                })?,
         })
         .map_err(|e| EngineError::InvalidEvent {
             run_id: run_id.clone(),
@@ -543,8 +545,9 @@ impl Engine {
         msg_id: &str,
         event: E,
     ) -> Result<Sent, EngineError> {
-        let json =
-            AnyEvent::new(event).to_event_json().map_err(|e| EngineError::InvalidEvent {
+        let json = AnyEvent::new(event)
+            .to_event_json()
+            .map_err(|e| EngineError::InvalidEvent {
                 run_id: run_id.to_owned(),
                 reason: e.to_string(),
             })?;

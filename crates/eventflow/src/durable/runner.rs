@@ -221,7 +221,8 @@ impl DurableRun {
     pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), String> {
         for event in new {
             self.persisted_events += 1;
-            let json = event.to_event_json()
+            let json = event
+                .to_event_json()
                 .map_err(|e| format!("cannot persist a published event: {e}"))?;
             self.pending
                 .events

@@ -540,7 +540,9 @@ impl RunState {
         let mut in_flight: Vec<(&InvocationId, &InFlight)> = self.in_flight.iter().collect();
         in_flight.sort_by_key(|(id, _)| **id);
         let encode_all = |events: &mut dyn Iterator<Item = &AnyEvent>| {
-            events.map(AnyEvent::to_event_json).collect::<Result<Vec<_>, _>>()
+            events
+                .map(AnyEvent::to_event_json)
+                .collect::<Result<Vec<_>, _>>()
         };
         Ok(ReducerSnapshot {
             queued: self
