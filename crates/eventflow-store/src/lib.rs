@@ -28,6 +28,8 @@ mod sql;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use mail::{EventJson, Mail};
 pub use memory::MemoryStore;

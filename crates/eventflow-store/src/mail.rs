@@ -2,9 +2,10 @@
 //! events it published, typed, and their one JSON form in the backends' columns.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-use crate::StoreError;
+use serde_json::Value;
+// The stored forms below are only for the SQL backends' columns.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use {crate::StoreError, serde_json::Map};
 
 /// An event as JSON: its name and its fields. The form events take in the store (published
 /// events, inbox messages) and in snapshots; the engine encodes its typed events into it.
@@ -20,9 +21,11 @@ pub struct EventJson {
 /// How a cancel request is spelled in an inbox row. Rows written before the inbox was typed use
 /// the same form, so they keep reading as [`Mail::Cancel`]; no workflow event can take the name,
 /// since events sent from outside must be of the workflow's own types.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const CANCEL_NAME: &str = "eventflow.cancel";
 
 /// The key of an inbox row that routes its event to one step.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const STEP_KEY: &str = "step";
 
 /// A message to a run's inbox: what [`Store::send`](super::Store::send) queues and
@@ -46,7 +49,11 @@ impl Mail {
     pub fn event(event: EventJson) -> Self {
         Mail::Event { event, step: None }
     }
+}
 
+// The stored forms, which only the SQL backends write and read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Mail {
     /// The row's JSON: `{"type", "value"}` with `"step"` for a targeted event, and the cancel
     /// request as an event named `eventflow.cancel`.
     pub(crate) fn to_stored(&self) -> Value {
@@ -89,12 +96,14 @@ impl Mail {
 }
 
 /// A published event as stored (`{"type", "value"}`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn stored_event(stored: Value) -> Result<EventJson, StoreError> {
     serde_json::from_value(stored)
         .map_err(|error| StoreError::Corrupt(format!("a stored event is not an event: {error}")))
 }
 
 /// Published events as a backend read them, with their sequences.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn stored_events(rows: Vec<(u64, Value)>) -> Result<Vec<(u64, EventJson)>, StoreError> {
     rows.into_iter()
         .map(|(seq, stored)| Ok((seq, stored_event(stored)?)))
@@ -102,11 +111,12 @@ pub(crate) fn stored_events(rows: Vec<(u64, Value)>) -> Result<Vec<(u64, EventJs
 }
 
 /// The JSON of a published event, for a backend's column.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn event_to_stored(event: &EventJson) -> Value {
     serde_json::json!({"type": event.name, "value": event.value})
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
 mod tests {
     use serde_json::json;
 
