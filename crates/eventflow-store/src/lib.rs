@@ -1,4 +1,61 @@
-//! Where durable runs live: the [`Store`] trait and its backends.
+//! # eventflow-store
+//!
+//! Where eventflow's durable runs live: the [`Store`] trait, the types of its protocol, and its
+//! backends — [`MemoryStore`] (one process, the semantic reference), `SqliteStore` (a file, the
+//! embedded default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature
+//! `postgres`). The engine (`eventflow`, which re-exports this crate as `eventflow::store`)
+//! drives runs over any `Arc<dyn Store>`; a third-party backend implements the trait and proves
+//! it with the conformance suite of the [`testkit`](crate::testkit) (feature `testkit`), which
+//! this crate's backends pass too. The crate is meant to change rarely, so that backends can be
+//! built on it.
+//!
+//! The store knows nothing of reducers or of event types: journal entries and snapshots are JSON
+//! values it keeps in order, published events are [`EventJson`] (a name and fields), and the
+//! inbox holds [`Mail`] (an event, maybe for one step, or a cancel request). What it guarantees
+//! is *who may write*: every run has an owner and an epoch that grows on every claim and
+//! release, and a [`Store::commit`] under a stale [`Lease`] fails with [`StoreError::Fenced`] and
+//! changes nothing. Time (heartbeat age, wake-up times) is judged by the store's clock — the
+//! database's, for SQL backends — never a worker's.
+//!
+//! ```
+//! use eventflow_store::{
+//!     Commit, CommitEnd, Created, MemoryStore, NewRun, RunStatus, Store, StoreError, WorkflowKey,
+//! };
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), StoreError> {
+//! let store = MemoryStore::new();
+//! // A run created with an owner comes with its lease (epoch 1).
+//! let created = store
+//!     .create_run(NewRun {
+//!         run_id: "run-1".into(),
+//!         workflow: WorkflowKey { name: "greeter".into(), fingerprint: "v1".into() },
+//!         idempotency_key: None,
+//!         start: json!({"type": "start"}),
+//!         owner: Some("worker-a".into()),
+//!     })
+//!     .await?;
+//! let Created::New(Some(lease)) = created else { unreachable!("a new run with an owner") };
+//!
+//! // Under its lease, the owner appends to the journal and finishes the run in one commit.
+//! let commit = Commit {
+//!     journal: vec![(2, json!({"tick": "done"}))],
+//!     end: Some(CommitEnd::Finish {
+//!         status: RunStatus::Completed,
+//!         result: Some(json!({"type": "StopEvent", "value": "hello"})),
+//!         error: None,
+//!     }),
+//!     ..Commit::default()
+//! };
+//! store.commit(&lease, commit.clone()).await?;
+//! assert_eq!(store.get_run("run-1").await?.unwrap().status, RunStatus::Completed);
+//!
+//! // Finishing ended the lease: a second commit under it is fenced and writes nothing.
+//! assert!(matches!(store.commit(&lease, commit).await, Err(StoreError::Fenced { .. })));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Every backend keeps the same logical schema:
 //!
@@ -10,13 +67,27 @@
 //! | `inbox` | events sent to a run from outside, unique by message id, consumed once |
 //! | `run_events` | what a run published, by per-run sequence: what readers stream |
 //! | `workers` | live workers, their heartbeats and the workflows they serve |
-//!
-//! The store knows nothing of reducers or of event types: journal entries and snapshots are JSON
-//! values it keeps in order, published events are [`EventJson`] (a name and fields), and the
-//! inbox holds [`Mail`] (an event, maybe for one step, or a cancel request). What it guarantees is *who may write*: every run has an owner and an
-//! epoch that grows on every claim and release, and a [`Store::commit`] under a stale
-//! [`Lease`] fails with [`StoreError::Fenced`] and changes nothing. Time (heartbeat age, wake-up
-//! times) is judged by the store's clock — the database's, for SQL backends — never a worker's.
+
+// After axum-core's: a crate others build on documents everything, hides nothing it exports
+// by accident, and keeps to the idioms.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms,
+    future_incompatible,
+    nonstandard_style,
+    clippy::all,
+    clippy::dbg_macro,
+    clippy::todo,
+    clippy::await_holding_lock,
+    clippy::needless_borrow,
+    clippy::inefficient_to_string,
+    clippy::unnested_or_patterns,
+    clippy::option_option,
+    clippy::unused_self
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod mail;
 mod memory;
@@ -98,7 +169,11 @@ pub(crate) fn millis(duration: Duration) -> i64 {
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// A store operation failed.
+///
+/// New kinds of failure may come (the enum is `#[non_exhaustive]`); [`CommitEnd`] and
+/// [`RunStatus`] are exhaustive instead, since every backend must implement each of them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The lease is no longer valid: another worker claimed the run, or it was released. Nothing
     /// was written.

@@ -2,10 +2,9 @@
 //! events it published, typed, and their one JSON form in the backends' columns.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-// The stored forms below are only for the SQL backends' columns.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-use {crate::StoreError, serde_json::Map};
+use serde_json::{Map, Value};
+
+use crate::StoreError;
 
 /// An event as JSON: its name and its fields. The form events take in the store (published
 /// events, inbox messages) and in snapshots; the engine encodes its typed events into it.
@@ -21,11 +20,9 @@ pub struct EventJson {
 /// How a cancel request is spelled in an inbox row. Rows written before the inbox was typed use
 /// the same form, so they keep reading as [`Mail::Cancel`]; no workflow event can take the name,
 /// since events sent from outside must be of the workflow's own types.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const CANCEL_NAME: &str = "eventflow.cancel";
 
 /// The key of an inbox row that routes its event to one step.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const STEP_KEY: &str = "step";
 
 /// A message to a run's inbox: what [`Store::send`](super::Store::send) queues and
@@ -49,14 +46,12 @@ impl Mail {
     pub fn event(event: EventJson) -> Self {
         Mail::Event { event, step: None }
     }
-}
 
-// The stored forms, which only the SQL backends write and read.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-impl Mail {
-    /// The row's JSON: `{"type", "value"}` with `"step"` for a targeted event, and the cancel
-    /// request as an event named `eventflow.cancel`.
-    pub(crate) fn to_stored(&self) -> Value {
+    /// The message as a backend stores it: `{"type", "value"}` with `"step"` for a targeted
+    /// event, and the cancel request as an event named `eventflow.cancel`. A backend that keeps
+    /// this JSON keeps every kind of message, those of later versions included (the enum is
+    /// `#[non_exhaustive]`).
+    pub fn to_stored(&self) -> Value {
         let (name, value, step) = match self {
             Mail::Event { event, step } => (event.name.as_str(), event.value.clone(), step),
             Mail::Cancel => (CANCEL_NAME, Value::Object(Map::new()), &None),
@@ -70,8 +65,9 @@ impl Mail {
         Value::Object(fields)
     }
 
-    /// Reads a row's JSON back (see [`to_stored`](Self::to_stored)).
-    pub(crate) fn from_stored(stored: Value) -> Result<Self, StoreError> {
+    /// Reads a stored message back (see [`to_stored`](Self::to_stored)); JSON of another shape
+    /// is [`StoreError::Corrupt`].
+    pub fn from_stored(stored: Value) -> Result<Self, StoreError> {
         let Value::Object(mut fields) = stored else {
             return Err(StoreError::Corrupt(format!(
                 "an inbox message is not a JSON object: {stored}"
@@ -96,7 +92,6 @@ impl Mail {
 }
 
 /// A published event as stored (`{"type", "value"}`).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn stored_event(stored: Value) -> Result<EventJson, StoreError> {
     serde_json::from_value(stored)
         .map_err(|error| StoreError::Corrupt(format!("a stored event is not an event: {error}")))
@@ -116,7 +111,7 @@ pub(crate) fn event_to_stored(event: &EventJson) -> Value {
     serde_json::json!({"type": event.name, "value": event.value})
 }
 
-#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
+#[cfg(test)]
 mod tests {
     use serde_json::json;
 

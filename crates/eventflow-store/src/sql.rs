@@ -52,12 +52,6 @@ pub(crate) fn parse_status(text: &str) -> Result<RunStatus, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{text}`")))
 }
 
-/// Parses JSON kept as text.
-pub(crate) fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("`{what}` is not valid JSON: {error}")))
-}
-
 /// The JSON array of workflow keys a worker serves, as both backends bind it.
 pub(crate) fn workflows_json(workflows: &[WorkflowKey]) -> String {
     Value::from_iter(

@@ -54,8 +54,11 @@ mod event;
 pub mod graph;
 mod run;
 mod step;
-pub use eventflow_store as store;
 mod workflow;
+
+/// Where durable runs live: the `eventflow-store` crate (the `Store` trait, its backends, and
+/// `store::open` for a URL). The engine depends on the trait only.
+pub use eventflow_store as store;
 
 pub use context::{Context, StateError, WaitError, WaitForEvent};
 pub use error::{SendEventError, WorkflowError};

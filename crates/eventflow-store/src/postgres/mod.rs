@@ -66,6 +66,14 @@ pub struct PostgresStore {
     listener: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`), creating or
     /// upgrading the store's tables in the connection's default schema (the first of its

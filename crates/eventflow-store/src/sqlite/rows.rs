@@ -94,9 +94,7 @@ impl SqliteStore {
 /// A run record; its result is JSON text.
 pub(super) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     let result: Option<String> = column(row, "result")?;
-    let result = result
-        .map(|text| sql::parse_json(&text, "result"))
-        .transpose()?;
+    let result = result.map(|text| parse_json(&text, "result")).transpose()?;
     sql::run_record(row, result)
 }
 
@@ -106,5 +104,11 @@ fn sequenced(rows: &[SqliteRow], value: &str) -> Result<Vec<(u64, Value)>, Store
 }
 
 fn json_column(row: &SqliteRow, name: &str) -> Result<Value, StoreError> {
-    sql::parse_json(&column::<String, _>(row, name)?, name)
+    parse_json(&column::<String, _>(row, name)?, name)
+}
+
+/// Parses JSON kept as text.
+fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("`{what}` is not valid JSON: {error}")))
 }

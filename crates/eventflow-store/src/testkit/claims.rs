@@ -175,7 +175,11 @@ pub(super) async fn claim_respects_limit(store: DynStore) -> Result<()> {
 }
 
 /// Claims every claimable run for `worker`, a few at a time, until none is left.
-pub(super) async fn claim_all(store: DynStore, worker: String, options: ClaimOptions) -> Result<Vec<String>> {
+pub(super) async fn claim_all(
+    store: DynStore,
+    worker: String,
+    options: ClaimOptions,
+) -> Result<Vec<String>> {
     store.heartbeat(&worker, &options.workflows).await?;
     let mut claimed = Vec::new();
     loop {

@@ -165,7 +165,9 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn run<F: Fixture>(check: &str) -> Result<(), Failure> {
     let found = CHECKS.iter().find(|known| known.name == check);
     let Some(check) = found.copied() else {
-        return Err(Failure(anyhow::anyhow!("no conformance check is named `{check}`")));
+        return Err(Failure(anyhow::anyhow!(
+            "no conformance check is named `{check}`"
+        )));
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

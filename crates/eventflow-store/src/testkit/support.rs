@@ -133,7 +133,11 @@ pub(super) async fn claim_run(
 }
 
 /// The ids `worker` claims with `options`.
-pub(super) async fn claim_ids(store: &dyn Store, worker: &str, options: &ClaimOptions) -> Result<Vec<String>> {
+pub(super) async fn claim_ids(
+    store: &dyn Store,
+    worker: &str,
+    options: &ClaimOptions,
+) -> Result<Vec<String>> {
     let claims = store.claim(worker, options).await.context("claim")?;
     for claim in &claims {
         assert_eq!(claim.lease.owner, worker);
@@ -212,7 +216,12 @@ pub(super) fn event(text: &str) -> Mail {
     Mail::event(named("message", json!({"text": text})))
 }
 
-pub(super) async fn send(store: &dyn Store, run_id: &str, msg_id: &str, mail: Mail) -> Result<Sent> {
+pub(super) async fn send(
+    store: &dyn Store,
+    run_id: &str,
+    msg_id: &str,
+    mail: Mail,
+) -> Result<Sent> {
     store
         .send(run_id, msg_id, mail)
         .await
@@ -233,7 +242,11 @@ pub(super) fn msg_ids(inbox: &[InboxMessage]) -> Vec<&str> {
         .collect()
 }
 
-pub(super) fn assert_fenced<T: Debug>(result: Result<T, StoreError>, lease: &Lease, what: &str) -> Result<()> {
+pub(super) fn assert_fenced<T: Debug>(
+    result: Result<T, StoreError>,
+    lease: &Lease,
+    what: &str,
+) -> Result<()> {
     match result {
         Err(StoreError::Fenced { run_id, epoch }) => {
             ensure!(
@@ -320,7 +333,12 @@ pub(super) fn stop_event() -> Value {
     json!({"type": "stop", "value": {"answer": 42}})
 }
 
-pub(super) async fn reopen(store: &dyn Store, run_id: &str, n: u64, owner: Option<&str>) -> Result<Reopened> {
+pub(super) async fn reopen(
+    store: &dyn Store,
+    run_id: &str,
+    n: u64,
+    owner: Option<&str>,
+) -> Result<Reopened> {
     store
         .reopen(run_id, reopening(n), owner)
         .await
@@ -329,7 +347,11 @@ pub(super) async fn reopen(store: &dyn Store, run_id: &str, n: u64, owner: Optio
 
 /// Asserts that reopening `run_id` (with or without an owner) fails with `RunActive` naming its
 /// `status`, and changes nothing.
-pub(super) async fn assert_run_active(store: &dyn Store, run_id: &str, status: RunStatus) -> Result<()> {
+pub(super) async fn assert_run_active(
+    store: &dyn Store,
+    run_id: &str,
+    status: RunStatus,
+) -> Result<()> {
     let before = record(store, run_id).await?;
     assert_eq!(before.status, status, "{run_id} before the reopen");
     let events = all_events(store, run_id).await?;

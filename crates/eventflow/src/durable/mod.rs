@@ -9,10 +9,10 @@
 //! ```no_run
 //! use eventflow::prelude::*;
 //! use eventflow::durable::Engine;
-//! use eventflow::store::SqliteStore;
 //!
 //! # async fn demo(workflow: Workflow) -> anyhow::Result<()> {
-//! let store = SqliteStore::open("eventflow.db").await?;
+//! // Or `postgres://...` for a cluster; `eventflow::store` has the backends themselves.
+//! let store = eventflow::store::open("sqlite:eventflow.db").await?;
 //! let engine = Engine::builder(store).workflow(workflow).start().await?;
 //! let run_id = engine.start("greeter", json!({"name": "Ada"})).await?;
 //! let record = engine.wait(&run_id, None).await?;
