@@ -5,7 +5,7 @@
 //! embedded default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature
 //! `postgres`). The engine (`eventflow`, which re-exports this crate as `eventflow::store`)
 //! drives runs over any `Arc<dyn Store>`; a third-party backend implements the trait and proves
-//! it with the conformance suite of the [`testkit`](crate::testkit) (feature `testkit`), which
+//! it with the conformance suite of the `testkit` module (feature `testkit`), which
 //! this crate's backends pass too. The crate is meant to change rarely, so that backends can be
 //! built on it.
 //!
@@ -87,7 +87,6 @@
     clippy::option_option,
     clippy::unused_self
 )]
-#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod mail;
 mod memory;
@@ -551,7 +550,8 @@ impl IntoStore for Arc<dyn Store> {
 ///
 /// Implemented by [`MemoryStore`] (one process, for tests), `SqliteStore` (a file, the embedded
 /// default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature `postgres`).
-/// All three pass the same conformance tests (`tests/store_conformance.rs`).
+/// All three pass the same conformance suite, which another implementation runs with the
+/// `testkit` feature (see `testkit`).
 pub trait Store: Send + Sync + 'static {
     /// Records a new run with its first journal entry; returns only once it is durable. With an
     /// idempotency key already used, returns the existing run and changes nothing.

@@ -3,8 +3,7 @@
 
 use sqlx::postgres::PgRow;
 
-use super::PostgresStore;
-use super::db;
+use super::{PostgresStore, db};
 use crate::sql::{column, parse_status, saturating_i64, unsigned};
 use crate::{Claim, ClaimOptions, Lease, RunStatus, StoreError, millis};
 
