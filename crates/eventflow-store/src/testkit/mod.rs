@@ -159,9 +159,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     CHECKS.iter().map(|check| check.name)
 }
 
-/// Runs the check named `check` against a fresh store of `F`, on a tokio runtime of its own,
-/// then cleans the store up. Fails when the check fails, takes over a minute, or names no
-/// check; panics when one of its assertions does.
+/// Runs the check named `check` against a fresh store of `F`, on a tokio runtime of its own
+/// (so call it from a plain `#[test]`, outside any runtime), then cleans the store up. Fails
+/// when the check fails, takes over a minute, or names no check; panics when one of its
+/// assertions does.
 pub fn run<F: Fixture>(check: &str) -> Result<(), Failure> {
     let found = CHECKS.iter().find(|known| known.name == check);
     let Some(check) = found.copied() else {
