@@ -55,8 +55,11 @@ pub mod graph;
 mod replay;
 mod run;
 mod step;
-pub mod store;
 mod workflow;
+
+/// Where durable runs live: the `eventflow-store` crate (the `Store` trait, its backends, and
+/// `store::open` for a URL). The engine depends on the trait only.
+pub use eventflow_store as store;
 
 pub use context::{Context, SendEventError, StateError, WaitError, WaitForEvent};
 pub use error::{ValidationErrors, ValidationProblem, WorkflowError};

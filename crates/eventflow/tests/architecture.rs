@@ -24,9 +24,9 @@ use syn::{Attribute, Item, Meta, Token, UseTree, Visibility};
 const LAYERS: &[&[&str]] = &[
     // Leaves: events and their JSON form; the typed errors of reading recorded runs.
     &["event", "replay"],
-    // The store protocol (events as JSON); a step's handle on its run, which reaches the run
-    // through a trait (`context::RunAccess`) rather than naming it.
-    &["store", "context"],
+    // A step's handle on its run, which reaches the run through a trait (`context::RunAccess`)
+    // rather than naming it. (The store is a crate of its own, `eventflow-store`, below all.)
+    &["context"],
     &["step"],
     // WorkflowError and the validation errors it holds.
     &["error"],

@@ -119,7 +119,7 @@ fn read(name: &str) -> String {
 }
 
 fn event_json(event: &AnyEvent) -> Value {
-    serde_json::to_value(eventflow::EventJson::encode(event).unwrap()).unwrap()
+    serde_json::to_value(event.to_event_json().unwrap()).unwrap()
 }
 
 /// Resumes `snapshot`, answers the question it asks again (the waiting step runs again from

@@ -256,7 +256,7 @@ impl ContextState {
                             .iter()
                             .map(|(ty, n)| (ty.name().to_owned(), *n))
                             .collect(),
-                        event: EventJson::encode(event)?,
+                        event: event.to_event_json()?,
                     })
                 },
             )
@@ -441,7 +441,7 @@ impl ContextState {
                 events: buffer
                     .buffered
                     .iter()
-                    .flat_map(|(_, events)| events.iter().map(EventJson::encode))
+                    .flat_map(|(_, events)| events.iter().map(AnyEvent::to_event_json))
                     .collect::<Result<_, _>>()?,
             });
         }

@@ -10,7 +10,7 @@ use super::engine::Engine;
 use super::error::EngineError;
 use super::hook::CommitInfo;
 use super::worker::{EngineOptions, Inner, background, lock, workflow_key};
-use crate::store::{Store, WorkflowKey};
+use crate::store::{IntoStore, Store, WorkflowKey};
 use crate::workflow::Workflow;
 
 /// Builds an [`Engine`]: a store, the workflows this worker serves, and its timings.
@@ -121,24 +121,6 @@ impl EngineBuilder {
         let task = tokio::spawn(background(Arc::downgrade(&inner)));
         *lock(&inner.background) = Some(task);
         Ok(Engine { inner })
-    }
-}
-
-/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
-pub trait IntoStore {
-    /// The store, shared.
-    fn into_store(self) -> Arc<dyn Store>;
-}
-
-impl<S: Store> IntoStore for S {
-    fn into_store(self) -> Arc<dyn Store> {
-        Arc::new(self)
-    }
-}
-
-impl IntoStore for Arc<dyn Store> {
-    fn into_store(self) -> Arc<dyn Store> {
-        self
     }
 }
 

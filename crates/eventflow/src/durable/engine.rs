@@ -196,10 +196,12 @@ impl Engine {
             unreachable!("runs start with a start tick")
         };
         let entry = serde_json::to_value(Entry::Restart {
-            event: EventJson::encode(event).map_err(|e| EngineError::InvalidEvent {
-                run_id: run_id.clone(),
-                reason: e.to_string(),
-            })?,
+            event: event
+                .to_event_json()
+                .map_err(|e| EngineError::InvalidEvent {
+                    run_id: run_id.clone(),
+                    reason: e.to_string(),
+                })?,
         })
         .map_err(|e| EngineError::InvalidEvent {
             run_id: run_id.clone(),
@@ -234,8 +236,9 @@ impl Engine {
         msg_id: &str,
         event: E,
     ) -> Result<Sent, EngineError> {
-        let json =
-            EventJson::encode(&AnyEvent::new(event)).map_err(|e| EngineError::InvalidEvent {
+        let json = AnyEvent::new(event)
+            .to_event_json()
+            .map_err(|e| EngineError::InvalidEvent {
                 run_id: run_id.to_owned(),
                 reason: e.to_string(),
             })?;

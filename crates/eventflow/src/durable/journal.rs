@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::StateWrites;
-use crate::event::EventJson;
+use crate::event::{AnyEvent, EventJson};
 use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::Tick;
 use crate::step::StepError;
@@ -114,14 +114,14 @@ impl Entry {
     ) -> Result<Entry, serde_json::Error> {
         Ok(match tick {
             Tick::Start(event) => Entry::Start {
-                event: EventJson::encode(event)?,
+                event: event.to_event_json()?,
             },
             Tick::Emit {
                 event,
                 target,
                 from,
             } => Entry::Emit {
-                event: EventJson::encode(event)?,
+                event: event.to_event_json()?,
                 target: target.map(|step| spec.steps[step].name.clone()),
                 from: *from,
             },
@@ -136,7 +136,7 @@ impl Entry {
                         Some(
                             events
                                 .iter()
-                                .map(EventJson::encode)
+                                .map(AnyEvent::to_event_json)
                                 .collect::<Result<_, _>>()?,
                         ),
                         None,
@@ -162,7 +162,7 @@ impl Entry {
                 invocation: *invocation,
                 event: event_type.name().to_owned(),
                 requirements: requirements.clone(),
-                prompt: prompt.as_ref().map(EventJson::encode).transpose()?,
+                prompt: prompt.as_ref().map(AnyEvent::to_event_json).transpose()?,
             },
             Tick::WaitEnded { waiter } => Entry::WaitEnded { waiter: *waiter },
             Tick::RetryDue { timer } => Entry::RetryDue { timer: *timer },

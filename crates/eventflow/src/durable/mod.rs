@@ -34,7 +34,9 @@ mod runner;
 mod watch;
 mod worker;
 
-pub use builder::{EngineBuilder, IntoStore};
+/// What [`Engine::builder`] accepts as a store: a store value or a shared one.
+pub use crate::store::IntoStore;
+pub use builder::EngineBuilder;
 pub use engine::{Engine, SequencedEvent, StartOptions, Started};
 pub use error::EngineError;
 pub use hook::{CommitHook, CommitInfo, CompletedStep};

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::context::{ContextState, StateSnapshot, StateWrites};
 use crate::durable::journal::Entry;
-use crate::event::{AnyEvent, EventJson};
+use crate::event::AnyEvent;
 use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
 use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
@@ -247,7 +247,7 @@ impl DurableRun {
     pub(crate) fn take_events(&mut self, new: &[AnyEvent]) -> Result<(), RecordError> {
         for event in new {
             self.persisted_events += 1;
-            let json = EventJson::encode(event).map_err(RecordError::Published)?;
+            let json = event.to_event_json().map_err(RecordError::Published)?;
             self.pending
                 .events
                 .push((self.persisted_events as u64, json));
@@ -346,6 +346,8 @@ fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
     let (event, step) = match mail {
         Mail::Cancel => return Some(Tick::Cancel),
         Mail::Event { event, step } => (event, step),
+        // A kind of message this engine does not know is not for it.
+        _ => return None,
     };
     let target = match step {
         Some(name) => Some(spec.step_index(&name)?),
@@ -452,7 +454,7 @@ pub(crate) fn commit_end(end: &RunEnd) -> CommitEnd {
         status: end.status,
         result: end
             .stop_event()
-            .and_then(|event| EventJson::encode(event).ok())
+            .and_then(|event| event.to_event_json().ok())
             .and_then(|json| serde_json::to_value(json).ok()),
         error: end.error(),
     }

@@ -20,6 +20,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use eventflow_store::EventJson;
+
 /// What part an event type plays in a workflow, as declared by `#[event(...)]`.
 ///
 /// The role drives validation (a workflow needs exactly one start type, a stop type, ...) and
@@ -288,6 +290,14 @@ impl AnyEvent {
         self.0.to_json()
     }
 
+    /// The event as its name and fields: the form the store keeps and snapshots hold.
+    pub fn to_event_json(&self) -> Result<EventJson, serde_json::Error> {
+        Ok(EventJson {
+            name: self.name().to_owned(),
+            value: self.to_json()?,
+        })
+    }
+
     pub(crate) fn type_id(&self) -> TypeId {
         self.0.as_any().type_id()
     }
@@ -377,26 +387,6 @@ pub(crate) fn field_value(key: &str, value: impl Serialize) -> Value {
     })
 }
 
-/// An event as JSON: its name and its fields. The form events take in snapshots.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct EventJson {
-    /// The event's stable name.
-    #[serde(rename = "type")]
-    pub name: String,
-    /// The event's fields.
-    pub value: Value,
-}
-
-impl EventJson {
-    /// Serializes an event.
-    pub fn encode(event: &AnyEvent) -> Result<Self, serde_json::Error> {
-        Ok(EventJson {
-            name: event.name().to_owned(),
-            value: event.to_json()?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,7 +428,7 @@ mod tests {
     #[test]
     fn decode_round_trips_through_json() {
         let event = AnyEvent::new(Ping { n: 3 });
-        let json = EventJson::encode(&event).unwrap();
+        let json = event.to_event_json().unwrap();
         assert_eq!(json.name, "Ping");
         let back = EventType::of::<Ping>().decode(json.value).unwrap();
         assert_eq!(back.downcast_ref::<Ping>(), Some(&Ping { n: 3 }));

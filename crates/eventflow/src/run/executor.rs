@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::context::{Context, WaitRequest};
 use crate::error::WorkflowError;
-use crate::event::{AnyEvent, EventJson};
+use crate::event::AnyEvent;
 use crate::run::end::RunEnd;
 use crate::run::message::Msg;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
@@ -373,7 +373,7 @@ impl Executor {
                 .stream
                 .history()
                 .iter()
-                .map(EventJson::encode)
+                .map(AnyEvent::to_event_json)
                 .collect::<Result<_, _>>()
                 .map_err(invalid)?,
             reducer,

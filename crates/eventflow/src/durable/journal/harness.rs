@@ -88,7 +88,7 @@ pub(super) fn workflow() -> Workflow {
 /// One command as text: what tests compare and fixtures record (commands are not `Debug`).
 pub(super) fn describe(spec: &WorkflowSpec, command: &Command) -> String {
     let json = |event: &AnyEvent| {
-        let json = EventJson::encode(event).expect("fixture events serialize");
+        let json = event.to_event_json().expect("fixture events serialize");
         format!("{} {}", json.name, json.value)
     };
     match command {
@@ -405,7 +405,7 @@ impl World {
 
     /// Carries out the commands of the direct copy's last tick in the simulation.
     fn react(&mut self, commands: Vec<Command>) -> Result<(), String> {
-        let publish = |event: &AnyEvent| EventJson::encode(event).map_err(|e| e.to_string());
+        let publish = |event: &AnyEvent| event.to_event_json().map_err(|e| e.to_string());
         for command in commands {
             match command {
                 Command::StartStep {
@@ -535,7 +535,7 @@ impl World {
         let seq = self.journal.len() as u64 + 1;
         let start = AnyEvent::new(StartEvent::new().with("restart", seq));
         let entry = serde_json::to_value(Entry::Restart {
-            event: EventJson::encode(&start).map_err(|e| e.to_string())?,
+            event: start.to_event_json().map_err(|e| e.to_string())?,
         })
         .map_err(|e| e.to_string())?;
         self.direct = RunState::new(spec, seed_of(&format!("{RUN_ID}/{seq}")));

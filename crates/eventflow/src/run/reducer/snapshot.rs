@@ -21,7 +21,9 @@ impl RunState {
         let mut in_flight: Vec<(&InvocationId, &InFlight)> = self.in_flight.iter().collect();
         in_flight.sort_by_key(|(id, _)| **id);
         let encode_all = |events: &mut dyn Iterator<Item = &AnyEvent>| {
-            events.map(EventJson::encode).collect::<Result<Vec<_>, _>>()
+            events
+                .map(AnyEvent::to_event_json)
+                .collect::<Result<Vec<_>, _>>()
         };
         Ok(ReducerSnapshot {
             queued: self
@@ -32,7 +34,7 @@ impl RunState {
                 .map(|(step, p)| {
                     Ok(EntrySnapshot {
                         step: name(step),
-                        event: EventJson::encode(&p.event)?,
+                        event: p.event.to_event_json()?,
                         attempt: p.attempt,
                         key: p.key,
                         id: 0,
@@ -45,7 +47,7 @@ impl RunState {
                 .map(|(id, f)| {
                     Ok(EntrySnapshot {
                         step: name(f.step),
-                        event: EventJson::encode(&f.event)?,
+                        event: f.event.to_event_json()?,
                         attempt: f.attempt,
                         key: f.key,
                         id: *id,
@@ -59,7 +61,7 @@ impl RunState {
                 .map(|(timer, (step, p))| {
                     Ok(EntrySnapshot {
                         step: name(*step),
-                        event: EventJson::encode(&p.event)?,
+                        event: p.event.to_event_json()?,
                         attempt: p.attempt,
                         key: p.key,
                         id: *timer,

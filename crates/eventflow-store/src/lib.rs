@@ -1,4 +1,61 @@
-//! Where durable runs live: the [`Store`] trait and its backends.
+//! # eventflow-store
+//!
+//! Where eventflow's durable runs live: the [`Store`] trait, the types of its protocol, and its
+//! backends — [`MemoryStore`] (one process, the semantic reference), `SqliteStore` (a file, the
+//! embedded default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature
+//! `postgres`). The engine (`eventflow`, which re-exports this crate as `eventflow::store`)
+//! drives runs over any `Arc<dyn Store>`; a third-party backend implements the trait and proves
+//! it with the conformance suite of the `testkit` module (feature `testkit`), which
+//! this crate's backends pass too. The crate is meant to change rarely, so that backends can be
+//! built on it.
+//!
+//! The store knows nothing of reducers or of event types: journal entries and snapshots are JSON
+//! values it keeps in order, published events are [`EventJson`] (a name and fields), and the
+//! inbox holds [`Mail`] (an event, maybe for one step, or a cancel request). What it guarantees
+//! is *who may write*: every run has an owner and an epoch that grows on every claim and
+//! release, and a [`Store::commit`] under a stale [`Lease`] fails with [`StoreError::Fenced`] and
+//! changes nothing. Time (heartbeat age, wake-up times) is judged by the store's clock — the
+//! database's, for SQL backends — never a worker's.
+//!
+//! ```
+//! use eventflow_store::{
+//!     Commit, CommitEnd, Created, MemoryStore, NewRun, RunStatus, Store, StoreError, WorkflowKey,
+//! };
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), StoreError> {
+//! let store = MemoryStore::new();
+//! // A run created with an owner comes with its lease (epoch 1).
+//! let created = store
+//!     .create_run(NewRun {
+//!         run_id: "run-1".into(),
+//!         workflow: WorkflowKey { name: "greeter".into(), fingerprint: "v1".into() },
+//!         idempotency_key: None,
+//!         start: json!({"type": "start"}),
+//!         owner: Some("worker-a".into()),
+//!     })
+//!     .await?;
+//! let Created::New(Some(lease)) = created else { unreachable!("a new run with an owner") };
+//!
+//! // Under its lease, the owner appends to the journal and finishes the run in one commit.
+//! let commit = Commit {
+//!     journal: vec![(2, json!({"tick": "done"}))],
+//!     end: Some(CommitEnd::Finish {
+//!         status: RunStatus::Completed,
+//!         result: Some(json!({"type": "StopEvent", "value": "hello"})),
+//!         error: None,
+//!     }),
+//!     ..Commit::default()
+//! };
+//! store.commit(&lease, commit.clone()).await?;
+//! assert_eq!(store.get_run("run-1").await?.unwrap().status, RunStatus::Completed);
+//!
+//! // Finishing ended the lease: a second commit under it is fenced and writes nothing.
+//! assert!(matches!(store.commit(&lease, commit).await, Err(StoreError::Fenced { .. })));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Every backend keeps the same logical schema:
 //!
@@ -10,51 +67,68 @@
 //! | `inbox` | events sent to a run from outside, unique by message id, consumed once |
 //! | `run_events` | what a run published, by per-run sequence: what readers stream |
 //! | `workers` | live workers, their heartbeats and the workflows they serve |
-//!
-//! The store knows nothing of reducers or of event types: journal entries and snapshots are JSON
-//! values it keeps in order, published events are [`EventJson`] (a name and fields), and the
-//! inbox holds [`Mail`] (an event, maybe for one step, or a cancel request). What it guarantees is *who may write*: every run has an owner and an
-//! epoch that grows on every claim and release, and a [`Store::commit`] under a stale
-//! [`Lease`] fails with [`StoreError::Fenced`] and changes nothing. Time (heartbeat age, wake-up
-//! times) is judged by the store's clock — the database's, for SQL backends — never a worker's.
+
+// After axum-core's: a crate others build on documents everything, hides nothing it exports
+// by accident, and keeps to the idioms.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms,
+    future_incompatible,
+    nonstandard_style,
+    clippy::all,
+    clippy::dbg_macro,
+    clippy::todo,
+    clippy::await_holding_lock,
+    clippy::needless_borrow,
+    clippy::inefficient_to_string,
+    clippy::unnested_or_patterns,
+    clippy::option_option,
+    clippy::unused_self
+)]
 
 mod mail;
 mod memory;
+// Declared before the backends, whose modules use its macros.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[macro_use]
+mod sql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
-pub use mail::Mail;
-pub(crate) use mail::{event_to_stored, stored_events};
+pub use mail::{EventJson, Mail};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::EventJson;
-
 /// Opens the store a URL names: `memory`, `sqlite:PATH` (or `sqlite://PATH`; the file is
 /// created if missing), or `postgres://...` / `postgresql://...`.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "memory" {
-        return Ok(std::sync::Arc::new(MemoryStore::new()));
+        return Ok(Arc::new(MemoryStore::new()));
     }
     #[cfg(feature = "sqlite")]
     if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
-        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+        return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     #[cfg(feature = "postgres")]
     if is_postgres_url(url) {
-        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
+        return Ok(Arc::new(PostgresStore::connect(url).await?));
     }
     Err(StoreError::Unsupported(format!(
         "`{url}` names no store this build supports (memory, sqlite:PATH{}{})",
@@ -76,8 +150,7 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Whether the sequences of `items` run `first`, `first + 1`, … without a gap: how every
-/// backend checks that a commit continues a run's journal and events.
+/// Whether the sequences of `items` run `first`, `first + 1`, … without a gap.
 pub(crate) fn contiguous<T>(items: &[(u64, T)], first: u64) -> bool {
     items
         .iter()
@@ -85,11 +158,21 @@ pub(crate) fn contiguous<T>(items: &[(u64, T)], first: u64) -> bool {
         .all(|((seq, _), want)| *seq == want)
 }
 
+/// A duration in whole milliseconds, as backends add it to their clock; one too long for an
+/// `i64` saturates (it is forever anyway).
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The future returned by [`Store`] methods.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// A store operation failed.
+///
+/// New kinds of failure may come (the enum is `#[non_exhaustive]`); [`CommitEnd`] and
+/// [`RunStatus`] are exhaustive instead, since every backend must implement each of them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The lease is no longer valid: another worker claimed the run, or it was released. Nothing
     /// was written.
@@ -143,6 +226,20 @@ impl StoreError {
     /// Whether retrying the same operation later may succeed (the database was unreachable).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Database(_))
+    }
+
+    pub(crate) fn unknown_run(run_id: &str) -> Self {
+        StoreError::UnknownRun {
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    /// A write or read under `lease`, which is not the run's current lease.
+    pub(crate) fn fenced(lease: &Lease) -> Self {
+        StoreError::Fenced {
+            run_id: lease.run_id.clone(),
+            epoch: lease.epoch,
+        }
     }
 }
 
@@ -303,6 +400,16 @@ pub struct ClaimOptions {
     pub max_recoveries: u32,
 }
 
+impl ClaimOptions {
+    /// The error recorded on a run parked for crashing its workers too often.
+    pub(crate) fn parking_reason(&self) -> String {
+        format!(
+            "parked after {} recoveries from crashed workers",
+            self.max_recoveries
+        )
+    }
+}
+
 /// Everything a new owner needs to rebuild a run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadedRun {
@@ -385,6 +492,23 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Checks that the commit continues the journal of run `run_id` after `last_journal` and its
+    /// events after `last_event`: how every backend refuses a commit with a gap or an overlap.
+    pub(crate) fn check_continues(
+        &self,
+        run_id: &str,
+        last_journal: u64,
+        last_event: u64,
+    ) -> Result<(), StoreError> {
+        let (journal, event) = (last_journal + 1, last_event + 1);
+        if contiguous(&self.journal, journal) && contiguous(&self.events, event) {
+            return Ok(());
+        }
+        Err(StoreError::Corrupt(format!(
+            "run `{run_id}`: a commit does not continue the journal at {journal} or the events at {event}"
+        )))
+    }
+
     /// Whether the commit writes nothing.
     pub fn is_empty(&self) -> bool {
         self.journal.is_empty()
@@ -404,11 +528,30 @@ pub struct RunFilter {
     pub workflow: Vec<String>,
 }
 
+/// A store value or a shared one: what takes a store (such as the engine's builder) accepts.
+pub trait IntoStore {
+    /// The store, shared.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<S: Store> IntoStore for S {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
 /// Durable storage of runs, shared by every worker of a deployment.
 ///
 /// Implemented by [`MemoryStore`] (one process, for tests), `SqliteStore` (a file, the embedded
 /// default; feature `sqlite`) and `PostgresStore` (a cluster of processes; feature `postgres`).
-/// All three pass the same conformance tests (`tests/store_conformance.rs`).
+/// All three pass the same conformance suite, which another implementation runs with the
+/// `testkit` feature (see `testkit`).
 pub trait Store: Send + Sync + 'static {
     /// Records a new run with its first journal entry; returns only once it is durable. With an
     /// idempotency key already used, returns the existing run and changes nothing.

@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::FutureExt;
 use serde_json::Value;
 
-use crate::event::EventJson;
+use crate::EventJson;
 use tokio::sync::broadcast;
 
 use super::{
     Claim, ClaimOptions, Commit, CommitEnd, Created, InboxMessage, Lease, LoadedRun, Mail, NewRun,
     Reopened, RunFilter, RunRecord, RunStatus, Sent, Store, StoreError, StoreFuture, WorkflowKey,
-    contiguous,
+    millis,
 };
 
 /// A [`Store`] in this process's memory.
@@ -41,6 +41,14 @@ struct RunRow {
     snapshot: Option<(u64, Value)>,
     inbox: Vec<(InboxMessage, bool)>,
     events: Vec<(u64, EventJson)>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("runs", &self.tables().runs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryStore {
@@ -77,22 +85,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn unknown(run_id: &str) -> StoreError {
-    StoreError::UnknownRun {
-        run_id: run_id.to_owned(),
-    }
-}
-
 impl Tables {
     fn owned<'a>(&'a mut self, lease: &Lease) -> Result<&'a mut RunRow, StoreError> {
-        let fenced = || StoreError::Fenced {
-            run_id: lease.run_id.clone(),
-            epoch: lease.epoch,
-        };
+        let fenced = || StoreError::fenced(lease);
         let row = self.runs.get_mut(&lease.run_id).ok_or_else(fenced)?;
         if row.record.owner.as_deref() != Some(lease.owner.as_str())
             || row.record.epoch != lease.epoch
@@ -135,10 +130,7 @@ impl Tables {
             if record.recoveries > options.max_recoveries {
                 record.status = RunStatus::Parked;
                 record.owner = None;
-                record.error = Some(format!(
-                    "parked after {} recoveries from crashed workers",
-                    options.max_recoveries
-                ));
+                record.error = Some(options.parking_reason());
                 return None;
             }
         }
@@ -315,15 +307,12 @@ impl Store for MemoryStore {
             Ok(row) => row,
             Err(error) => return ready(Err(error)),
         };
-        let expected_journal = row.last_journal_seq + 1;
-        let expected_event = row.record.last_event_seq + 1;
-        if !contiguous(&commit.journal, expected_journal)
-            || !contiguous(&commit.events, expected_event)
-        {
-            return ready(Err(StoreError::Corrupt(format!(
-                "run `{}`: a commit does not continue the journal at {expected_journal} or the events at {expected_event}",
-                lease.run_id
-            ))));
+        if let Err(error) = commit.check_continues(
+            &lease.run_id,
+            row.last_journal_seq,
+            row.record.last_event_seq,
+        ) {
+            return ready(Err(error));
         }
         for (seq, entry) in commit.journal {
             row.last_journal_seq = seq;
@@ -383,7 +372,7 @@ impl Store for MemoryStore {
         let mut tables = self.tables();
         let id = tables.next_inbox_id;
         let Some(row) = tables.runs.get_mut(run_id) else {
-            return ready(Err(unknown(run_id)));
+            return ready(Err(StoreError::unknown_run(run_id)));
         };
         if row
             .inbox
@@ -427,7 +416,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Vec<(u64, EventJson)>> {
         let tables = self.tables();
         let result = match tables.runs.get(run_id) {
-            None => Err(unknown(run_id)),
+            None => Err(StoreError::unknown_run(run_id)),
             Some(row) => {
                 // Sequences are contiguous from 1, so the index of `after + 1` is `after`.
                 let start = usize::try_from(after).unwrap_or(usize::MAX);
@@ -476,7 +465,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Reopened> {
         let mut tables = self.tables();
         let Some(row) = tables.runs.get_mut(run_id) else {
-            return ready(Err(unknown(run_id)));
+            return ready(Err(StoreError::unknown_run(run_id)));
         };
         let status = row.record.status;
         if !status.is_terminal() {

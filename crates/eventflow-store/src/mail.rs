@@ -1,10 +1,21 @@
 //! What the store keeps for a run besides its journal: the messages sent to its inbox and the
 //! events it published, typed, and their one JSON form in the backends' columns.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::StoreError;
-use crate::event::EventJson;
+use crate::StoreError;
+
+/// An event as JSON: its name and its fields. The form events take in the store (published
+/// events, inbox messages) and in snapshots; the engine encodes its typed events into it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventJson {
+    /// The event's stable name.
+    #[serde(rename = "type")]
+    pub name: String,
+    /// The event's fields.
+    pub value: Value,
+}
 
 /// How a cancel request is spelled in an inbox row. Rows written before the inbox was typed use
 /// the same form, so they keep reading as [`Mail::Cancel`]; no workflow event can take the name,
@@ -36,9 +47,11 @@ impl Mail {
         Mail::Event { event, step: None }
     }
 
-    /// The row's JSON: `{"type", "value"}` with `"step"` for a targeted event, and the cancel
-    /// request as an event named `eventflow.cancel`.
-    pub(crate) fn to_stored(&self) -> Value {
+    /// The message as a backend stores it: `{"type", "value"}` with `"step"` for a targeted
+    /// event, and the cancel request as an event named `eventflow.cancel`. A backend that keeps
+    /// this JSON keeps every kind of message, those of later versions included (the enum is
+    /// `#[non_exhaustive]`).
+    pub fn to_stored(&self) -> Value {
         let (name, value, step) = match self {
             Mail::Event { event, step } => (event.name.as_str(), event.value.clone(), step),
             Mail::Cancel => (CANCEL_NAME, Value::Object(Map::new()), &None),
@@ -52,8 +65,9 @@ impl Mail {
         Value::Object(fields)
     }
 
-    /// Reads a row's JSON back (see [`to_stored`](Self::to_stored)).
-    pub(crate) fn from_stored(stored: Value) -> Result<Self, StoreError> {
+    /// Reads a stored message back (see [`to_stored`](Self::to_stored)); JSON of another shape
+    /// is [`StoreError::Corrupt`].
+    pub fn from_stored(stored: Value) -> Result<Self, StoreError> {
         let Value::Object(mut fields) = stored else {
             return Err(StoreError::Corrupt(format!(
                 "an inbox message is not a JSON object: {stored}"
@@ -84,6 +98,7 @@ fn stored_event(stored: Value) -> Result<EventJson, StoreError> {
 }
 
 /// Published events as a backend read them, with their sequences.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn stored_events(rows: Vec<(u64, Value)>) -> Result<Vec<(u64, EventJson)>, StoreError> {
     rows.into_iter()
         .map(|(seq, stored)| Ok((seq, stored_event(stored)?)))
@@ -91,6 +106,7 @@ pub(crate) fn stored_events(rows: Vec<(u64, Value)>) -> Result<Vec<(u64, EventJs
 }
 
 /// The JSON of a published event, for a backend's column.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn event_to_stored(event: &EventJson) -> Value {
     serde_json::json!({"type": event.name, "value": event.value})
 }
