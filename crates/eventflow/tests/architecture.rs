@@ -51,10 +51,11 @@ const LAYERS: &[&[&str]] = &[
         "durable::journal",
         "durable::watch",
     ],
-    // Run ids from outside; the journal writer and rebuild.
-    &["durable::run_id", "durable::runner"],
-    // The durable loop over the executor (journal -> apply -> commit -> execute).
-    &["durable::run_loop"],
+    // Run ids from outside; the journal writer.
+    &["durable::run_id", "durable::recorder"],
+    // The durable loop over the executor (journal -> apply -> commit -> execute); rebuilding a
+    // run from what the journal writer stored.
+    &["durable::run_loop", "durable::rebuild"],
     // The worker: claims, heartbeats, driving claimed runs.
     &["durable::worker"],
     // The engine's handle, then what builds it and the server's queries on it.

@@ -7,8 +7,9 @@ use futures::stream::BoxStream;
 
 use super::error::EngineError;
 use super::journal::Entry;
+use super::rebuild::seed_of;
+use super::recorder::DurableRun;
 use super::run_id::check_run_id;
-use super::runner::{DurableRun, seed_of};
 use super::worker::{Inner, lock, workflow_key};
 use crate::context::ContextState;
 use crate::event::{AnyEvent, Event, EventJson};

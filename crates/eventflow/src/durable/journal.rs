@@ -267,7 +267,7 @@ impl ErrorJson {
 /// Golden journals and durable snapshots from earlier builds that must keep replaying.
 #[cfg(test)]
 mod golden;
-/// A simulated run journaled by the durable runner, shared by the tests below and above.
+/// A simulated run journaled by the durable journal writer, shared by the tests below and above.
 #[cfg(test)]
 mod harness;
 /// The property test: journaled ticks replay to the state of ticks applied directly.

@@ -28,9 +28,10 @@ mod error;
 mod hook;
 mod journal;
 mod queries;
+mod rebuild;
+mod recorder;
 mod run_id;
 mod run_loop;
-mod runner;
 mod watch;
 mod worker;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::durable::runner::{Abandon, DurableRun, RecordError, commit_end, failed_end};
+use crate::durable::recorder::{Abandon, DurableRun, RecordError, commit_end, failed_end};
 use crate::run::{Executor, Msg, RunShared, RunState, Tick};
 use crate::store::{CommitEnd, StoreError};
 

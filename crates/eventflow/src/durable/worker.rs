@@ -8,7 +8,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::hook::CommitHook;
-use super::runner::{DurableRun, DurableSettings, RunExit, failed_end, rebuild, retry_transient};
+use super::rebuild::rebuild;
+use super::recorder::{DurableRun, DurableSettings, RunExit, failed_end, retry_transient};
 use super::watch::Watchers;
 use crate::run::new_run;
 use crate::store::{Claim, ClaimOptions, Lease, Store, WorkflowKey};

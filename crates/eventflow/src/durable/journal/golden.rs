@@ -19,7 +19,7 @@ use super::harness::{
 };
 use super::{Entry, FormatError};
 use crate::context::ContextState;
-use crate::durable::runner::seed_of;
+use crate::durable::rebuild::seed_of;
 use crate::event::EventJson;
 use crate::run::reducer::RunState;
 use crate::store::LoadedRun;

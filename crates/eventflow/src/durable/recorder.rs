@@ -1,4 +1,6 @@
-//! The durable half of a run's driver: what it journals, how it commits, how a run is rebuilt.
+//! The journal writer of a durable run: what each tick becomes in the journal, the commit that
+//! holds it, the published events and snapshots, and how a run's end is recorded. Rebuilding a
+//! run from what it wrote is in `rebuild.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,21 +12,21 @@ use tokio::sync::Notify;
 use crate::context::{ContextState, StateSnapshot, StateWrites};
 use crate::durable::journal::Entry;
 use crate::event::AnyEvent;
-use crate::replay::{FormatError, ReplayError, check_format};
+use crate::replay::{FormatError, check_format};
 use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
-use crate::store::{Commit, CommitEnd, Lease, LoadedRun, Mail, RunStatus, Store, StoreError};
-use crate::workflow::{Workflow, WorkflowSpec};
+use crate::store::{Commit, CommitEnd, Lease, Mail, RunStatus, Store, StoreError};
+use crate::workflow::WorkflowSpec;
 
 /// What a durable snapshot holds: the reducer's state and the state completed steps left.
 /// Published events are not in it; they are in the store's events, by sequence.
 #[derive(Serialize, Deserialize)]
-struct DurableSnapshot {
+pub(super) struct DurableSnapshot {
     /// [`DURABLE_SNAPSHOT_FORMAT`] when written; snapshots stored before the field existed
     /// have none and are version 1.
     #[serde(default = "first_format")]
     format: u32,
-    reducer: ReducerSnapshot,
-    state: StateSnapshot,
+    pub(super) reducer: ReducerSnapshot,
+    pub(super) state: StateSnapshot,
 }
 
 /// The durable snapshot format this build writes and the newest it reads: stored snapshots
@@ -39,7 +41,7 @@ fn first_format() -> u32 {
 
 impl DurableSnapshot {
     /// Reads a stored snapshot, refusing a format version this build does not know.
-    fn from_json(json: Value) -> Result<Self, FormatError> {
+    pub(super) fn from_json(json: Value) -> Result<Self, FormatError> {
         const WHAT: &str = "durable snapshot";
         check_format(WHAT, &json, "format", 1, 1, DURABLE_SNAPSHOT_FORMAT)?;
         serde_json::from_value(json).map_err(|source| FormatError::Invalid { what: WHAT, source })
@@ -124,6 +126,23 @@ impl Drop for DurableRun {
 }
 
 impl DurableRun {
+    /// Goes on journaling a rebuilt run: after entry `journal_seq` and `persisted_events`
+    /// published events, from the `committed` context state. Its first commit carries a
+    /// snapshot (the recovered queues are in no journal entry), and it reads its inbox first.
+    pub(super) fn resume_after(
+        &mut self,
+        committed: ContextState,
+        journal_seq: u64,
+        persisted_events: usize,
+    ) {
+        self.committed = committed;
+        self.journal_seq = journal_seq;
+        self.persisted_events = persisted_events;
+        self.since_snapshot = 0;
+        self.snapshot_due = true;
+        self.inbox_due = true;
+    }
+
     /// The journaling state of a new run whose start (entry 1) is already stored.
     pub(crate) fn fresh(
         store: Arc<dyn Store>,
@@ -361,91 +380,8 @@ fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
     })
 }
 
-fn step_names(spec: &WorkflowSpec) -> Vec<String> {
+pub(super) fn step_names(spec: &WorkflowSpec) -> Vec<String> {
     spec.steps.iter().map(|s| s.name.clone()).collect()
-}
-
-/// The reducer's seed of a durable run: derived from its id, so a replay draws the same
-/// retry jitter as the run did.
-pub(crate) fn seed_of(run_id: &str) -> u64 {
-    let mut hasher = fnv::FnvHasher::default();
-    std::hash::Hasher::write(&mut hasher, run_id.as_bytes());
-    std::hash::Hasher::finish(&hasher)
-}
-
-/// A run rebuilt from the store: its reducer state after the journal, recovered, ready to resume.
-pub(crate) struct Rebuilt {
-    pub(crate) state: RunState,
-    pub(crate) live: ContextState,
-    pub(crate) history: Vec<AnyEvent>,
-    pub(crate) durable: DurableRun,
-}
-
-/// Rebuilds a run from its latest snapshot and the journal after it.
-pub(crate) fn rebuild(
-    workflow: &Workflow,
-    loaded: LoadedRun,
-    mut durable: DurableRun,
-) -> Result<Rebuilt, ReplayError> {
-    let spec = &*workflow.spec;
-    let step_index = |name: &str| spec.step_index(name);
-    let event_type = |name: &str| spec.event_by_name(name);
-    let (mut state, live, committed, mut seq) = match loaded.snapshot {
-        Some((seq, json)) => {
-            let snapshot = DurableSnapshot::from_json(json)?;
-            let state = RunState::restore(spec, snapshot.reducer)?;
-            let live = ContextState::restore(snapshot.state.clone(), step_index, event_type)?;
-            let committed = ContextState::restore(snapshot.state, step_index, event_type)?;
-            (state, live, committed, seq)
-        }
-        None => (
-            RunState::new(spec, seed_of(&durable.lease.run_id)),
-            ContextState::default(),
-            ContextState::default(),
-            0,
-        ),
-    };
-    let mut commands = Vec::new();
-    for (entry_seq, json) in loaded.journal {
-        if entry_seq != seq + 1 {
-            return Err(ReplayError::Gap {
-                after: seq,
-                next: entry_seq,
-            });
-        }
-        seq = entry_seq;
-        let entry = Entry::from_json(json)?;
-        if matches!(entry, Entry::Restart { .. }) {
-            let seed = seed_of(&format!("{}/{entry_seq}", durable.lease.run_id));
-            state = RunState::new(spec, seed);
-        }
-        let (tick, writes) = entry.decode(spec)?;
-        if !writes.is_empty() {
-            live.apply_writes(writes.clone(), step_index, event_type)?;
-            committed.apply_writes(writes, step_index, event_type)?;
-        }
-        state.apply(spec, tick, &mut commands);
-        commands.clear();
-    }
-    // Nothing of the run is running in this process: what was in flight runs again.
-    state.recover();
-    let history: Vec<AnyEvent> = loaded
-        .events
-        .into_iter()
-        .map(|(_, json)| spec.decode_published(json))
-        .collect();
-    durable.committed = committed;
-    durable.journal_seq = seq;
-    durable.persisted_events = history.len();
-    durable.since_snapshot = 0;
-    durable.snapshot_due = true;
-    durable.inbox_due = true;
-    Ok(Rebuilt {
-        state,
-        live: live.tracking_writes(),
-        history,
-        durable,
-    })
 }
 
 /// The store's record of how a run ended.
