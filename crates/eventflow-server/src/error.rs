@@ -127,6 +127,9 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidRunId { reason } => {
                 ApiError::BadRequest(format!("Invalid handler id: {reason}"))
             }
+            EngineError::InvalidIdempotencyKey { reason } => {
+                ApiError::BadRequest(format!("Invalid Idempotency-Key: {reason}"))
+            }
             EngineError::UnknownWorkflow { name } => ApiError::WorkflowNotFound { name },
             EngineError::Start(error) => ApiError::InvalidStartEvent(error.to_string()),
             EngineError::UnknownEventType {

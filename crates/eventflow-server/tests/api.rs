@@ -1823,6 +1823,24 @@ async fn hostile_handler_ids_are_refused_and_store_nothing() {
             "{body}"
         );
     }
+    // An idempotency key is stored and indexed like an id, by the same rule.
+    let response = server
+        .http
+        .post(server.at("/workflows/greet/run-nowait"))
+        .header("Idempotency-Key", "k".repeat(300))
+        .json(&json!({"start_event": {"name": "Ada"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid Idempotency-Key: it is 300 bytes long"),
+        "{body}"
+    );
     let (_, list) = server.get("/handlers").await;
     assert_eq!(list["handlers"], json!([]), "nothing was stored: {list}");
     assert_eq!(server.get("/health").await.0, 200);

@@ -220,10 +220,15 @@ pub enum StoreError {
     /// The database failed or could not be reached; the operation may be retried.
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused the operation for a reason retrying cannot change (a value beyond
+    /// one of its limits, a bad configuration, a failed migration).
+    #[error("the database refused the operation: {0}")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
-    /// Whether retrying the same operation later may succeed (the database was unreachable).
+    /// Whether retrying the same operation later may succeed (the database was unreachable,
+    /// busy, or out of a resource); [`StoreError::Refused`] and the rest will fail again.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Database(_))
     }

@@ -107,8 +107,9 @@ where
         .collect()
 }
 
-/// Values that do not decode are data this version did not write; anything else is the
-/// database failing, which may pass.
+/// Values that do not decode are data this version did not write; a database that cannot be
+/// reached, is busy or is short of a resource may recover, so the operation may be retried;
+/// anything else the database refuses will be refused again.
 pub(crate) fn db(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::ColumnDecode { .. }
@@ -116,6 +117,54 @@ pub(crate) fn db(error: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
         | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(error.to_string()),
+        sqlx::Error::Database(ref refused) if !may_pass(refused.code().as_deref()) => {
+            StoreError::Refused(Box::new(error))
+        }
+        sqlx::Error::Configuration(_) => StoreError::Refused(Box::new(error)),
         error => StoreError::Database(Box::new(error)),
+    }
+}
+
+/// Whether a database error with this code may not happen again. Postgres SQLSTATEs (always
+/// five characters) by class: 08 connection exception, 40 transaction rollback (serialization
+/// failure, deadlock), 53 insufficient resources, 57 operator intervention (shutdown), 58
+/// system error (I/O). SQLite result codes (numbers below 10,000; the primary code is the low
+/// byte): 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot open. A database error without a
+/// code is taken as passing.
+fn may_pass(code: Option<&str>) -> bool {
+    let Some(code) = code else { return true };
+    if code.len() == 5 {
+        return ["08", "40", "53", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class));
+    }
+    code.parse::<u32>()
+        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_pass;
+
+    #[test]
+    fn database_errors_that_may_pass_are_told_from_refusals() {
+        // Postgres: connection lost, serialization failure, deadlock, too many connections,
+        // shutting down, I/O; then a B-tree row too large, a unique violation, an undefined
+        // table, a value too long.
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "58030"] {
+            assert!(may_pass(Some(code)), "{code}");
+        }
+        for code in ["54000", "23505", "42P01", "22001"] {
+            assert!(!may_pass(Some(code)), "{code}");
+        }
+        // SQLite: busy, busy snapshot (517), locked, I/O error, disk full, cannot open; then
+        // SQL error, constraint, unique constraint (2067), too big.
+        for code in ["5", "517", "6", "10", "13", "14"] {
+            assert!(may_pass(Some(code)), "{code}");
+        }
+        for code in ["1", "19", "2067", "18"] {
+            assert!(!may_pass(Some(code)), "{code}");
+        }
+        assert!(may_pass(None));
     }
 }

@@ -93,7 +93,7 @@ impl PostgresStore {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid {
-            return Err(StoreError::Database(Box::new(sqlx::Error::Configuration(
+            return Err(StoreError::Refused(Box::new(sqlx::Error::Configuration(
                 format!(
                     "invalid schema name `{schema}`: use ASCII letters, digits and underscores"
                 )

@@ -150,6 +150,28 @@ async fn wakeups_cross_stores_and_survive_lost_connections() {
     drop_schema(&url, &schema).await;
 }
 
+/// A value beyond one of the database's limits (here a unique key longer than a B-tree index
+/// row may be) is refused for good: not transient, so neither a worker nor a client retries
+/// it, and the store keeps working.
+#[tokio::test]
+#[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
+async fn a_limit_of_the_database_is_refused_not_transient() {
+    let (store, url, schema) = fresh("refused").await;
+    let huge = NewRun {
+        // Random, so that Postgres cannot compress it below the limit.
+        idempotency_key: Some((0..10_000).map(|_| fastrand::alphanumeric()).collect()),
+        ..new_run("huge", None)
+    };
+    let refused = store.create_run(huge).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Refused(_)), "{refused:?}");
+    assert!(!refused.is_transient());
+    assert!(matches!(
+        store.create_run(new_run("fine", None)).await.unwrap(),
+        Created::New(None)
+    ));
+    drop_schema(&url, &schema).await;
+}
+
 #[tokio::test]
 #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
 async fn bad_data_is_corrupt() {

@@ -9,7 +9,7 @@ use super::error::EngineError;
 use super::journal::Entry;
 use super::rebuild::seed_of;
 use super::recorder::DurableRun;
-use super::run_id::check_run_id;
+use super::run_id::{check_idempotency_key, check_run_id};
 use super::worker::{Inner, lock, workflow_key};
 use crate::context::ContextState;
 use crate::event::{AnyEvent, Event, EventJson};
@@ -98,6 +98,9 @@ impl Engine {
     ) -> Result<Started, EngineError> {
         if let Some(run_id) = &options.run_id {
             check_run_id(run_id)?;
+        }
+        if let Some(key) = &options.idempotency_key {
+            check_idempotency_key(key)?;
         }
         let inner = &self.inner;
         let workflow = inner

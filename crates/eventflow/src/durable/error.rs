@@ -30,6 +30,13 @@ pub enum EngineError {
         /// What is wrong with it (the id itself is not repeated: it may be huge or hostile).
         reason: String,
     },
+    /// An idempotency key given by a caller is not one eventflow stores (see
+    /// [`check_idempotency_key`](super::check_idempotency_key)).
+    #[error("invalid idempotency key: {reason}")]
+    InvalidIdempotencyKey {
+        /// What is wrong with it (the key itself is not repeated).
+        reason: String,
+    },
     /// The start event is not the workflow's.
     #[error(transparent)]
     Start(WorkflowError),

@@ -1,4 +1,5 @@
-//! Run ids chosen by callers are input: checked before they reach a store or a log.
+//! Run ids and idempotency keys chosen by callers are input: checked before they reach a store
+//! or a log.
 //!
 //! Without a bound, a 900,000-character id creates a run no URL can name again, Postgres
 //! refuses a 2,800-character key with its own error text, and an id holding a newline forges
@@ -12,7 +13,18 @@ pub const MAX_RUN_ID_BYTES: usize = 256;
 /// Checks a run id given from outside: 1 to [`MAX_RUN_ID_BYTES`] bytes, no control characters
 /// (no newline, tab or NUL). The error describes the id without repeating it.
 pub fn check_run_id(id: &str) -> Result<(), EngineError> {
-    let invalid = |reason: String| Err(EngineError::InvalidRunId { reason });
+    check_id(id).map_err(|reason| EngineError::InvalidRunId { reason })
+}
+
+/// Checks an idempotency key by the same rule as [`check_run_id`]: it is stored and indexed
+/// like one.
+pub fn check_idempotency_key(key: &str) -> Result<(), EngineError> {
+    check_id(key).map_err(|reason| EngineError::InvalidIdempotencyKey { reason })
+}
+
+/// What is wrong with an id from outside, if anything.
+fn check_id(id: &str) -> Result<(), String> {
+    let invalid = |reason: String| Err(reason);
     if id.is_empty() {
         return invalid("it is empty".into());
     }
@@ -52,6 +64,15 @@ mod tests {
         ] {
             assert!(check_run_id(id).is_ok(), "{id}");
         }
+    }
+
+    #[test]
+    fn idempotency_keys_follow_the_same_rule() {
+        assert!(check_idempotency_key("order-42").is_ok());
+        assert!(matches!(
+            check_idempotency_key(&"k".repeat(10_000)),
+            Err(EngineError::InvalidIdempotencyKey { reason }) if reason.contains("at most 256")
+        ));
     }
 
     #[test]
