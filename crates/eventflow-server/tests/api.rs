@@ -1845,3 +1845,25 @@ async fn hostile_handler_ids_are_refused_and_store_nothing() {
     assert_eq!(list["handlers"], json!([]), "nothing was stored: {list}");
     assert_eq!(server.get("/health").await.0, 200);
 }
+
+/// An HTTP/1.1 request must name its host (RFC 9112 §3.2): one without `Host` is 400, and the
+/// server goes on serving.
+#[tokio::test]
+async fn a_request_without_host_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = start(test_config()).await;
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /workflows HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(server.get("/health").await.0, 200);
+}

@@ -70,6 +70,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         .fallback(not_found);
     let mut app = routes
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(require_host))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -122,6 +123,18 @@ pub(crate) fn log_run(run_id: &str, workflow: &str) {
     let span = tracing::Span::current();
     span.record("run_id", run_id);
     span.record("workflow", workflow);
+}
+
+/// Refuses an HTTP/1.1 request that names no host (RFC 9112 §3.2 makes `Host` mandatory;
+/// hyper lets it through). HTTP/2 carries the host in the request's URI instead.
+async fn require_host(request: Request, next: Next) -> Response {
+    if request.version() == axum::http::Version::HTTP_11
+        && !request.headers().contains_key(header::HOST)
+    {
+        return ApiError::BadRequest("The request names no host: send a `Host` header".into())
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Checks the bearer token, when one is configured; `/health` and CORS preflights are open.
