@@ -221,10 +221,12 @@ async fn metrics(State(state): State<AppRef>) -> Result<Response, ApiError> {
         RunStatus::Cancelled,
     ]
     .into_iter()
-    .map(|status| (status.as_str(), counts.get(&status).copied().unwrap_or(0)))
+    .map(|status| {
+        let count = counts.by_status.get(&status).copied().unwrap_or(0);
+        (status.as_str(), count)
+    })
     .collect();
-    let queue_depth = state.engine.queue_depth().await?;
-    let text = state.metrics.render(&by_status, queue_depth);
+    let text = state.metrics.render(&by_status, counts.queued);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -41,4 +41,5 @@ pub use builder::EngineBuilder;
 pub use engine::{Engine, SequencedEvent, StartOptions, Started};
 pub use error::EngineError;
 pub use hook::{CommitHook, CommitInfo, CompletedStep};
+pub use queries::RunCounts;
 pub use run_id::{MAX_RUN_ID_BYTES, check_idempotency_key, check_run_id};

@@ -7,6 +7,16 @@ use std::collections::HashMap;
 use super::{Engine, EngineError, SequencedEvent};
 use crate::store::{RunFilter, RunRecord, RunStatus};
 
+/// What [`Engine::count_runs`] counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Runs by status (statuses without a run are absent).
+    pub by_status: HashMap<RunStatus, u64>,
+    /// `Running` runs no worker holds, waiting for one: new runs recorded for another worker,
+    /// runs woken by an event, runs handed back at a shutdown.
+    pub queued: u64,
+}
+
 impl Engine {
     /// The runs matching `filter`, oldest first: `limit` of them (all with `None`) after
     /// skipping `offset`.
@@ -27,27 +37,17 @@ impl Engine {
             .collect())
     }
 
-    /// How many runs match `filter`, by status (statuses without a run are absent).
-    pub async fn count_runs(
-        &self,
-        filter: &RunFilter,
-    ) -> Result<HashMap<RunStatus, u64>, EngineError> {
-        let mut counts = HashMap::new();
+    /// How many runs match `filter`, by status, and how many of them wait for a worker: one
+    /// read of the store.
+    pub async fn count_runs(&self, filter: &RunFilter) -> Result<RunCounts, EngineError> {
+        let mut counts = RunCounts::default();
         for run in self.inner.store.list_runs(filter).await? {
-            *counts.entry(run.status).or_default() += 1;
+            *counts.by_status.entry(run.status).or_default() += 1;
+            if run.status == RunStatus::Running && run.owner.is_none() {
+                counts.queued += 1;
+            }
         }
         Ok(counts)
-    }
-
-    /// How many runs wait for a worker: `Running` runs without an owner (new runs recorded
-    /// for another worker, runs woken by an event, runs handed back at a shutdown).
-    pub async fn queue_depth(&self) -> Result<u64, EngineError> {
-        let running = RunFilter {
-            status: vec![RunStatus::Running],
-            ..RunFilter::default()
-        };
-        let runs = self.inner.store.list_runs(&running).await?;
-        Ok(runs.iter().filter(|run| run.owner.is_none()).count() as u64)
     }
 
     /// At most `limit` of the run's published events after sequence `after`, oldest first,
@@ -169,13 +169,20 @@ mod tests {
         assert_eq!(ids(&engine.runs(&all, 1, Some(1)).await.unwrap()), ["b"]);
         assert!(engine.runs(&all, 3, None).await.unwrap().is_empty());
         let counts = engine.count_runs(&all).await.unwrap();
-        assert_eq!(counts, HashMap::from([(RunStatus::Running, 3)]));
+        assert_eq!(counts.by_status, HashMap::from([(RunStatus::Running, 3)]));
         let failed = RunFilter {
             status: vec![RunStatus::Failed],
             ..RunFilter::default()
         };
-        assert!(engine.count_runs(&failed).await.unwrap().is_empty());
-        assert_eq!(engine.queue_depth().await.unwrap(), 2);
+        assert!(
+            engine
+                .count_runs(&failed)
+                .await
+                .unwrap()
+                .by_status
+                .is_empty()
+        );
+        assert_eq!(counts.queued, 2);
         engine.check_store().await.unwrap();
         assert!(engine.events_page("b", 0, 10).await.unwrap().is_empty());
         assert!(matches!(
