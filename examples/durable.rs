@@ -85,9 +85,11 @@ async fn answer(db: &str, run_id: &str, approve: &str) -> anyhow::Result<String>
 }
 
 async fn print_events(engine: &Engine, run_id: &str) -> anyhow::Result<()> {
-    let events = engine.store().events_after(run_id, 0, 1000).await?;
-    for (seq, event) in events {
-        println!("  event {seq}: {} {}", event.name, event.value);
+    for event in engine.events_page(run_id, 0, 1000).await? {
+        println!(
+            "  event {}: {} {}",
+            event.seq, event.event.name, event.event.value
+        );
     }
     Ok(())
 }

@@ -280,7 +280,7 @@ mod tests {
             .unwrap_err();
         let message = error.to_string();
         assert!(
-            matches!(error, WorkflowError::InvalidSnapshot(_)),
+            matches!(error, SnapshotError::OtherWorkflow { .. }),
             "{error:?}"
         );
         assert!(message.contains("fingerprint"), "{message}");

@@ -1,16 +1,24 @@
 //! Events on the wire: the `{type, value, qualified_name, types}` envelopes of
 //! llama-agents-server, read from clients and written to them.
 
-use eventflow::EventJson;
+use eventflow::{
+    Event as _, EventJson, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent,
+};
 use eventflow_api::EventEnvelope;
 use serde_json::{Map, Value};
 
 /// The four events eventflow shares with Python's `workflows.events`, and their Python paths.
 const PYTHON_NAMES: [(&str, &str); 4] = [
-    ("StartEvent", "workflows.events.StartEvent"),
-    ("StopEvent", "workflows.events.StopEvent"),
-    ("InputRequiredEvent", "workflows.events.InputRequiredEvent"),
-    ("HumanResponseEvent", "workflows.events.HumanResponseEvent"),
+    (StartEvent::NAME, "workflows.events.StartEvent"),
+    (StopEvent::NAME, "workflows.events.StopEvent"),
+    (
+        InputRequiredEvent::NAME,
+        "workflows.events.InputRequiredEvent",
+    ),
+    (
+        HumanResponseEvent::NAME,
+        "workflows.events.HumanResponseEvent",
+    ),
 ];
 
 /// The Python qualified name of an event, for the events both engines share.
@@ -125,7 +133,23 @@ fn destringify_object(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eventflow::{RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
     use serde_json::json;
+
+    /// The wire crate cannot see the engine, so its list of terminal names is pinned here to the
+    /// engine's event types.
+    #[test]
+    fn the_wire_terminal_names_are_the_engine_event_names() {
+        assert_eq!(
+            eventflow_api::TERMINAL_EVENTS,
+            [
+                StopEvent::NAME,
+                RunFailedEvent::NAME,
+                RunTimedOutEvent::NAME,
+                RunCancelledEvent::NAME,
+            ]
+        );
+    }
 
     #[test]
     fn python_dict_like_values_are_unwrapped() {

@@ -1,22 +1,21 @@
-//! Why a workflow could not be built ([`ValidationErrors`]), or why a run did not produce a
-//! result ([`WorkflowError`]).
+//! What goes wrong, by when it happens: building a workflow ([`ValidationErrors`]), running
+//! it ([`WorkflowError`]), and taking or resuming a snapshot ([`SnapshotError`]).
 //!
-//! The validation types live here rather than beside the checks (`workflow/validate.rs`)
-//! because `WorkflowError` holds them and the workflow module returns `WorkflowError`: errors
-//! sit below the workflow, so the two modules do not import each other. The small errors of
-//! the calls a step makes (`SendEventError`, `WaitError`, `StateError`) live with `Context`.
+//! The validation types live here rather than beside the checks (`workflow/validate.rs`) so
+//! that errors sit below the workflow and the two modules do not import each other. The small
+//! errors of the calls a step makes (`SendEventError`, `WaitError`, `StateError`) live with
+//! `Context`; reading recorded runs back has its own ([`ReplayError`], in `replay.rs`).
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::replay::{FormatError, ReplayError};
 use crate::step::StepError;
 
-/// Why a workflow could not be built, or why a run did not produce a result.
+/// Why a run did not produce a result.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkflowError {
-    /// The workflow's graph is invalid; every problem is listed.
-    #[error(transparent)]
-    Validation(ValidationErrors),
     /// The run was started with an event that is not the workflow's start event.
     #[error("invalid start event: expected {expected}, got {found}")]
     InvalidStart {
@@ -57,9 +56,6 @@ pub enum WorkflowError {
         /// What the run was left with.
         reason: String,
     },
-    /// A snapshot could not be taken or resumed.
-    #[error("invalid snapshot: {0}")]
-    InvalidSnapshot(String),
     /// The run's result does not deserialize into the type asked for.
     #[error("the run's result is not a valid `{expected}`: {source}")]
     InvalidResult {
@@ -72,6 +68,42 @@ pub enum WorkflowError {
     /// The task driving the run ended without a result (its runtime shut down).
     #[error("the run was lost: its runtime shut down before it finished")]
     RunLost,
+}
+
+/// Why a snapshot could not be taken, read or resumed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The run has finished: there is nothing left to snapshot.
+    #[error("the run has finished: there is nothing to snapshot")]
+    Finished,
+    /// A value of the run (an event, a state value) does not serialize to JSON.
+    #[error("a value of the run does not serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The snapshot is of a workflow of another shape (its steps or event types differ).
+    #[error(
+        "the snapshot is of workflow `{snapshot_workflow}` (fingerprint {snapshot_fingerprint}) but this is `{workflow}` (fingerprint {fingerprint}): their steps or event types differ"
+    )]
+    OtherWorkflow {
+        /// The workflow the snapshot was taken of.
+        snapshot_workflow: String,
+        /// That workflow's fingerprint.
+        snapshot_fingerprint: String,
+        /// The workflow asked to resume it.
+        workflow: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+    /// The snapshot does not read back: another format version, damaged JSON, or a step or
+    /// event this workflow lacks.
+    #[error("invalid snapshot: {0}")]
+    Invalid(#[from] ReplayError),
+}
+
+impl From<FormatError> for SnapshotError {
+    fn from(error: FormatError) -> Self {
+        SnapshotError::Invalid(error.into())
+    }
 }
 
 fn list_or_none(steps: &[String]) -> String {

@@ -55,6 +55,7 @@ pub mod graph;
 mod replay;
 mod run;
 mod step;
+mod verbose;
 mod workflow;
 
 /// Where durable runs live: the `eventflow-store` crate (the `Store` trait, its backends, and
@@ -62,18 +63,20 @@ mod workflow;
 pub use eventflow_store as store;
 
 pub use context::{Context, SendEventError, StateError, WaitError, WaitForEvent};
-pub use error::{ValidationErrors, ValidationProblem, WorkflowError};
+pub use error::{SnapshotError, ValidationErrors, ValidationProblem, WorkflowError};
 pub use event::{
     AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
     InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StopEvent,
 };
 pub use eventflow_macros::{Event, EventUnion, step, workflow};
 pub use graph::{RunPath, WorkflowGraph};
+pub use replay::{FormatError, ReplayError};
 pub use run::{EventStream, RunOutput, RunSnapshot, WorkflowHandler};
 pub use step::{
     Backoff, BoxError, DEFAULT_NUM_WORKERS, IntoStepResult, RetryPolicy, Step, StepError, StepFn,
     StepInput, StepOutput,
 };
+pub use verbose::VerboseLayer;
 pub use workflow::{IntoWorkflow, StartInput, Workflow, WorkflowBuilder};
 
 /// Re-exported so that events can derive `JsonSchema` without a direct dependency (use
@@ -144,9 +147,9 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         AnyEvent, BoxError, Context, Event, EventFieldError, EventType, EventUnion,
-        HumanResponseEvent, InputRequiredEvent, IntoWorkflow, Result, RetryPolicy, StartEvent,
-        StateError, Step, StepError, StopEvent, WaitError, Workflow, WorkflowError,
-        WorkflowHandler, step, workflow,
+        HumanResponseEvent, InputRequiredEvent, IntoWorkflow, Result, RetryPolicy, SnapshotError,
+        StartEvent, StateError, Step, StepError, StopEvent, ValidationErrors, WaitError, Workflow,
+        WorkflowError, WorkflowHandler, step, workflow,
     };
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::json;

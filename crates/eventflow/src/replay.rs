@@ -9,12 +9,13 @@ use serde_json::Value;
 
 /// Why stored run data (a journal entry, a snapshot) cannot be read as this build's format.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FormatError {
+#[non_exhaustive]
+pub enum FormatError {
     /// The data carries a format version this build does not read (a newer eventflow wrote it).
     #[error(
         "{what} has format version {version}, but this build of eventflow reads {}{}",
         versions(*oldest, *newest),
-        if *version > u64::from(*newest) { ": it was written by a newer eventflow" } else { "" }
+        written_by(*version, *oldest, *newest)
     )]
     UnsupportedVersion {
         /// What was read: `journal entry`, `durable snapshot`, ...
@@ -39,7 +40,8 @@ pub(crate) enum FormatError {
 
 /// Why a recorded run does not replay on this workflow.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReplayError {
+#[non_exhaustive]
+pub enum ReplayError {
     /// The data is not in a format this build reads.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -77,6 +79,17 @@ fn versions(oldest: u32, newest: u32) -> String {
     }
 }
 
+/// Which eventflow wrote data of `version`, when this build does not read it.
+fn written_by(version: u64, oldest: u32, newest: u32) -> &'static str {
+    if version > u64::from(newest) {
+        ": it was written by a newer eventflow"
+    } else if version < u64::from(oldest) {
+        ": it was written by an older eventflow"
+    } else {
+        ""
+    }
+}
+
 /// Checks the format version in `json`'s `field` (`absent` when it has none) against the
 /// versions this build reads, `oldest..=newest`; returns the version.
 pub(crate) fn check_format(
@@ -93,6 +106,17 @@ pub(crate) fn check_format(
             u64::deserialize(value).map_err(|source| FormatError::Invalid { what, source })?
         }
     };
+    check_version(what, version, oldest, newest)
+}
+
+/// Checks a format `version` read from data against the versions this build reads,
+/// `oldest..=newest`.
+pub(crate) fn check_version(
+    what: &'static str,
+    version: u64,
+    oldest: u32,
+    newest: u32,
+) -> Result<u32, FormatError> {
     match u32::try_from(version) {
         Ok(known) if (oldest..=newest).contains(&known) => Ok(known),
         _ => Err(FormatError::UnsupportedVersion {

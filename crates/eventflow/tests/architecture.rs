@@ -22,8 +22,9 @@ use syn::{Attribute, Item, Meta, Token, UseTree, Visibility};
 /// own; `run` and `durable` alone name their `mod.rs`, which only declare and re-export (uses
 /// through a re-export count for the defining file).
 const LAYERS: &[&[&str]] = &[
-    // Leaves: events and their JSON form; the typed errors of reading recorded runs.
-    &["event", "replay"],
+    // Leaves: events and their JSON form; the typed errors of reading recorded runs; the verbose
+    // mode's tracing layer.
+    &["event", "replay", "verbose"],
     // A step's handle on its run, which reaches the run through a trait (`context::RunAccess`)
     // rather than naming it. (The store is a crate of its own, `eventflow-store`, below all.)
     &["context"],

@@ -174,9 +174,8 @@ fn a_snapshot_of_another_format_version_is_refused_by_name() {
         assert_eq!(
             error.to_string(),
             format!(
-                "invalid snapshot: snapshot format version {version} is not supported: this \
-                 build of eventflow reads version 2 (the snapshot was written by {written_by} \
-                 eventflow)"
+                "invalid snapshot: snapshot has format version {version}, but this build of eventflow \
+                 reads version 2 only: it was written by {written_by} eventflow"
             )
         );
     }

@@ -14,7 +14,7 @@ use super::worker::{Inner, lock, workflow_key};
 use crate::context::ContextState;
 use crate::event::{AnyEvent, Event, EventJson};
 use crate::run::{RunState, Tick, new_run, start_tick};
-use crate::store::{Claim, Created, Mail, NewRun, RunRecord, RunStatus, Sent, Store, StoreError};
+use crate::store::{Claim, Created, Mail, NewRun, RunRecord, RunStatus, Sent, StoreError};
 use crate::workflow::{StartInput, Workflow};
 
 /// One worker of durable runs; cheap to clone. See the [module docs](crate::durable).
@@ -67,11 +67,6 @@ impl Engine {
     /// This worker's id.
     pub fn worker_id(&self) -> &str {
         &self.inner.options.worker_id
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
     }
 
     /// The workflow served under `name`.

@@ -7,11 +7,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
-
 use crate::durable::recorder::{Abandon, DurableRun, RecordError, commit_end, failed_end};
 use crate::run::{Executor, Msg, RunShared, RunState, Tick};
 use crate::store::{CommitEnd, StoreError};
+use crate::verbose::{RUN_SPAN, spawn_in_span};
 
 /// A run whose only pending work is a retry at least this far away is released until then; a
 /// shorter backoff is waited out in memory.
@@ -26,14 +25,20 @@ pub(crate) fn spawn(
     durable: DurableRun,
     start: Option<Tick>,
 ) {
-    let span = tracing::info_span!(
-        "workflow_run",
-        workflow = %shared.workflow.name(),
-        run_id = %shared.run_id,
-        epoch = durable.lease.epoch,
-    );
+    let run_shared = shared.clone();
+    let epoch = durable.lease.epoch;
+    let span = move || {
+        tracing::info_span!(
+            RUN_SPAN,
+            workflow = %run_shared.workflow.name(),
+            run_id = %run_shared.run_id,
+            epoch,
+            verbose = run_shared.workflow.verbose,
+        )
+    };
+    let dispatch = shared.dispatch.clone();
     let executor = Executor::new(shared, state);
-    tokio::spawn(run(executor, durable, start).instrument(span));
+    spawn_in_span(dispatch.as_ref(), span, run(executor, durable, start));
 }
 
 async fn run(mut executor: Executor, mut durable: DurableRun, start: Option<Tick>) {

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
-use tracing::Instrument;
 
 use crate::context::{Context, WaitRequest};
-use crate::error::WorkflowError;
+use crate::error::SnapshotError;
 use crate::event::AnyEvent;
 use crate::run::end::RunEnd;
 use crate::run::message::Msg;
@@ -24,6 +23,7 @@ use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
 use crate::run::shared::RunShared;
 use crate::run::snapshot::RunSnapshot;
 use crate::step::StepError;
+use crate::verbose::{STEP_SPAN, spawn_in_span};
 use crate::workflow::WorkflowSpec;
 
 pub(crate) struct Executor {
@@ -207,21 +207,13 @@ impl Executor {
         key: u64,
     ) {
         let step = &self.spec.steps[step_index];
+        // Made here, under the run's dispatcher (the executor runs in the run's task).
         let span = tracing::info_span!(
-            "step",
+            STEP_SPAN,
             step = %step.name,
             event = %event.name(),
             attempt,
         );
-        let verbose = self.shared.workflow.verbose;
-        if verbose {
-            println!(
-                "[{}] step `{}` started on {} (attempt {attempt})",
-                short_id(&self.shared.run_id),
-                step.name,
-                event.name()
-            );
-        }
         let ctx = Context {
             run: self.shared.clone(),
             step: step_index,
@@ -232,66 +224,41 @@ impl Executor {
         let body = step.body.clone();
         let timeout = step.timeout;
         let run = self.shared.clone();
-        let task = tokio::spawn(
-            async move {
-                let started = Instant::now();
-                // The body is called inside the guarded future, so a panic while building the
-                // step's future is caught like one while polling it.
-                let guarded =
-                    AssertUnwindSafe(async move { body(ctx, event).await }).catch_unwind();
-                let caught = match timeout {
-                    None => Some(guarded.await),
-                    Some(limit) => tokio::time::timeout(limit, guarded).await.ok(),
-                };
-                let outcome = match caught {
-                    Some(Ok(Ok(events))) => Ok(events),
-                    Some(Ok(Err(error))) => Err(StepError::Failed(error)),
-                    Some(Err(panic)) => Err(StepError::Panicked(panic_message(panic.as_ref()))),
-                    None => Err(StepError::TimedOut(timeout.unwrap_or_default())),
-                };
-                let step = &run.workflow.spec.steps[step_index];
-                let name = &step.name;
-                let run_id = &run.run_id;
-                let elapsed = started.elapsed();
-                match &outcome {
-                    Ok(events) => {
-                        tracing::debug!(?elapsed, emitted = events.len(), "step finished");
-                        if verbose {
-                            let names: Vec<&str> = events.iter().map(AnyEvent::name).collect();
-                            println!(
-                                "[{}] step `{name}` finished in {elapsed:.1?} -> {}",
-                                short_id(run_id),
-                                if names.is_empty() {
-                                    "nothing".to_owned()
-                                } else {
-                                    names.join(", ")
-                                }
-                            );
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(?elapsed, %error, "step failed");
-                        if verbose {
-                            println!(
-                                "[{}] step `{name}` failed on attempt {attempt}: {error}",
-                                short_id(run_id)
-                            );
-                        }
-                    }
+        let task = spawn_in_span(self.shared.dispatch.as_ref(), || span, async move {
+            tracing::debug!("step started");
+            let started = Instant::now();
+            // The body is called inside the guarded future, so a panic while building the
+            // step's future is caught like one while polling it.
+            let guarded = AssertUnwindSafe(async move { body(ctx, event).await }).catch_unwind();
+            let caught = match timeout {
+                None => Some(guarded.await),
+                Some(limit) => tokio::time::timeout(limit, guarded).await.ok(),
+            };
+            let outcome = match caught {
+                Some(Ok(Ok(events))) => Ok(events),
+                Some(Ok(Err(error))) => Err(StepError::Failed(error)),
+                Some(Err(panic)) => Err(StepError::Panicked(panic_message(panic.as_ref()))),
+                None => Err(StepError::TimedOut(timeout.unwrap_or_default())),
+            };
+            let step = &run.workflow.spec.steps[step_index];
+            let elapsed = started.elapsed();
+            match &outcome {
+                Ok(events) => {
+                    tracing::debug!(?elapsed, emitted = %EventNames(events), "step finished");
                 }
-                let retryable = match &outcome {
-                    Ok(_) => false,
-                    Err(error) => step.retry.allows(error),
-                };
-                let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
-                    invocation,
-                    outcome,
-                    retryable,
-                    elapsed,
-                }));
+                Err(error) => tracing::warn!(?elapsed, %error, "step failed"),
             }
-            .instrument(span),
-        );
+            let retryable = match &outcome {
+                Ok(_) => false,
+                Err(error) => step.retry.allows(error),
+            };
+            let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
+                invocation,
+                outcome,
+                retryable,
+                elapsed,
+            }));
+        });
         self.tasks.insert(invocation, task.abort_handle());
     }
 
@@ -330,22 +297,8 @@ impl Executor {
     /// its loop in [`take_end`](Self::take_end).
     pub(crate) fn end_with(&mut self, end: RunEnd) {
         match &end.result {
-            Ok(output) => {
-                tracing::info!(result = ?output.event, "run finished");
-                if self.shared.workflow.verbose {
-                    println!(
-                        "[{}] run finished: {:?}",
-                        short_id(&self.shared.run_id),
-                        output.event
-                    );
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "run failed");
-                if self.shared.workflow.verbose {
-                    println!("[{}] run failed: {error}", short_id(&self.shared.run_id));
-                }
-            }
+            Ok(output) => tracing::info!(result = ?output.event, "run finished"),
+            Err(error) => tracing::warn!(%error, "run failed"),
         }
         self.shared.stream.close_with(end.terminal.clone());
         self.end = Some(end);
@@ -356,13 +309,11 @@ impl Executor {
         self.end.take()
     }
 
-    fn snapshot(&self) -> Result<RunSnapshot, WorkflowError> {
+    fn snapshot(&self) -> Result<RunSnapshot, SnapshotError> {
         if self.state.is_finished() {
-            return Err(WorkflowError::InvalidSnapshot(
-                "the run has finished".into(),
-            ));
+            return Err(SnapshotError::Finished);
         }
-        let invalid = |e: serde_json::Error| WorkflowError::InvalidSnapshot(e.to_string());
+        let invalid = SnapshotError::Serialize;
         let reducer = self.state.snapshot(&self.spec).map_err(invalid)?;
         let step_names: Vec<String> = self.spec.steps.iter().map(|s| s.name.clone()).collect();
         let state = self.shared.state.snapshot(&step_names).map_err(invalid)?;
@@ -389,8 +340,23 @@ impl Drop for Executor {
     }
 }
 
-fn short_id(run_id: &str) -> &str {
-    run_id.get(..8).unwrap_or(run_id)
+/// The names of the events a step emitted, for its `step finished` event: `A, B`, or
+/// `nothing`. Formatted only when a subscriber wants the event.
+struct EventNames<'a>(&'a [AnyEvent]);
+
+impl std::fmt::Display for EventNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("nothing");
+        }
+        for (index, event) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(event.name())?;
+        }
+        Ok(())
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::context::{RunAccess, SendEventError};
-use crate::error::WorkflowError;
+use crate::error::{SnapshotError, WorkflowError};
 use crate::event::{AnyEvent, Event, StopEvent};
 use crate::graph::RunPath;
 use crate::run::message::Msg;
@@ -162,18 +162,12 @@ impl WorkflowHandler {
     }
 
     /// A snapshot of the run as it is now, between two ticks; the run goes on.
-    pub async fn snapshot(&self) -> Result<RunSnapshot, WorkflowError> {
+    pub async fn snapshot(&self) -> Result<RunSnapshot, SnapshotError> {
         let (reply, snapshot) = oneshot::channel();
         if self.shared.inbox.send(Msg::Snapshot(reply)).is_err() {
-            return Err(WorkflowError::InvalidSnapshot(
-                "the run has finished".into(),
-            ));
+            return Err(SnapshotError::Finished);
         }
-        snapshot.await.unwrap_or_else(|_| {
-            Err(WorkflowError::InvalidSnapshot(
-                "the run has finished".into(),
-            ))
-        })
+        snapshot.await.unwrap_or(Err(SnapshotError::Finished))
     }
 }
 

@@ -10,11 +10,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use tracing::Instrument;
 
 use crate::context::{Context, ContextState};
+use crate::error::SnapshotError;
 use crate::error::WorkflowError;
-use crate::replay::ReplayError;
 use crate::run::end::RunEnd;
 use crate::run::executor::Executor;
 use crate::run::handler::{RunOutput, WorkflowHandler};
@@ -22,6 +21,7 @@ use crate::run::message::Msg;
 use crate::run::reducer::{RunState, Tick};
 use crate::run::shared::{RunShared, new_run, start_tick};
 use crate::run::snapshot::RunSnapshot;
+use crate::verbose::{RUN_SPAN, spawn_in_span};
 use crate::workflow::{StartInput, Workflow};
 
 impl Workflow {
@@ -53,18 +53,16 @@ impl Workflow {
     /// # Panics
     ///
     /// When called outside a Tokio runtime.
-    pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, WorkflowError> {
+    pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, SnapshotError> {
         let parts = snapshot.into_parts(self)?;
         let spec = &self.spec;
-        let invalid = |error: ReplayError| WorkflowError::InvalidSnapshot(error.to_string());
-        let mut state = RunState::restore(spec, parts.reducer).map_err(invalid)?;
+        let mut state = RunState::restore(spec, parts.reducer)?;
         state.recover();
         let store = ContextState::restore(
             parts.state,
             |name| spec.step_index(name),
             |name| spec.event_by_name(name),
-        )
-        .map_err(invalid)?;
+        )?;
         let history = parts
             .stream
             .into_iter()
@@ -117,13 +115,18 @@ type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
 
 /// Runs `shared` in a task of its own; its result goes to `result`.
 fn spawn(shared: Arc<RunShared>, state: RunState, result: ResultSender, initial: Initial) {
-    let span = tracing::info_span!(
-        "workflow_run",
-        workflow = %shared.workflow.name(),
-        run_id = %shared.run_id,
-    );
+    let run_shared = shared.clone();
+    let span = move || {
+        tracing::info_span!(
+            RUN_SPAN,
+            workflow = %run_shared.workflow.name(),
+            run_id = %run_shared.run_id,
+            verbose = run_shared.workflow.verbose,
+        )
+    };
+    let dispatch = shared.dispatch.clone();
     let executor = Executor::new(shared, state);
-    tokio::spawn(run(executor, result, initial).instrument(span));
+    spawn_in_span(dispatch.as_ref(), span, run(executor, result, initial));
 }
 
 async fn run(mut executor: Executor, result: ResultSender, initial: Initial) {

@@ -4,7 +4,7 @@
 use tokio::sync::oneshot;
 
 use crate::context::WaitRequest;
-use crate::error::WorkflowError;
+use crate::error::SnapshotError;
 use crate::run::reducer::Tick;
 use crate::run::snapshot::RunSnapshot;
 
@@ -13,5 +13,5 @@ pub(crate) enum Msg {
     Tick(Tick),
     /// A step begins waiting (boxed: waits are rare, and the mailbox holds every message).
     Wait(Box<WaitRequest>),
-    Snapshot(oneshot::Sender<Result<RunSnapshot, WorkflowError>>),
+    Snapshot(oneshot::Sender<Result<RunSnapshot, SnapshotError>>),
 }

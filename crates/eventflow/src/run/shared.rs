@@ -10,6 +10,7 @@ use crate::run::inbox::Inbox;
 use crate::run::message::Msg;
 use crate::run::reducer::{InvocationId, Tick};
 use crate::run::stream::StreamLog;
+use crate::verbose;
 use crate::workflow::Workflow;
 
 /// What a run's driver, its steps' contexts and its handler share.
@@ -19,6 +20,9 @@ pub(crate) struct RunShared {
     pub(crate) inbox: Inbox,
     pub(crate) state: ContextState,
     pub(crate) stream: StreamLog,
+    /// The `tracing` dispatcher of a verbose run in a process without one (see
+    /// `verbose::run_dispatch`): the run's tasks report to it.
+    pub(crate) dispatch: Option<tracing::Dispatch>,
     children: Mutex<Vec<Arc<dyn RunAccess>>>,
     next_waiter: AtomicU64,
 }
@@ -45,6 +49,7 @@ pub(crate) fn new_run(
         inbox: Inbox::new(),
         state,
         stream: StreamLog::new(history),
+        dispatch: verbose::run_dispatch(workflow.verbose),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
     })

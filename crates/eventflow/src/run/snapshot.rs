@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::context::StateSnapshot;
-use crate::error::WorkflowError;
+use crate::error::SnapshotError;
 use crate::event::EventJson;
+use crate::replay::{FormatError, check_format, check_version};
 use crate::run::reducer::ReducerSnapshot;
 use crate::workflow::Workflow;
 
@@ -16,6 +17,9 @@ const FORMAT: u32 = 2;
 
 /// The field holding [`FORMAT`].
 const FORMAT_FIELD: &str = "format";
+
+/// What a snapshot is called in errors.
+const WHAT: &str = "snapshot";
 
 /// A run frozen at a tick boundary: queued and in-flight step invocations with their attempt
 /// numbers, events waiting for a waiter, collect buffers, the context state, the events published
@@ -85,26 +89,24 @@ impl RunSnapshot {
     /// Reads a snapshot from JSON. A snapshot of another format version (one written by a
     /// newer eventflow, say) is refused with an error naming its version, before the rest of it
     /// is read.
-    pub fn from_json(json: &str) -> Result<Self, WorkflowError> {
-        let invalid = |e: serde_json::Error| WorkflowError::InvalidSnapshot(e.to_string());
+    pub fn from_json(json: &str) -> Result<Self, SnapshotError> {
+        let invalid = |source| FormatError::Invalid { what: WHAT, source };
         let value: serde_json::Value = serde_json::from_str(json).map_err(invalid)?;
-        if let Some(version) = value.get(FORMAT_FIELD) {
-            check_format(version.as_u64())?;
-        }
-        serde_json::from_value(value).map_err(invalid)
+        // Without the field, decoding below names it as missing.
+        check_format(WHAT, &value, FORMAT_FIELD, FORMAT, FORMAT, FORMAT)?;
+        Ok(serde_json::from_value(value).map_err(invalid)?)
     }
 
-    pub(crate) fn into_parts(self, workflow: &Workflow) -> Result<SnapshotParts, WorkflowError> {
+    pub(crate) fn into_parts(self, workflow: &Workflow) -> Result<SnapshotParts, SnapshotError> {
         // Checked again for snapshots deserialized with serde directly rather than `from_json`.
-        check_format(Some(u64::from(self.format)))?;
+        check_version(WHAT, u64::from(self.format), FORMAT, FORMAT)?;
         if self.fingerprint != workflow.fingerprint() {
-            return Err(WorkflowError::InvalidSnapshot(format!(
-                "the snapshot is of workflow `{}` (fingerprint {}) but this is `{}` (fingerprint {}): their steps or event types differ",
-                self.workflow,
-                self.fingerprint,
-                workflow.name(),
-                workflow.fingerprint()
-            )));
+            return Err(SnapshotError::OtherWorkflow {
+                snapshot_workflow: self.workflow,
+                snapshot_fingerprint: self.fingerprint,
+                workflow: workflow.name().to_owned(),
+                fingerprint: workflow.fingerprint().to_owned(),
+            });
         }
         Ok(SnapshotParts {
             run_id: self.run_id,
@@ -112,23 +114,5 @@ impl RunSnapshot {
             reducer: self.reducer,
             state: self.state,
         })
-    }
-}
-
-/// Refuses a snapshot whose format version (`None`: not a number) this build does not read.
-fn check_format(version: Option<u64>) -> Result<(), WorkflowError> {
-    match version {
-        Some(version) if version == u64::from(FORMAT) => Ok(()),
-        Some(version) => Err(WorkflowError::InvalidSnapshot(format!(
-            "snapshot format version {version} is not supported: this build of eventflow reads version {FORMAT}{}",
-            if version > u64::from(FORMAT) {
-                " (the snapshot was written by a newer eventflow)"
-            } else {
-                " (the snapshot was written by an older eventflow)"
-            }
-        ))),
-        None => Err(WorkflowError::InvalidSnapshot(format!(
-            "the snapshot's `{FORMAT_FIELD}` is not a format version number"
-        ))),
     }
 }

@@ -47,7 +47,7 @@ pub trait IntoWorkflow: Sized {
     fn workflow_builder(self) -> WorkflowBuilder;
 
     /// Builds and validates the workflow.
-    fn into_workflow(self) -> Result<Workflow, WorkflowError> {
+    fn into_workflow(self) -> Result<Workflow, ValidationErrors> {
         self.workflow_builder().build()
     }
 }
@@ -87,7 +87,7 @@ impl WorkflowBuilder {
     }
 
     /// Validates the steps and builds the workflow, reporting every problem found at once.
-    pub fn build(self) -> Result<Workflow, WorkflowError> {
+    pub fn build(self) -> Result<Workflow, ValidationErrors> {
         let spec = WorkflowSpec::new(self.name, self.steps, self.extra_events)?;
         Ok(Workflow {
             spec: Arc::new(spec),
@@ -120,12 +120,10 @@ impl WorkflowSpec {
         name: String,
         steps: Vec<Step>,
         extra_events: Vec<EventType>,
-    ) -> Result<Self, WorkflowError> {
+    ) -> Result<Self, ValidationErrors> {
         let problems = validate::validate(&steps);
         if !problems.is_empty() {
-            return Err(WorkflowError::Validation(ValidationErrors::new(
-                name, problems,
-            )));
+            return Err(ValidationErrors::new(name, problems));
         }
         let mut events: Vec<EventType> = Vec::new();
         let mut event_index = HashMap::new();
@@ -312,7 +310,9 @@ impl Workflow {
         self
     }
 
-    /// Prints a line when each step starts and finishes, and the run's result.
+    /// Prints a line when each step of a run starts and finishes, and the run's result, through
+    /// [`VerboseLayer`](crate::VerboseLayer): in a process without a `tracing` subscriber the
+    /// lines print with no setup; a process that has one adds the layer to it.
     pub fn verbose(mut self, verbose: bool) -> Self {
         self.verbose = verbose;
         self
