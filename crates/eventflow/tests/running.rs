@@ -492,9 +492,13 @@ async fn a_snapshot_does_not_resume_on_another_workflow() -> anyhow::Result<()> 
     let snapshot = handler.snapshot().await?;
     let error = ticker(1).resume(snapshot).unwrap_err();
     assert!(
+        matches!(error, SnapshotError::OtherWorkflow { .. }),
+        "{error:?}"
+    );
+    assert!(
         error
             .to_string()
-            .starts_with("invalid snapshot: the snapshot is of workflow `review`"),
+            .starts_with("the snapshot is of workflow `review`"),
         "{error}"
     );
     assert!(RunSnapshot::from_json("{ not json").is_err());

@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{ContextState, SendEventError};
-use crate::event::{AnyEvent, EventType};
+use super::{ContextState, SendEventError, Wait};
+use crate::event::AnyEvent;
 
 /// A run as its steps' contexts see it.
 pub(crate) trait RunAccess: Send + Sync + 'static {
@@ -55,10 +54,8 @@ pub(crate) trait RunAccess: Send + Sync + 'static {
 
 /// A step begins waiting; the event is handed over through `reply`.
 pub(crate) struct WaitRequest {
-    pub(crate) waiter: u64,
-    pub(crate) invocation: u64,
-    pub(crate) event_type: EventType,
-    pub(crate) requirements: Vec<(String, Value)>,
+    pub(crate) wait: Wait,
+    /// Published when the wait begins, unless an event it accepts is already there.
     pub(crate) prompt: Option<AnyEvent>,
     pub(crate) reply: oneshot::Sender<AnyEvent>,
 }

@@ -2,11 +2,13 @@
 
 mod access;
 mod state;
+mod wait;
 
 pub(crate) use access::{RunAccess, WaitRequest};
 pub use state::StateError;
 use state::Touch;
 pub(crate) use state::{ContextState, StateSnapshot, StateWrites};
+pub(crate) use wait::Wait;
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -338,10 +340,12 @@ impl<E: Event> IntoFuture for WaitForEvent<E> {
             // The driver publishes the prompt only if the event is not already there: a step
             // that runs again after a crash does not ask a question that was answered.
             let registered = run.wait(WaitRequest {
-                waiter,
-                invocation: self.ctx.invocation,
-                event_type: EventType::of::<E>(),
-                requirements: self.requirements,
+                wait: Wait {
+                    waiter,
+                    invocation: self.ctx.invocation,
+                    event_type: EventType::of::<E>(),
+                    requirements: self.requirements,
+                },
                 prompt: self.prompt,
                 reply,
             });

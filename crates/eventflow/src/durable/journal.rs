@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::context::StateWrites;
+use crate::context::{StateWrites, Wait};
 use crate::event::{AnyEvent, EventJson};
 use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::Tick;
@@ -151,17 +151,11 @@ impl Entry {
                     writes,
                 }
             }
-            Tick::Wait {
-                waiter,
-                invocation,
-                event_type,
-                requirements,
-                prompt,
-            } => Entry::Wait {
-                waiter: *waiter,
-                invocation: *invocation,
-                event: event_type.name().to_owned(),
-                requirements: requirements.clone(),
+            Tick::Wait { wait, prompt } => Entry::Wait {
+                waiter: wait.waiter,
+                invocation: wait.invocation,
+                event: wait.event_type.name().to_owned(),
+                requirements: wait.requirements.clone(),
                 prompt: prompt.as_ref().map(AnyEvent::to_event_json).transpose()?,
             },
             Tick::WaitEnded { waiter } => Entry::WaitEnded { waiter: *waiter },
@@ -221,10 +215,12 @@ impl Entry {
                 requirements,
                 prompt,
             } => Tick::Wait {
-                waiter,
-                invocation,
-                event_type: spec.event_named(&name)?,
-                requirements,
+                wait: Wait {
+                    waiter,
+                    invocation,
+                    event_type: spec.event_named(&name)?,
+                    requirements,
+                },
                 prompt: prompt.map(event).transpose()?,
             },
             Entry::WaitEnded { waiter } => Tick::WaitEnded { waiter },

@@ -90,10 +90,7 @@ async fn run(mut executor: Executor, mut durable: DurableRun, start: Option<Tick
                     &spec,
                     &shared.state,
                     &Tick::Wait {
-                        waiter: wait.waiter,
-                        invocation: wait.invocation,
-                        event_type: wait.event_type,
-                        requirements: wait.requirements.clone(),
+                        wait: wait.wait.clone(),
                         prompt: wait.prompt.clone(),
                     },
                     None,

@@ -83,25 +83,16 @@ impl Executor {
             }
             Msg::Wait(wait) => {
                 let WaitRequest {
-                    waiter,
-                    invocation,
-                    event_type,
-                    requirements,
+                    wait,
                     prompt,
                     reply,
                 } = *wait;
                 // A wait from an invocation that already ended is dropped with its reply.
-                if !self.tasks.contains_key(&invocation) {
+                if !self.tasks.contains_key(&wait.invocation) {
                     return None;
                 }
-                self.waiters.insert(waiter, (invocation, reply));
-                Some(Tick::Wait {
-                    waiter,
-                    invocation,
-                    event_type,
-                    requirements,
-                    prompt,
-                })
+                self.waiters.insert(wait.waiter, (wait.invocation, reply));
+                Some(Tick::Wait { wait, prompt })
             }
             Msg::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());

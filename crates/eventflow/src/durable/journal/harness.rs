@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::Context;
-use crate::context::ContextState;
+use crate::context::{ContextState, Wait};
 use crate::durable::journal::Entry;
 use crate::durable::rebuild::{rebuild, seed_of};
 use crate::durable::recorder::{DurableRun, DurableSettings, RunExit};
@@ -587,13 +587,15 @@ impl World {
                 self.next_waiter += 1;
                 self.running[at].waiting = Some(waiter);
                 Tick::Wait {
-                    waiter,
-                    invocation: self.running[at].invocation,
-                    event_type: EventType::of::<HumanResponseEvent>(),
-                    requirements: if self.rng.bool() {
-                        vec![("ticket".to_owned(), json!(waiter))]
-                    } else {
-                        Vec::new()
+                    wait: Wait {
+                        waiter,
+                        invocation: self.running[at].invocation,
+                        event_type: EventType::of::<HumanResponseEvent>(),
+                        requirements: if self.rng.bool() {
+                            vec![("ticket".to_owned(), json!(waiter))]
+                        } else {
+                            Vec::new()
+                        },
                     },
                     prompt: self.rng.bool().then(|| {
                         AnyEvent::new(InputRequiredEvent::new("Approve?").with("ticket", waiter))

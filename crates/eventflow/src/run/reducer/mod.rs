@@ -12,9 +12,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::event::{AnyEvent, EventRole, EventType};
+use crate::context::Wait;
+use crate::event::{AnyEvent, EventRole};
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
@@ -50,10 +49,7 @@ pub(crate) enum Tick {
     },
     /// A step invocation began waiting for an event; `prompt` is published if it must wait.
     Wait {
-        waiter: u64,
-        invocation: InvocationId,
-        event_type: EventType,
-        requirements: Vec<(String, Value)>,
+        wait: Wait,
         prompt: Option<AnyEvent>,
     },
     /// A waiter gave up (timed out).
@@ -122,30 +118,6 @@ struct InFlight {
     received: Vec<AnyEvent>,
 }
 
-struct Waiter {
-    id: u64,
-    invocation: InvocationId,
-    event_type: EventType,
-    requirements: Vec<(String, Value)>,
-}
-
-impl Waiter {
-    fn accepts(&self, event: &AnyEvent) -> bool {
-        if event.type_id() != self.event_type.type_id() {
-            return false;
-        }
-        if self.requirements.is_empty() {
-            return true;
-        }
-        let Ok(fields) = event.to_json() else {
-            return false;
-        };
-        self.requirements
-            .iter()
-            .all(|(key, value)| fields.get(key) == Some(value))
-    }
-}
-
 /// The scheduling state of one run.
 pub(crate) struct RunState {
     finished: bool,
@@ -153,7 +125,7 @@ pub(crate) struct RunState {
     running: Vec<usize>,
     in_flight: HashMap<InvocationId, InFlight>,
     retrying: BTreeMap<u64, (usize, Pending)>,
-    waiters: Vec<Waiter>,
+    waiters: Vec<Wait>,
     /// Events from outside that no step or waiter took yet; a later waiter may.
     unclaimed: VecDeque<AnyEvent>,
     next_id: u64,
@@ -219,40 +191,24 @@ impl RunState {
                 retryable,
                 ..
             } => self.step_done(spec, invocation, outcome, retryable, out),
-            Tick::Wait {
-                waiter,
-                invocation,
-                event_type,
-                requirements,
-                prompt,
-            } => {
-                if !self.in_flight.contains_key(&invocation) {
+            Tick::Wait { wait, prompt } => {
+                if !self.in_flight.contains_key(&wait.invocation) {
                     return;
                 }
-                let waiter = Waiter {
-                    id: waiter,
-                    invocation,
-                    event_type,
-                    requirements,
-                };
-                match self
-                    .unclaimed
-                    .iter()
-                    .position(|event| waiter.accepts(event))
-                {
+                match self.unclaimed.iter().position(|event| wait.accepts(event)) {
                     Some(index) => {
                         let event = self.unclaimed.remove(index).expect("index is in range");
-                        self.deliver(waiter.id, invocation, event, out);
+                        self.deliver(wait.waiter, wait.invocation, event, out);
                     }
                     None => {
-                        self.waiters.push(waiter);
+                        self.waiters.push(wait);
                         if let Some(prompt) = prompt {
                             out.push(Command::Publish(prompt));
                         }
                     }
                 }
             }
-            Tick::WaitEnded { waiter } => self.waiters.retain(|w| w.id != waiter),
+            Tick::WaitEnded { waiter } => self.waiters.retain(|w| w.waiter != waiter),
             Tick::RetryDue { timer } => {
                 if let Some((step, pending)) = self.retrying.remove(&timer) {
                     self.queues[step].push_front(pending);
@@ -306,8 +262,8 @@ impl RunState {
         if target.is_none()
             && let Some(position) = self.waiters.iter().position(|w| w.accepts(&event))
         {
-            let waiter = self.waiters.remove(position);
-            self.deliver(waiter.id, waiter.invocation, event, out);
+            let wait = self.waiters.remove(position);
+            self.deliver(wait.waiter, wait.invocation, event, out);
             return;
         }
         let outbound = event.role() == EventRole::Outbound;

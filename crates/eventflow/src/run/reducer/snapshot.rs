@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, InFlight, InvocationId, Pending, RunState, Waiter};
+use super::{Command, InFlight, InvocationId, Pending, RunState};
+use crate::context::Wait;
 use crate::event::{AnyEvent, EventJson};
 use crate::graph::{NodeId, RunPath};
 use crate::replay::ReplayError;
@@ -73,7 +74,7 @@ impl RunState {
                 .waiters
                 .iter()
                 .map(|w| WaiterSnapshot {
-                    id: w.id,
+                    id: w.waiter,
                     invocation: w.invocation,
                     event: w.event_type.name().to_owned(),
                     requirements: w.requirements.clone(),
@@ -134,8 +135,8 @@ impl RunState {
         }
         for waiter in snapshot.waiters {
             let event_type = spec.event_named(&waiter.event)?;
-            state.waiters.push(Waiter {
-                id: waiter.id,
+            state.waiters.push(Wait {
+                waiter: waiter.id,
                 invocation: waiter.invocation,
                 event_type,
                 requirements: waiter.requirements,
