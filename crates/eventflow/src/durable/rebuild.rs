@@ -38,10 +38,11 @@ pub(crate) fn rebuild(
     let event_type = |name: &str| spec.event_by_name(name);
     let (mut state, live, committed, mut seq) = match loaded.snapshot {
         Some((seq, json)) => {
-            let snapshot = DurableSnapshot::from_json(json)?;
-            let state = RunState::restore(spec, snapshot.reducer)?;
-            let live = ContextState::restore(snapshot.state.clone(), step_index, event_type)?;
-            let committed = ContextState::restore(snapshot.state, step_index, event_type)?;
+            let image = DurableSnapshot::from_json(json)?.image;
+            // Two context states from one image: the live one, which steps write as they run,
+            // and the one completed steps left, which later snapshots record.
+            let committed = image.context(spec)?;
+            let (state, live) = image.restore(spec)?;
             (state, live, committed, seq)
         }
         None => (

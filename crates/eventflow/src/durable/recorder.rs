@@ -9,24 +9,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::context::{ContextState, StateSnapshot, StateWrites};
+use crate::context::{ContextState, StateWrites};
 use crate::durable::journal::Entry;
 use crate::event::AnyEvent;
 use crate::replay::{FormatError, check_format};
-use crate::run::{RunEnd, Tick, reducer::ReducerSnapshot, reducer::RunState};
+use crate::run::{RunEnd, RunImage, Tick, reducer::RunState};
 use crate::store::{Commit, CommitEnd, Lease, Mail, RunStatus, Store, StoreError};
 use crate::workflow::WorkflowSpec;
 
-/// What a durable snapshot holds: the reducer's state and the state completed steps left.
-/// Published events are not in it; they are in the store's events, by sequence.
+/// A durable snapshot: the run's image (`RunImage`, with the state completed steps left) under
+/// its own format version. Published events are not in it; they are in the store's events, by
+/// sequence.
 #[derive(Serialize, Deserialize)]
 pub(super) struct DurableSnapshot {
     /// [`DURABLE_SNAPSHOT_FORMAT`] when written; snapshots stored before the field existed
     /// have none and are version 1.
     #[serde(default = "first_format")]
     format: u32,
-    pub(super) reducer: ReducerSnapshot,
-    pub(super) state: StateSnapshot,
+    #[serde(flatten)]
+    pub(super) image: RunImage,
 }
 
 /// The durable snapshot format this build writes and the newest it reads: stored snapshots
@@ -196,7 +197,7 @@ impl DurableRun {
                         failed: outcome.is_err(),
                     });
                 }
-                live.take_writes(*invocation, &step_names(spec))
+                live.take_writes(*invocation, spec.step_names())
                     .map_err(|e| RecordError::State(e.to_string()))?
             }
             _ => StateWrites::default(),
@@ -286,11 +287,7 @@ impl DurableRun {
         }
         let snapshot = DurableSnapshot {
             format: DURABLE_SNAPSHOT_FORMAT,
-            reducer: state.snapshot(spec).map_err(RecordError::Snapshot)?,
-            state: self
-                .committed
-                .snapshot(&step_names(spec))
-                .map_err(RecordError::Snapshot)?,
+            image: RunImage::take(spec, state, &self.committed).map_err(RecordError::Snapshot)?,
         };
         let json = serde_json::to_value(snapshot).map_err(RecordError::Snapshot)?;
         self.pending.snapshot = Some((self.journal_seq, json));
@@ -378,10 +375,6 @@ fn inbox_tick(spec: &WorkflowSpec, mail: Mail) -> Option<Tick> {
         target,
         from: None,
     })
-}
-
-pub(super) fn step_names(spec: &WorkflowSpec) -> Vec<String> {
-    spec.steps.iter().map(|s| s.name.clone()).collect()
 }
 
 /// The store's record of how a run ended.

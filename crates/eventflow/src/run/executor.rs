@@ -21,7 +21,7 @@ use crate::run::end::RunEnd;
 use crate::run::message::Msg;
 use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
 use crate::run::shared::RunShared;
-use crate::run::snapshot::RunSnapshot;
+use crate::run::snapshot::{RunImage, RunSnapshot};
 use crate::step::StepError;
 use crate::verbose::{STEP_SPAN, spawn_in_span};
 use crate::workflow::WorkflowSpec;
@@ -270,9 +270,11 @@ impl Executor {
         self.stop_tasks();
         let outcome = match outcome {
             Outcome::Stalled { mut reason } => {
-                let step_names: Vec<String> =
-                    self.spec.steps.iter().map(|s| s.name.clone()).collect();
-                for waiting in self.shared.state.describe_waiting_collects(&step_names) {
+                for waiting in self
+                    .shared
+                    .state
+                    .describe_waiting_collects(self.spec.step_names())
+                {
                     reason.push_str("; ");
                     reason.push_str(&waiting);
                 }
@@ -305,9 +307,7 @@ impl Executor {
             return Err(SnapshotError::Finished);
         }
         let invalid = SnapshotError::Serialize;
-        let reducer = self.state.snapshot(&self.spec).map_err(invalid)?;
-        let step_names: Vec<String> = self.spec.steps.iter().map(|s| s.name.clone()).collect();
-        let state = self.shared.state.snapshot(&step_names).map_err(invalid)?;
+        let image = RunImage::take(&self.spec, &self.state, &self.shared.state).map_err(invalid)?;
         Ok(RunSnapshot::new(
             &self.shared.workflow,
             &self.shared.run_id,
@@ -318,8 +318,7 @@ impl Executor {
                 .map(AnyEvent::to_event_json)
                 .collect::<Result<_, _>>()
                 .map_err(invalid)?,
-            reducer,
-            state,
+            image,
         ))
     }
 }

@@ -56,13 +56,8 @@ impl Workflow {
     pub fn resume(&self, snapshot: RunSnapshot) -> Result<WorkflowHandler, SnapshotError> {
         let parts = snapshot.into_parts(self)?;
         let spec = &self.spec;
-        let mut state = RunState::restore(spec, parts.reducer)?;
+        let (mut state, store) = parts.image.restore(spec)?;
         state.recover();
-        let store = ContextState::restore(
-            parts.state,
-            |name| spec.step_index(name),
-            |name| spec.event_by_name(name),
-        )?;
         let history = parts
             .stream
             .into_iter()

@@ -28,4 +28,5 @@ pub(crate) use reducer::{RunState, Tick};
 pub(crate) use shared::{RunShared, new_run, start_tick};
 
 pub use handler::{EventStream, RunOutput, WorkflowHandler};
+pub(crate) use snapshot::RunImage;
 pub use snapshot::RunSnapshot;

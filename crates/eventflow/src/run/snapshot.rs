@@ -1,13 +1,62 @@
-//! Snapshots: a whole run as JSON, to resume in this process or another.
+//! Snapshots: a run's state at a tick boundary as data ([`RunImage`]), and the whole run as
+//! JSON to resume in this process or another ([`RunSnapshot`], which adds the run's identity and
+//! its stream). The durable store keeps the same image under its own format version
+//! (`durable/recorder.rs`), its events being in the store already.
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::StateSnapshot;
+use crate::context::{ContextState, StateSnapshot};
 use crate::error::SnapshotError;
 use crate::event::EventJson;
-use crate::replay::{FormatError, check_format, check_version};
-use crate::run::reducer::ReducerSnapshot;
-use crate::workflow::Workflow;
+use crate::replay::{FormatError, ReplayError, check_format, check_version};
+use crate::run::reducer::{ReducerSnapshot, RunState};
+use crate::workflow::{Workflow, WorkflowSpec};
+
+/// A run's state at a tick boundary, exactly, as data: the reducer's books (queued and in-flight
+/// invocations with their attempts, waiters, unclaimed events, retries, the path) and the
+/// context state. Both snapshot forms hold one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunImage {
+    reducer: ReducerSnapshot,
+    state: StateSnapshot,
+}
+
+impl RunImage {
+    /// The image of a run whose reducer is `run` and whose context state is `context`.
+    pub(crate) fn take(
+        spec: &WorkflowSpec,
+        run: &RunState,
+        context: &ContextState,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(RunImage {
+            reducer: run.snapshot(spec)?,
+            state: context.snapshot(spec.step_names())?,
+        })
+    }
+
+    /// The reducer and the context state back, for `spec`'s workflow.
+    pub(crate) fn restore(
+        self,
+        spec: &WorkflowSpec,
+    ) -> Result<(RunState, ContextState), ReplayError> {
+        let context = restore_context(self.state, spec)?;
+        Ok((RunState::restore(spec, self.reducer)?, context))
+    }
+
+    /// A second context state from the image (a durable run keeps the one completed steps
+    /// left beside the live one).
+    pub(crate) fn context(&self, spec: &WorkflowSpec) -> Result<ContextState, ReplayError> {
+        restore_context(self.state.clone(), spec)
+    }
+}
+
+fn restore_context(state: StateSnapshot, spec: &WorkflowSpec) -> Result<ContextState, ReplayError> {
+    ContextState::restore(
+        state,
+        |name| spec.step_index(name),
+        |name| spec.event_by_name(name),
+    )
+}
 
 /// The snapshot format this build writes and the only one it reads. Version 1 (before
 /// snapshots carried the stream's history) is no longer read. Saved snapshots outlive the code
@@ -41,15 +90,14 @@ pub struct RunSnapshot {
     /// Every event the run had published, so readers of the resumed run see its whole history
     /// (a question asked before the snapshot included).
     stream: Vec<EventJson>,
-    reducer: ReducerSnapshot,
-    state: StateSnapshot,
+    #[serde(flatten)]
+    image: RunImage,
 }
 
 pub(crate) struct SnapshotParts {
     pub(crate) run_id: String,
     pub(crate) stream: Vec<EventJson>,
-    pub(crate) reducer: ReducerSnapshot,
-    pub(crate) state: StateSnapshot,
+    pub(crate) image: RunImage,
 }
 
 impl RunSnapshot {
@@ -57,8 +105,7 @@ impl RunSnapshot {
         workflow: &Workflow,
         run_id: &str,
         stream: Vec<EventJson>,
-        reducer: ReducerSnapshot,
-        state: StateSnapshot,
+        image: RunImage,
     ) -> Self {
         RunSnapshot {
             format: FORMAT,
@@ -66,8 +113,7 @@ impl RunSnapshot {
             fingerprint: workflow.fingerprint().to_owned(),
             run_id: run_id.to_owned(),
             stream,
-            reducer,
-            state,
+            image,
         }
     }
 
@@ -111,8 +157,7 @@ impl RunSnapshot {
         Ok(SnapshotParts {
             run_id: self.run_id,
             stream: self.stream,
-            reducer: self.reducer,
-            state: self.state,
+            image: self.image,
         })
     }
 }

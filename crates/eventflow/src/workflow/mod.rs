@@ -101,6 +101,8 @@ impl WorkflowBuilder {
 pub(crate) struct WorkflowSpec {
     pub(crate) name: String,
     pub(crate) steps: Vec<Step>,
+    /// The steps' names, by index (the context state keys its collect buffers by them).
+    step_names: Vec<String>,
     /// The event types in step signatures: the routing table's and the graph's.
     pub(crate) events: Vec<EventType>,
     /// Every event type a snapshot may hold, by name: those above, the registered ones and the
@@ -168,6 +170,7 @@ impl WorkflowSpec {
         let fingerprint = fingerprint(&name, &steps);
         Ok(WorkflowSpec {
             name,
+            step_names: steps.iter().map(|step| step.name.clone()).collect(),
             steps,
             events,
             decodable,
@@ -182,6 +185,11 @@ impl WorkflowSpec {
     /// The index of an event type in [`Self::events`].
     pub(crate) fn event_index(&self, type_id: TypeId) -> Option<usize> {
         self.event_index.get(&type_id).copied()
+    }
+
+    /// The steps' names, by index.
+    pub(crate) fn step_names(&self) -> &[String] {
+        &self.step_names
     }
 
     pub(crate) fn step_index(&self, name: &str) -> Option<usize> {

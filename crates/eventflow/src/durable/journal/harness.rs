@@ -132,10 +132,6 @@ fn describe_all(spec: &WorkflowSpec, commands: &[Command]) -> Vec<String> {
 }
 
 /// The workflow's step names by index, as the state store's snapshots and writes want them.
-pub(super) fn step_names(spec: &WorkflowSpec) -> Vec<String> {
-    spec.steps.iter().map(|s| s.name.clone()).collect()
-}
-
 /// The reducer's state as JSON: what the tests compare.
 pub(super) fn reducer_json(spec: &WorkflowSpec, state: &RunState) -> Value {
     serde_json::to_value(state.snapshot(spec).expect("fixture events serialize")).unwrap()
@@ -144,7 +140,7 @@ pub(super) fn reducer_json(spec: &WorkflowSpec, state: &RunState) -> Value {
 /// The context state as JSON, its collect buffers sorted (they come from a hash map).
 pub(super) fn state_json(spec: &WorkflowSpec, store: &ContextState) -> Value {
     let snapshot = store
-        .snapshot(&step_names(spec))
+        .snapshot(spec.step_names())
         .expect("fixture state serializes");
     let mut json = serde_json::to_value(snapshot).unwrap();
     if let Some(Value::Array(buffers)) = json.get_mut("collect") {
@@ -359,7 +355,7 @@ impl World {
             let writes = self
                 .direct_live
                 .state
-                .take_writes(*invocation, &step_names(spec))
+                .take_writes(*invocation, spec.step_names())
                 .map_err(|e| e.to_string())?;
             if !writes.is_empty() {
                 self.direct_state
@@ -541,7 +537,7 @@ impl World {
         .map_err(|e| e.to_string())?;
         self.direct = RunState::new(spec, seed_of(&format!("{RUN_ID}/{seq}")));
         // A continued run is rebuilt from the store: its live state is what was committed.
-        let names = step_names(spec);
+        let names = spec.step_names();
         let restore = |store: &ContextState| {
             ContextState::restore(
                 store.snapshot(&names).unwrap(),
