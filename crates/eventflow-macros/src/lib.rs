@@ -1,5 +1,37 @@
-//! Procedural macros for eventflow. Use them through `eventflow` (`use eventflow::prelude::*`),
-//! which re-exports them next to the traits they implement.
+//! Procedural macros for eventflow: `#[derive(Event)]`, `#[derive(EventUnion)]`, `#[workflow]`
+//! and `#[step]`. Use them through `eventflow` (`use eventflow::prelude::*`), which re-exports
+//! them next to the traits they implement:
+//!
+//! ```
+//! use eventflow::prelude::*;
+//!
+//! #[derive(Event, Clone, Serialize, Deserialize)]
+//! struct Greeting {
+//!     text: String,
+//! }
+//!
+//! struct Greeter;
+//!
+//! #[workflow]
+//! impl Greeter {
+//!     #[step]
+//!     async fn greet(&self, ev: StartEvent) -> Result<Greeting> {
+//!         Ok(Greeting { text: format!("Hello, {}!", ev.get::<String>("name")?) })
+//!     }
+//!
+//!     #[step]
+//!     async fn finish(&self, ev: Greeting) -> StopEvent {
+//!         StopEvent::new(ev.text)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let output = Greeter.into_workflow()?.run(json!({"name": "Ada"})).await?;
+//! assert_eq!(output.result::<String>()?, "Hello, Ada!");
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
