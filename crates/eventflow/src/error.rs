@@ -116,6 +116,7 @@ fn list_or_none(steps: &[String]) -> String {
 
 /// One thing wrong with a workflow's graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValidationProblem {
     /// The workflow has no steps.
     NoSteps,
@@ -128,6 +129,11 @@ pub enum ValidationProblem {
     },
     /// No step emits a stop event, so no run could ever finish.
     NoStopEvent,
+    /// Steps return more than one stop event type; a run has one result type.
+    SeveralStopTypes {
+        /// Each stop event type with the steps that return it.
+        types: Vec<(String, Vec<String>)>,
+    },
     /// A step accepts a stop event; stop events end the run and are never delivered.
     AcceptsStop {
         /// The step.
@@ -198,6 +204,13 @@ impl fmt::Display for ValidationProblem {
                 f,
                 "no step emits a stop event (StopEvent, or a type marked #[event(stop)]), so no run could finish"
             ),
+            Self::SeveralStopTypes { types } => {
+                write!(f, "steps return more than one stop event type:")?;
+                for (event, steps) in types {
+                    write!(f, " {event} (by {})", steps.join(", "))?;
+                }
+                write!(f, "; a workflow has exactly one, the type of its result")
+            }
             Self::AcceptsStop { step, event } => write!(
                 f,
                 "step `{step}` accepts {event}, a stop event; stop events end the run and are never delivered to steps"

@@ -203,6 +203,77 @@ async fn collect_events_of_several_types_returns_them_in_expected_order() -> any
     Ok(())
 }
 
+/// An empty expectation is complete at once and keeps nothing: the events would pile up in the
+/// buffer, and in every snapshot, for nothing.
+#[tokio::test]
+async fn collecting_nothing_keeps_nothing() -> anyhow::Result<()> {
+    let workflow = Workflow::builder("collect_none")
+        .add_step("start", |_: StartEvent| async {
+            vec![Ping { n: 1 }, Ping { n: 2 }]
+        })
+        .add_step("join", |ctx: Context, ev: Ping| async move {
+            let none = ctx.collect_events(ev.clone(), 0).map(|all| all.len());
+            let none_of = ctx.collect_events_of(ev, &[]).map(|all| all.len());
+            assert_eq!((none, none_of), (Some(0), Some(0)));
+            // Park the run, so a snapshot shows what the buffers hold.
+            ctx.wait_for_event::<HumanResponseEvent>().await?;
+            Ok::<_, BoxError>(StopEvent::new(()))
+        })
+        .build()?;
+    let handler = workflow.run(json!({}));
+    // Both invocations have collected (and wait) once their waits show in a snapshot.
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let snapshot: serde_json::Value =
+                serde_json::from_str(&handler.snapshot().await.unwrap().to_json()).unwrap();
+            if snapshot["reducer"]["waiters"].as_array().map(Vec::len) == Some(2) {
+                return snapshot;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await?;
+    assert_eq!(snapshot["state"]["collect"], json!([]), "{snapshot:#}");
+    handler.cancel();
+    Ok(())
+}
+
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Approved {
+    by: String,
+}
+
+/// An event of a plain type that a step only waits for (registered with
+/// `WorkflowBuilder::event`) may be sent: no step accepts it, but the waiter takes it.
+#[tokio::test]
+async fn a_step_can_wait_for_a_registered_plain_event() -> anyhow::Result<()> {
+    let workflow = Workflow::builder("plain_wait")
+        .add_step("ask", |ctx: Context, _: StartEvent| async move {
+            let answer = ctx
+                .wait_for_event::<Approved>()
+                .prompt(InputRequiredEvent::new("approve?"))
+                .await?;
+            Ok::<_, BoxError>(StopEvent::new(answer.by))
+        })
+        .event::<Approved>()
+        .build()?;
+    let handler = workflow.run(json!({}));
+    let mut events = handler.stream_events();
+    assert!(events.next().await.unwrap().is::<InputRequiredEvent>());
+    handler.send_event(Approved { by: "Ada".into() })?;
+    assert_eq!(handler.await?.result::<String>()?, "Ada");
+
+    // An unregistered type that no step accepts is still refused.
+    let handler = workflow.run(json!({}));
+    let refused = handler.send_event(Pong { n: 1 }).unwrap_err();
+    assert!(
+        matches!(refused, SendEventError::NoConsumer { .. }),
+        "{refused}"
+    );
+    handler.cancel();
+    Ok(())
+}
+
 fn approval_workflow(timeout: Option<Duration>) -> Workflow {
     Workflow::builder("approval")
         .add_step("ask", move |ctx: Context, ev: StartEvent| async move {

@@ -91,11 +91,36 @@ async fn typed_start_and_stop_events() -> anyhow::Result<()> {
     assert_eq!(invoice.total_cents, 1000);
     assert_eq!(output.clone().into_event::<Invoice>().unwrap(), invoice);
 
-    // Keyword arguments are not an Order: the run fails at once, saying what it expected.
+    // Keyword arguments become the typed start event, as `run(**kwargs)` in the reference.
+    let output = workflow.run(json!({"item": "tea", "quantity": 4})).await?;
+    assert_eq!(output.result::<Invoice>()?, invoice);
+    // Missing or wrongly typed ones fail the run at once, naming the field and the event.
     let error = workflow.run(json!({"item": "tea"})).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "invalid start event: expected Order, got StartEvent"
+        "invalid start event: expected Order, got arguments that do not decode: missing field \
+         `quantity`"
+    );
+    let error = workflow
+        .run(json!({"item": "tea", "quantity": "four"}))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("expected Order")
+            && error.to_string().contains("invalid type: string \"four\""),
+        "{error}"
+    );
+    // Another typed event is still refused by name.
+    let error = workflow
+        .run(Invoice {
+            total_cents: 1,
+            lines: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid start event: expected Order, got Invoice"
     );
     // So does JSON that is not an object.
     let error = Workflow::builder("w")

@@ -85,6 +85,54 @@ fn every_problem_is_reported_at_once() {
     }));
 }
 
+/// A step whose only effect is a side effect (it returns `()`) ends its chain: it is no dead
+/// end, and it still counts for reachability.
+#[test]
+fn a_step_that_emits_nothing_is_valid() {
+    let workflow = Workflow::builder("side_effect")
+        .add_step("begin", |_: StartEvent| async { A })
+        .add_step("finish", |_: A| async { StopEvent::new(1) })
+        .add_step("record", |_: A| async {})
+        .build();
+    assert!(workflow.is_ok(), "{:?}", workflow.err());
+    // It is reached only through events, like any step.
+    let problems = problems(
+        Workflow::builder("side_effect")
+            .add_step("begin", |_: StartEvent| async { StopEvent::new(1) })
+            .add_step("record", |_: B| async {}),
+    );
+    assert!(
+        problems.contains(&ValidationProblem::NeverProduced {
+            event: "B".into(),
+            accepted_by: vec!["record".into()],
+        }),
+        "{problems:#?}"
+    );
+}
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+#[event(stop)]
+struct Verdict;
+
+#[test]
+fn two_stop_event_types_are_refused_naming_both() {
+    let problems = problems(
+        Workflow::builder("two_ends")
+            .add_step("begin", |_: StartEvent| async { A })
+            .add_step("plain", |_: A| async { StopEvent::new(1) })
+            .add_step("typed", |_: StartEvent| async { Verdict }),
+    );
+    assert!(
+        problems.contains(&ValidationProblem::SeveralStopTypes {
+            types: vec![
+                ("StopEvent".into(), vec!["plain".into()]),
+                ("Verdict".into(), vec!["typed".into()]),
+            ],
+        }),
+        "{problems:#?}"
+    );
+}
+
 #[test]
 fn the_error_message_lists_each_problem_with_steps_and_events() {
     let error = Workflow::builder("broken")

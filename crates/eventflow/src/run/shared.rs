@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::context::{ContextState, RunAccess, SendEventError, WaitRequest, may_lack_consumer};
 use crate::error::WorkflowError;
-use crate::event::AnyEvent;
+use crate::event::{AnyEvent, EventType, StartEvent};
 use crate::run::inbox::Inbox;
 use crate::run::message::Msg;
 use crate::run::reducer::{InvocationId, Tick};
@@ -55,13 +55,29 @@ pub(crate) fn new_run(
     })
 }
 
-/// The first tick of a run of `workflow`, if `start` is an event of its start event's type.
+/// The first tick of a run of `workflow`, if `start` is an event of its start event's type. A
+/// plain `StartEvent` given to a workflow with a typed start event holds its arguments: they are
+/// decoded into the typed event (as the reference's `run(**kwargs)` does).
 pub(crate) fn start_tick(
     workflow: &Workflow,
     start: Result<AnyEvent, WorkflowError>,
 ) -> Result<Tick, WorkflowError> {
-    let event = start?;
+    let mut event = start?;
     let expected = workflow.spec.start;
+    if event.is::<StartEvent>() && expected != EventType::of::<StartEvent>() {
+        let arguments = event
+            .to_json()
+            .map_err(|error| WorkflowError::InvalidStart {
+                expected: expected.name(),
+                found: format!("arguments that do not serialize: {error}"),
+            })?;
+        event = expected
+            .decode(arguments)
+            .map_err(|error| WorkflowError::InvalidStart {
+                expected: expected.name(),
+                found: format!("arguments that do not decode: {error}"),
+            })?;
+    }
     if event.event_type() != expected {
         return Err(WorkflowError::InvalidStart {
             expected: expected.name(),
@@ -110,7 +126,9 @@ impl RunAccess for RunShared {
                 Some(step)
             }
             None => {
-                if spec.consumers_of(event.type_id()).is_empty() && !may_lack_consumer(event.role())
+                if spec.consumers_of(event.type_id()).is_empty()
+                    && !may_lack_consumer(event.role())
+                    && !spec.is_registered(event.event_type())
                 {
                     return Err(SendEventError::NoConsumer { event });
                 }

@@ -78,9 +78,11 @@ impl WorkflowBuilder {
         self.step(Step::new(name, f))
     }
 
-    /// Registers an event type that appears in no step signature, so that a resumed snapshot
-    /// gives it back typed: an event a step only waits for (`Context::wait_for_event`) or only
-    /// writes to the stream. Unregistered stream events come back as JSON under their name.
+    /// Registers an event type that appears in no step signature: an event a step only waits
+    /// for (`Context::wait_for_event`) or only writes to the stream. An event of a registered
+    /// type may be sent into a run although no step accepts it (a waiting step takes it, or a
+    /// later one: it is kept until then), the server decodes it by name, and a resumed snapshot
+    /// gives it back typed. Unregistered stream events come back as JSON under their name.
     pub fn event<E: Event>(mut self) -> Self {
         self.extra_events.push(EventType::of::<E>());
         self
@@ -112,6 +114,9 @@ pub(crate) struct WorkflowSpec {
     /// For each event type (by index), the steps that accept it.
     pub(crate) consumers: Vec<Vec<usize>>,
     pub(crate) start: EventType,
+    /// The types registered with `WorkflowBuilder::event`, which may be sent without a
+    /// consumer (for a waiting step).
+    registered: Vec<EventType>,
     /// Whether some step accepts an event from outside, so an idle run may still be woken.
     pub(crate) accepts_external: bool,
     pub(crate) fingerprint: String,
@@ -169,6 +174,7 @@ impl WorkflowSpec {
         });
         let fingerprint = fingerprint(&name, &steps);
         Ok(WorkflowSpec {
+            registered: extra_events.clone(),
             name,
             step_names: steps.iter().map(|step| step.name.clone()).collect(),
             steps,
@@ -185,6 +191,11 @@ impl WorkflowSpec {
     /// The index of an event type in [`Self::events`].
     pub(crate) fn event_index(&self, type_id: TypeId) -> Option<usize> {
         self.event_index.get(&type_id).copied()
+    }
+
+    /// Whether `ty` was registered with `WorkflowBuilder::event`.
+    pub(crate) fn is_registered(&self, ty: EventType) -> bool {
+        self.registered.contains(&ty)
     }
 
     /// The steps' names, by index.

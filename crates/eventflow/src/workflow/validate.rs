@@ -82,11 +82,15 @@ pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
         1 => {}
         _ => problems.push(ValidationProblem::SeveralStartTypes { types: start_types }),
     }
-    if !emitted_by
-        .keys()
-        .any(|name| role_of(name) == EventRole::Stop)
-    {
-        problems.push(ValidationProblem::NoStopEvent);
+    let stop_types: Vec<(String, Vec<String>)> = emitted_by
+        .iter()
+        .filter(|(name, _)| role_of(name) == EventRole::Stop)
+        .map(|(name, steps)| ((*name).to_owned(), steps.clone()))
+        .collect();
+    match stop_types.len() {
+        0 => problems.push(ValidationProblem::NoStopEvent),
+        1 => {}
+        _ => problems.push(ValidationProblem::SeveralStopTypes { types: stop_types }),
     }
     for (name, emitters) in &emitted_by {
         let exempt = matches!(
@@ -118,7 +122,7 @@ pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
 }
 
 /// Reports steps no event chain reaches from the start (or from outside), and steps from which
-/// no chain reaches a stop event. An outbound event (a question for a human) is taken to lead to
+/// no chain reaches a stop event or a step that emits nothing. An outbound event (a question for a human) is taken to lead to
 /// the steps that accept external events (the answer).
 fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
     let accepts_role =
@@ -158,10 +162,14 @@ fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
             predecessors[to].push(from);
         }
     }
-    let stoppers = (0..steps.len()).filter(|&i| emits_role(&steps[i], EventRole::Stop));
     // Without any stop event, NoStopEvent already says it all; one line per step would be noise.
-    let any_stopper = stoppers.clone().next().is_some();
-    let can_stop = closure(steps.len(), stoppers, |i| predecessors[i].clone());
+    let any_stopper = steps.iter().any(|step| emits_role(step, EventRole::Stop));
+    // A chain ends well at a stop event or at a step that emits nothing (its effect is a side
+    // effect: state written, a record kept); the reference checks dead ends only for steps
+    // that emit events too.
+    let ends = (0..steps.len())
+        .filter(|&i| emits_role(&steps[i], EventRole::Stop) || steps[i].emits.is_empty());
+    let can_stop = closure(steps.len(), ends, |i| predecessors[i].clone());
 
     for (index, step) in steps.iter().enumerate() {
         if step.accepts.is_empty() {
