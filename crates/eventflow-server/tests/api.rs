@@ -365,6 +365,11 @@ async fn a_finished_handler_continues_with_its_state() {
     }
     let (_, events) = server.sse("/events/boom", None).await;
     assert_eq!(seen(&events), [(2, "RunFailedEvent".to_owned())]);
+    // It names the step, the attempts made and how long the last one ran.
+    let failed = &events[0].1["value"];
+    assert_eq!(failed["step"], "boom", "{failed}");
+    assert_eq!(failed["attempts"], 1, "{failed}");
+    assert!(failed["elapsed_ms"].is_u64(), "{failed}");
 }
 
 #[tokio::test]

@@ -156,9 +156,13 @@ async fn stop_event_result_of_the_wrong_type_is_a_clear_error() -> anyhow::Resul
 async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<()> {
     use futures::StreamExt;
     let workflow = Workflow::builder("w")
-        .add_step("s", |_: StartEvent| async {
-            Err::<StopEvent, _>(std::io::Error::other("disk full"))
-        })
+        .step(
+            Step::new("s", |_: StartEvent| async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Err::<StopEvent, _>(std::io::Error::other("disk full"))
+            })
+            .retry(RetryPolicy::fixed(std::time::Duration::ZERO).max_attempts(2)),
+        )
         .build()?;
     let handler = workflow.run(json!({}));
     let events: Vec<AnyEvent> = handler.stream_events().collect().await;
@@ -166,6 +170,9 @@ async fn a_failed_run_publishes_one_terminal_failure_event() -> anyhow::Result<(
     let failed = events[0].downcast_ref::<RunFailedEvent>().unwrap();
     assert_eq!(failed.step.as_deref(), Some("s"));
     assert_eq!(failed.error, "disk full");
+    // The attempts made and how long the last one ran.
+    assert_eq!(failed.attempts, Some(2));
+    assert!(failed.elapsed_ms.is_some_and(|ms| ms >= 20), "{failed:?}");
     assert!(events[0].is_terminal());
     assert!(handler.await.is_err());
     Ok(())

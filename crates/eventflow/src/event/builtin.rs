@@ -302,7 +302,9 @@ impl HumanResponseEvent {
     "type": "object",
     "properties": {
         "step": { "type": ["string", "null"] },
-        "error": { "type": "string" }
+        "error": { "type": "string" },
+        "attempts": { "type": "integer", "minimum": 1 },
+        "elapsed_ms": { "type": "integer", "minimum": 0 }
     },
     "required": ["error"]
 }))]
@@ -311,6 +313,12 @@ pub struct RunFailedEvent {
     pub step: Option<String>,
     /// What went wrong.
     pub error: String,
+    /// How many attempts the failed step made, when a step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// How long the failed step's last attempt ran, in milliseconds, when a step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// Published last when a run exceeds its timeout.
@@ -415,20 +423,24 @@ mod tests {
                 ty: EventType::of::<RunFailedEvent>(),
                 name: "RunFailedEvent",
                 role: r#""terminal""#,
-                schema: r#"{"properties":{"error":{"type":"string"},"step":{"type":["string","null"]}},"required":["error"],"title":"RunFailedEvent","type":"object"}"#,
+                schema: r#"{"properties":{"attempts":{"minimum":1,"type":"integer"},"elapsed_ms":{"minimum":0,"type":"integer"},"error":{"type":"string"},"step":{"type":["string","null"]}},"required":["error"],"title":"RunFailedEvent","type":"object"}"#,
                 samples: vec![
                     (
                         RunFailedEvent {
                             step: Some("fetch".into()),
                             error: "disk full".into(),
+                            attempts: Some(3),
+                            elapsed_ms: Some(12),
                         }
                         .into(),
-                        r#"{"error":"disk full","step":"fetch"}"#,
+                        r#"{"attempts":3,"elapsed_ms":12,"error":"disk full","step":"fetch"}"#,
                     ),
                     (
                         RunFailedEvent {
                             step: None,
                             error: "stalled".into(),
+                            attempts: None,
+                            elapsed_ms: None,
                         }
                         .into(),
                         r#"{"error":"stalled","step":null}"#,

@@ -34,11 +34,14 @@ impl RunEnd {
                 step,
                 attempts,
                 error,
+                elapsed,
             } => RunEnd {
                 status: RunStatus::Failed,
                 terminal: AnyEvent::new(RunFailedEvent {
                     step: Some(step.clone()),
                     error: error.to_string(),
+                    attempts: Some(attempts),
+                    elapsed_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
                 }),
                 result: Err(WorkflowError::StepFailed {
                     step,
@@ -80,6 +83,8 @@ impl RunEnd {
             terminal: AnyEvent::new(RunFailedEvent {
                 step: None,
                 error: message,
+                attempts: None,
+                elapsed_ms: None,
             }),
             result: Err(error),
         }

@@ -115,6 +115,7 @@ pub(super) fn describe(spec: &WorkflowSpec, command: &Command) -> String {
                 step,
                 attempts,
                 error,
+                ..
             } => format!("finish failed: {step} after {attempts} attempts: {error}"),
             Outcome::TimedOut {
                 timeout,

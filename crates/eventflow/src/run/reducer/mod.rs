@@ -44,7 +44,8 @@ pub(crate) enum Tick {
         /// Whether the step's retry policy accepts this error. Decided where the error is
         /// whole (a journaled error comes back as text), so a replay decides the same.
         retryable: bool,
-        /// How long the invocation ran (for metrics; the reducer ignores it).
+        /// How long the invocation ran (for metrics and the failure event; it decides nothing,
+        /// and a replayed journal gives zero).
         elapsed: Duration,
     },
     /// A step invocation began waiting for an event; `prompt` is published if it must wait.
@@ -90,6 +91,8 @@ pub(crate) enum Outcome {
         step: String,
         attempts: u32,
         error: StepError,
+        /// How long the last attempt ran.
+        elapsed: Duration,
     },
     TimedOut {
         timeout: Duration,
@@ -189,8 +192,8 @@ impl RunState {
                 invocation,
                 outcome,
                 retryable,
-                ..
-            } => self.step_done(spec, invocation, outcome, retryable, out),
+                elapsed,
+            } => self.step_done(spec, invocation, outcome, retryable, elapsed, out),
             Tick::Wait { wait, prompt } => {
                 if !self.in_flight.contains_key(&wait.invocation) {
                     return;
@@ -358,6 +361,7 @@ impl RunState {
         invocation: InvocationId,
         outcome: Result<Vec<AnyEvent>, StepError>,
         retryable: bool,
+        elapsed: Duration,
         out: &mut Vec<Command>,
     ) {
         let Some(done) = self.in_flight.remove(&invocation) else {
@@ -387,6 +391,7 @@ impl RunState {
                             step: step.name.clone(),
                             attempts: done.attempt,
                             error,
+                            elapsed,
                         };
                         self.finish(outcome, out);
                         return;
