@@ -70,6 +70,43 @@ async fn key_value_state_with_clear_errors() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn dotted_keys_are_paths_and_clear_resets_everything() -> anyhow::Result<()> {
+    let workflow = Workflow::builder("paths")
+        .add_step("s", |ctx: Context, _: StartEvent| async move {
+            ctx.set("user", json!({"name": "Ada", "langs": ["en", "fr"]}))?;
+            ctx.set("user.address.city", "London")?;
+            let city: String = ctx.get("user.address.city")?;
+            let second: String = ctx.get("user.langs.1")?;
+            let refused = ctx.set("user.name.first", "A").unwrap_err().to_string();
+            ctx.edit_state(|tally: &mut Tally| tally.count = 5)?;
+            let removed = ctx.remove("user.langs.0");
+            let user: serde_json::Value = ctx.get("user")?;
+            ctx.clear();
+            let count = ctx.state::<Tally>()?.count;
+            Ok::<_, StateError>(StopEvent::new(json!({
+                "city": city, "second": second, "refused": refused, "removed": removed,
+                "user": user, "after_clear": ctx.contains("user"), "count": count,
+            })))
+        })
+        .build()?;
+    let out: serde_json::Value = workflow.run(json!({})).await?.result()?;
+    assert_eq!(out["city"], "London");
+    assert_eq!(out["second"], "fr");
+    assert_eq!(
+        out["refused"],
+        "cannot set `user.name.first`: the value at `user.name` is not an object"
+    );
+    assert_eq!(out["removed"], "en");
+    assert_eq!(
+        out["user"],
+        json!({"name": "Ada", "langs": ["fr"], "address": {"city": "London"}})
+    );
+    assert_eq!(out["after_clear"], false);
+    assert_eq!(out["count"], 0, "the typed state is back to its default");
+    Ok(())
+}
+
+#[tokio::test]
 async fn typed_state_is_shared_and_misuse_is_an_error_not_a_deadlock() -> anyhow::Result<()> {
     let workflow = Workflow::builder("typed")
         .add_step("first", |ctx: Context, _: StartEvent| async move {

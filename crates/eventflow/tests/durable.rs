@@ -480,6 +480,58 @@ async fn an_event_that_cannot_be_journaled_fails_the_run_naming_it() {
     engine.shutdown().await;
 }
 
+/// Writes along a dotted path and `clear` are journaled like any state write: a continued run
+/// (rebuilt from the journal) reads what the earlier runs left.
+#[tokio::test]
+async fn state_paths_and_clear_survive_a_rebuild() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let profile = Workflow::builder("profile")
+        .add_step("visit", |ctx: Context, ev: StartEvent| async move {
+            if ev.get::<bool>("clear").unwrap_or(false) {
+                ctx.clear();
+            }
+            let visits: u32 = ctx.get_or("user.visits", 0)? + 1;
+            ctx.set("user.visits", visits)?;
+            if visits == 1 {
+                ctx.set("user.name", ev.get::<String>("who")?)?;
+            }
+            let name: Option<String> = ctx.get("user.name").ok();
+            Ok::<_, BoxError>(StopEvent::new(json!({"visits": visits, "name": name})))
+        })
+        .build()
+        .unwrap();
+    let engine = engine(store, vec![profile]).await;
+    let mut run_id = None;
+    let mut results = Vec::new();
+    for start in [
+        json!({"who": "ada"}),
+        json!({"who": "bob"}),
+        json!({"who": "cy", "clear": true}),
+    ] {
+        let options = StartOptions {
+            run_id: run_id.clone(),
+            continue_finished: run_id.is_some(),
+            ..StartOptions::default()
+        };
+        let started = engine.start_with("profile", start, options).await.unwrap();
+        let record = engine
+            .wait(&started.run_id, Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        results.push(record.result.unwrap()["value"]["result"].clone());
+        run_id = Some(started.run_id);
+    }
+    assert_eq!(
+        results,
+        [
+            json!({"visits": 1, "name": "ada"}),
+            json!({"visits": 2, "name": "ada"}),
+            json!({"visits": 1, "name": "cy"}),
+        ]
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_finished_run_continues_under_its_id_with_its_state() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());

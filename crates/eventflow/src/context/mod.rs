@@ -1,6 +1,7 @@
 //! The context a step runs in: the run's shared state, sending events, collecting, waiting.
 
 mod access;
+mod path;
 mod state;
 mod wait;
 
@@ -62,12 +63,18 @@ impl Context {
     }
 
     /// Stores `value` under `key` in the run's state, visible at once to every step of the run.
+    ///
+    /// A dotted key is a path: `ctx.set("user.name", "Ada")` writes the `name` field of the
+    /// object under `user` (creating the objects on the way), and `items.0` is the first element
+    /// of an array. Writing below a value that is not an object (nor an array with that index)
+    /// is [`StateError::NotAContainer`].
     pub fn set<T: Serialize>(&self, key: &str, value: T) -> Result<(), StateError> {
         self.run.state().touch(self.invocation, Touch::Key(key));
         self.run.state().set(key, &value)
     }
 
-    /// Reads the value under `key` as a `T`; the error names the key and the type.
+    /// Reads the value under `key` (a dotted path, as for [`set`](Self::set)) as a `T`; the error
+    /// names the key and the type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
         self.run.state().get(key)
     }
@@ -85,10 +92,20 @@ impl Context {
         self.run.state().contains(key)
     }
 
-    /// Removes and returns the value under `key`.
+    /// Removes and returns the value under `key` (a dotted path, as for [`set`](Self::set)).
     pub fn remove(&self, key: &str) -> Option<Value> {
         self.run.state().touch(self.invocation, Touch::Key(key));
         self.run.state().remove(key)
+    }
+
+    /// Empties the run's key/value state and resets its typed state (to `Default` on next
+    /// use), as the reference's `ctx.store.clear()` does.
+    pub fn clear(&self) {
+        let state = self.run.state();
+        for key in state.clear() {
+            state.touch(self.invocation, Touch::Key(&key));
+        }
+        state.touch(self.invocation, Touch::Typed);
     }
 
     /// Edits the run's typed state under its lock and returns what `edit` returns.

@@ -15,11 +15,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::path::{self, NotAContainer};
 use crate::event::{AnyEvent, EventJson, EventType};
 use crate::replay::ReplayError;
 
 /// A context state operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateError {
     /// No value is stored under the key.
     #[error("no value is stored under key `{key}`")]
@@ -63,6 +65,14 @@ pub enum StateError {
         /// Why deserialization failed.
         #[source]
         source: serde_json::Error,
+    },
+    /// A write along a path met a value that is not an object (nor an array with that index).
+    #[error("cannot set `{key}`: the value at `{at}` is not an object")]
+    NotAContainer {
+        /// The path written.
+        key: String,
+        /// The prefix of the path that holds another value.
+        at: String,
     },
     /// The typed state was accessed from inside an `edit_state` closure of the same run.
     #[error(
@@ -205,8 +215,9 @@ impl ContextState {
         let mut touched = lock(touched);
         let entry = touched.entry(invocation).or_default();
         match part {
+            // A write below a key journals the whole top-level value.
             Touch::Key(key) => {
-                entry.keys.insert(key.to_owned());
+                entry.keys.insert(path::top_key(key).to_owned());
             }
             Touch::Typed => entry.typed = true,
         }
@@ -237,7 +248,8 @@ impl ContextState {
                 .collect()
         };
         let typed = if touched.typed {
-            self.typed_json()?
+            // A typed state cleared since (`Context::clear`) is recorded as null.
+            Some(self.typed_json()?.unwrap_or(Value::Null))
         } else {
             None
         };
@@ -284,8 +296,10 @@ impl ContextState {
                 };
             }
         }
-        if let Some(typed) = writes.typed {
-            *lock(&self.typed) = Some(TypedState::Json(typed));
+        match writes.typed {
+            None => {}
+            Some(Value::Null) => *lock(&self.typed) = None,
+            Some(typed) => *lock(&self.typed) = Some(TypedState::Json(typed)),
         }
         for collected in writes.collected {
             self.push_collected(
@@ -312,13 +326,17 @@ impl ContextState {
             key: key.to_owned(),
             source,
         })?;
-        lock(&self.kv).insert(key.to_owned(), value);
-        Ok(())
+        path::insert(&mut lock(&self.kv), key, value).map_err(|NotAContainer { at }| {
+            StateError::NotAContainer {
+                key: key.to_owned(),
+                at,
+            }
+        })
     }
 
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
         let kv = lock(&self.kv);
-        let value = kv.get(key).ok_or_else(|| StateError::Missing {
+        let value = path::lookup(&kv, key).ok_or_else(|| StateError::Missing {
             key: key.to_owned(),
         })?;
         T::deserialize(value).map_err(|source| StateError::WrongType {
@@ -329,11 +347,21 @@ impl ContextState {
     }
 
     pub(crate) fn contains(&self, key: &str) -> bool {
-        lock(&self.kv).contains_key(key)
+        path::lookup(&lock(&self.kv), key).is_some()
     }
 
     pub(crate) fn remove(&self, key: &str) -> Option<Value> {
-        lock(&self.kv).remove(key)
+        path::remove(&mut lock(&self.kv), key)
+    }
+
+    /// Empties the key/value state and resets the typed state (to its `Default` on next use);
+    /// returns the keys there were, for the journal.
+    pub(crate) fn clear(&self) -> Vec<String> {
+        *lock(&self.typed) = None;
+        std::mem::take(&mut *lock(&self.kv))
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
     }
 
     pub(crate) fn edit<S, R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R, StateError>
