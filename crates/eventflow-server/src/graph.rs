@@ -37,7 +37,8 @@ fn edge(source: String, target: String) -> GraphEdge {
     }
 }
 
-/// The graph of `workflow`.
+/// The graph of `workflow`: the engine's graph, its outside world (see
+/// `eventflow::graph::NodeId::Outside`) drawn as the reference's `external_step` node.
 pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> WorkflowGraph {
     let graph = workflow.graph();
     let event_names: HashSet<&str> = graph
@@ -45,41 +46,32 @@ pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> Wor
         .iter()
         .filter_map(|node| match &node.id {
             NodeId::Event(name) => Some(name.as_str()),
-            NodeId::Step(_) => None,
+            _ => None,
         })
         .collect();
     // Python uses bare names as ids; a step named like an event gets a prefix.
     let id = |node: &NodeId| match node {
         NodeId::Step(name) if event_names.contains(name.as_str()) => format!("step:{name}"),
+        NodeId::Outside => EXTERNAL.to_owned(),
         other => other.name().to_owned(),
     };
-    let role_of = |name: &str| {
-        graph.nodes.iter().find_map(|node| match &node.id {
-            NodeId::Event(event) if event == name => node.role,
-            _ => None,
-        })
-    };
-    let mut nodes = Vec::new();
-    let mut edges = Vec::new();
-    let mut external = false;
-    for node in &graph.nodes {
-        match &node.id {
-            NodeId::Step(name) => nodes.push(GraphNode {
+    let nodes = graph
+        .nodes
+        .iter()
+        .map(|node| match &node.id {
+            NodeId::Step(name) => GraphNode {
                 num_workers: node.num_workers.map(|workers| workers as u64),
                 ..self::node(id(&node.id), name, "step")
-            }),
+            },
             NodeId::Event(name) => {
                 let produced_by: Vec<String> = graph
                     .edges
                     .iter()
-                    .filter(|edge| edge.to == node.id)
+                    .filter(|edge| edge.to == node.id && edge.from != NodeId::Outside)
                     .map(|edge| edge.from.name().to_owned())
                     .collect();
-                if node.role == Some(EventRole::Outbound) && !produced_by.is_empty() {
-                    external = true;
-                }
                 let schema = workflow.event_type(name).and_then(|ty| schemas.known(&ty));
-                nodes.push(GraphNode {
+                GraphNode {
                     event_type: Some(name.clone()),
                     event_types: Some(vec![name.clone()]),
                     // Present on every event node, `null` when unknown.
@@ -87,38 +79,16 @@ pub(crate) fn representation(workflow: &Workflow, schemas: &EventSchemas) -> Wor
                     produced_by: Some(produced_by),
                     role: node.role.and_then(role_name),
                     ..self::node(name.clone(), name, "event")
-                });
+                }
             }
-        }
-    }
-    if external {
-        nodes.push(node(EXTERNAL.to_owned(), EXTERNAL, "external"));
-    }
-    let mut outside: HashSet<(String, String)> = HashSet::new();
-    for edge in &graph.edges {
-        edges.push(self::edge(id(&edge.from), id(&edge.to)));
-        if !external {
-            continue;
-        }
-        let extra = match (&edge.from, &edge.to) {
-            (NodeId::Step(_), NodeId::Event(event))
-                if role_of(event) == Some(EventRole::Outbound) =>
-            {
-                Some((event.clone(), EXTERNAL.to_owned()))
-            }
-            (NodeId::Event(event), NodeId::Step(_))
-                if role_of(event) == Some(EventRole::External) =>
-            {
-                Some((EXTERNAL.to_owned(), event.clone()))
-            }
-            _ => None,
-        };
-        if let Some((source, target)) = extra
-            && outside.insert((source.clone(), target.clone()))
-        {
-            edges.push(self::edge(source, target));
-        }
-    }
+            _ => self::node(id(&node.id), EXTERNAL, "external"),
+        })
+        .collect();
+    let edges = graph
+        .edges
+        .iter()
+        .map(|edge| self::edge(id(&edge.from), id(&edge.to)))
+        .collect();
     WorkflowGraph {
         name: graph.name,
         description: None,

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use eventflow::EventRole;
 use eventflow::graph::{NodeId, WorkflowGraph};
 use eventflow::prelude::*;
+use eventflow::{EventRole, RunPath};
 
 // ---- A workflow with every shape of step signature -------------------------------------------
 
@@ -277,6 +277,7 @@ fn slug(id: &NodeId) -> String {
     match id {
         NodeId::Step(name) => format!("step_{name}"),
         NodeId::Event(name) => format!("event_{name}"),
+        other => other.name().to_owned(),
     }
 }
 
@@ -446,11 +447,34 @@ fn html_draws_events_from_and_to_the_outside() {
         })
         .build()
         .unwrap();
-    let html = workflow.graph().to_html();
+    let graph = workflow.graph();
+    let html = graph.to_html();
     assert_self_contained(&html);
     assert!(html.contains("external event"), "{html}");
     assert!(html.contains("outbound event"), "{html}");
     assert!(html.contains(">HumanResponseEvent</text>"), "{html}");
+    assert!(html.contains("outside world"), "{html}");
+
+    // The graph crosses the human: the question goes to the outside world, the answer comes
+    // from it, so start and stop are connected.
+    let edges = edge_set(&graph);
+    assert!(edges.contains(&(event("InputRequiredEvent"), NodeId::Outside)));
+    assert!(edges.contains(&(NodeId::Outside, event("HumanResponseEvent"))));
+    let mermaid = graph.to_mermaid();
+    assert!(
+        mermaid.contains("event_InputRequiredEvent --> outside")
+            && mermaid.contains("outside --> event_HumanResponseEvent"),
+        "{mermaid}"
+    );
+    assert!(
+        graph
+            .to_dot()
+            .contains("outside [label=\"outside\", shape=hexagon")
+    );
+    // A run's path leaves those edges unlabelled.
+    let with_path = graph.with_path(&RunPath::default());
+    assert!(with_path.edges.iter().all(|edge| (edge.count.is_none())
+        == (edge.from == NodeId::Outside || edge.to == NodeId::Outside)));
 }
 
 // ---- With the path of a run ------------------------------------------------------------------

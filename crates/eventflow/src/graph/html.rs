@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 
 use super::text::{role_fill, slug};
-use super::{Node, WorkflowGraph};
+use super::{Node, NodeId, WorkflowGraph};
 use crate::event::EventRole;
 
 const NODE_HEIGHT: f64 = 36.0;
@@ -66,12 +66,9 @@ impl Layout {
 fn assign_layers(graph: &WorkflowGraph, ends: &[(usize, usize)]) -> Vec<usize> {
     let count = graph.nodes.len();
     let with_role = |role| (0..count).filter(move |&i| graph.nodes[i].role == Some(role));
-    // A question for a human (outbound) leads to the answer (external), as validation has it;
-    // laying that link out like an edge puts the answer just below the question.
-    let mut links = ends.to_vec();
-    for asked in with_role(EventRole::Outbound) {
-        links.extend(with_role(EventRole::External).map(|answer| (asked, answer)));
-    }
+    // A question for a human (outbound) leads to the answer (external) through the outside
+    // world's node, so the answer is laid out below the question.
+    let links = ends.to_vec();
     let mut layer: Vec<Option<usize>> = vec![None; count];
     let mut seeds: Vec<usize> = with_role(EventRole::Start).collect();
     let mut row = 0;
@@ -252,8 +249,16 @@ impl WorkflowGraph {
     pub fn to_html(&self) -> String {
         let name = escape(&self.name);
         let has_path = self.edges.iter().any(|edge| edge.count.is_some());
-        let steps = self.nodes.iter().filter(|n| n.role.is_none()).count();
-        let events = self.nodes.len() - steps;
+        let steps = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.id, NodeId::Step(_)))
+            .count();
+        let events = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.id, NodeId::Event(_)))
+            .count();
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         let mut out = String::new();
         let _ = write!(
@@ -366,8 +371,16 @@ impl WorkflowGraph {
             )
         };
         let mut out = String::from("<ul class=\"legend\">\n");
-        if self.nodes.iter().any(|n| n.role.is_none()) {
+        if self.nodes.iter().any(|n| matches!(n.id, NodeId::Step(_))) {
             out.push_str(&swatch(STEP_FILL, STEP_STROKE, "4px", "step"));
+        }
+        if self.nodes.iter().any(|n| n.id == NodeId::Outside) {
+            out.push_str(&swatch(
+                role_fill(EventRole::External),
+                role_stroke(EventRole::External),
+                "1px",
+                OUTSIDE,
+            ));
         }
         // External and outbound events share a colour, as do stop and terminal ones.
         let groups: [&[EventRole]; 4] = [
@@ -493,12 +506,21 @@ fn upward(layout: &Layout, from: usize, to: usize, loops: &mut [usize; 2]) -> Ro
     }
 }
 
+/// What the outside world's node is called in the drawing.
+const OUTSIDE: &str = "outside world (a human, another system)";
+
 fn draw_node(node: &Node, layout: &Layout, i: usize, idle: bool) -> String {
     let (cx, cy) = layout.centre[i];
     let (w, h) = (layout.width[i], NODE_HEIGHT);
-    let (fill, stroke, radius, kind) = match node.role {
-        None => (STEP_FILL, STEP_STROKE, 8.0, "step"),
-        Some(role) => (role_fill(role), role_stroke(role), h / 2.0, role_name(role)),
+    let (fill, stroke, radius, kind) = match (&node.id, node.role) {
+        (NodeId::Outside, _) => (
+            role_fill(EventRole::External),
+            role_stroke(EventRole::External),
+            2.0,
+            OUTSIDE,
+        ),
+        (_, None) => (STEP_FILL, STEP_STROKE, 8.0, "step"),
+        (_, Some(role)) => (role_fill(role), role_stroke(role), h / 2.0, role_name(role)),
     };
     let name = escape(node.id.name());
     let note = workers_note(node);
@@ -563,7 +585,7 @@ pre { background: #f8f9fa; border: 1px solid #dadce0; border-radius: 6px; paddin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Edge, NodeId};
+    use crate::graph::Edge;
 
     fn step(name: &str) -> Node {
         Node {

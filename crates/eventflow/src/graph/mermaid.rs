@@ -159,7 +159,8 @@ impl WorkflowGraph {
                     (NodeId::Event(_), Some(role)) => FlowNodeKind::Event(role),
                     // An event node without a role is only possible in a hand-built graph.
                     (NodeId::Event(_), None) => FlowNodeKind::Event(EventRole::Plain),
-                    (NodeId::Step(_), _) => FlowNodeKind::Step {
+                    (NodeId::Outside, _) => FlowNodeKind::Outside,
+                    _ => FlowNodeKind::Step {
                         num_workers: node.num_workers,
                     },
                 },

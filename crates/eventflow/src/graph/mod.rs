@@ -11,24 +11,29 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventRole;
+use crate::event::{EventRole, EventType, InputRequiredEvent};
 use crate::workflow::{Workflow, WorkflowSpec};
 
-/// A node of a workflow graph: a step or an event type, by name.
+/// A node of a workflow graph: a step or an event type, by name, or the outside world.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeId {
     /// A step.
     Step(String),
     /// An event type.
     Event(String),
+    /// The outside world (a human, another system): what a question for it (an outbound
+    /// event) leads to, and where answers (external events) come from.
+    Outside,
 }
 
 impl NodeId {
-    /// The step's or event's name.
+    /// The step's or event's name; `outside` for the outside world.
     pub fn name(&self) -> &str {
         match self {
             NodeId::Step(name) | NodeId::Event(name) => name,
+            NodeId::Outside => "outside",
         }
     }
 }
@@ -38,6 +43,7 @@ impl fmt::Display for NodeId {
         match self {
             NodeId::Step(name) => write!(f, "step:{name}"),
             NodeId::Event(name) => write!(f, "event:{name}"),
+            NodeId::Outside => f.write_str("outside"),
         }
     }
 }
@@ -47,13 +53,15 @@ impl fmt::Display for NodeId {
 pub struct Node {
     /// The node.
     pub id: NodeId,
-    /// For an event node, its role; `None` for a step.
+    /// For an event node, its role; `None` for a step and the outside world.
     pub role: Option<EventRole>,
     /// For a step node, its number of workers.
     pub num_workers: Option<usize>,
 }
 
-/// An edge: an event type accepted by a step (event -> step) or emitted by one (step -> event).
+/// An edge: an event type accepted by a step (event -> step) or emitted by one (step -> event),
+/// or a question leaving for the outside world (outbound event -> outside) and an answer coming
+/// back (outside -> external event).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
     /// Where the edge starts.
@@ -121,9 +129,13 @@ impl RunPath {
 pub struct WorkflowGraph {
     /// The workflow's name.
     pub name: String,
-    /// Steps first, in the order they were added, then event types.
+    /// Steps first, in the order they were added, then event types, then the outside world
+    /// when a human is in the loop (a step accepts an external event, or asks a question with
+    /// `InputRequiredEvent`).
     pub nodes: Vec<Node>,
-    /// Event -> step for what steps accept, step -> event for what they emit.
+    /// Event -> step for what steps accept, step -> event for what they emit; then
+    /// outbound event -> outside -> external event, so that a graph with a human in the loop
+    /// connects its start to its stop.
     pub edges: Vec<Edge>,
 }
 
@@ -169,6 +181,43 @@ impl WorkflowGraph {
                 });
             }
         }
+        // The outside world, when a human (or another system) is in the loop: a step accepts an
+        // answer from outside, or asks a question (`InputRequiredEvent`). What steps send out
+        // goes to it, answers come from it.
+        let emitted = |ty: &EventType| spec.steps.iter().any(|step| step.emits.contains(ty));
+        let accepted = |ty: &EventType| spec.steps.iter().any(|step| step.accepts.contains(ty));
+        let asked: Vec<_> = spec
+            .events
+            .iter()
+            .filter(|ty| ty.role() == EventRole::Outbound && emitted(ty))
+            .collect();
+        let answers: Vec<_> = spec
+            .events
+            .iter()
+            .filter(|ty| ty.role() == EventRole::External && accepted(ty))
+            .collect();
+        let question = EventType::of::<InputRequiredEvent>();
+        if !answers.is_empty() || asked.contains(&&question) {
+            nodes.push(Node {
+                id: NodeId::Outside,
+                role: None,
+                num_workers: None,
+            });
+            for ty in asked {
+                edges.push(Edge {
+                    from: NodeId::Event(ty.name().to_owned()),
+                    to: NodeId::Outside,
+                    count: None,
+                });
+            }
+            for ty in answers {
+                edges.push(Edge {
+                    from: NodeId::Outside,
+                    to: NodeId::Event(ty.name().to_owned()),
+                    count: None,
+                });
+            }
+        }
         WorkflowGraph {
             name: spec.name.clone(),
             nodes,
@@ -176,10 +225,13 @@ impl WorkflowGraph {
         }
     }
 
-    /// The same graph with each edge labelled by how often `path` fired it.
+    /// The same graph with each edge labelled by how often `path` fired it (edges to and from
+    /// the outside world stay unlabelled: what happens there is not the run's).
     pub fn with_path(mut self, path: &RunPath) -> Self {
         for edge in &mut self.edges {
-            edge.count = Some(path.count(&edge.from, &edge.to));
+            if edge.from != NodeId::Outside && edge.to != NodeId::Outside {
+                edge.count = Some(path.count(&edge.from, &edge.to));
+            }
         }
         self
     }

@@ -10,6 +10,7 @@ pub(super) fn slug(id: &NodeId) -> String {
     match id {
         NodeId::Step(name) => safe_id("step_", name),
         NodeId::Event(name) => safe_id("event_", name),
+        NodeId::Outside => "outside".to_owned(),
     }
 }
 
@@ -76,6 +77,12 @@ impl WorkflowGraph {
         for node in &self.nodes {
             let id = slug(&node.id);
             let _ = match node.role {
+                None if node.id == NodeId::Outside => writeln!(
+                    out,
+                    "    {id} [label=\"{}\", shape=hexagon, style=filled, fillcolor=\"{}\"];",
+                    node.id.name(),
+                    role_fill(EventRole::External)
+                ),
                 None => writeln!(
                     out,
                     "    {id} [label=\"{}\", shape=box, style=\"rounded,filled\", fillcolor=\"#e8f0fe\"];",
