@@ -97,8 +97,10 @@ async fn run_nowait_accepts_every_start_form() {
         json!({"kwargs": {"name": "Ada"}}),
         // A JSON string holding the envelope.
         json!({"start_event": "{\"type\": \"StartEvent\", \"value\": {\"name\": \"Ada\"}}"}),
-        // Both: merged.
+        // Both: merged, `start_event` winning...
         json!({"start_event": {"name": "Ada"}, "kwargs": {"name": "Bob", "extra": 1}}),
+        // ... and `kwargs` giving what `start_event` does not.
+        json!({"start_event": {"extra": 1}, "kwargs": {"name": "Ada"}}),
         // An envelope without `value`: `type` and `qualified_name` make it one (the
         // reference's rule), its fields in the legacy `data`.
         json!({"start_event": {"type": "StartEvent", "qualified_name": "workflows.events.StartEvent",
@@ -586,6 +588,20 @@ async fn an_answer_routed_to_the_step_that_accepts_it() {
     let server = start(test_config()).await;
     let id = server.start_run("approve", json!({})).await;
     server.wait_status(&id, &["waiting"]).await;
+    // A step that exists but does not accept the event: 400 naming both, and nothing is sent.
+    let (status, body) = server
+        .post(
+            &format!("/events/{id}"),
+            json!({"event": {"type": "HumanResponseEvent", "value": {"response": "no"}},
+                   "step": "ask"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`ask`") && detail.contains("HumanResponseEvent"),
+        "{detail}"
+    );
     let (status, body) = server
         .post(
             &format!("/events/{id}"),
@@ -1592,6 +1608,81 @@ async fn graceful_shutdown_hands_runs_back_and_another_server_finishes_them() {
     assert_eq!(done["result"]["value"]["result"], "Hi Max");
 }
 
+/// A shutdown hands back a run whose step is running (not only one already released): right
+/// after it, the run has no owner, and a second server on the same file finishes it.
+#[tokio::test]
+async fn shutdown_hands_back_a_run_in_the_middle_of_a_step() {
+    use eventflow::prelude::*;
+    fn slow() -> Workflow {
+        Workflow::builder("slow")
+            .add_step("nap", |_: StartEvent| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                StopEvent::new("rested")
+            })
+            .build()
+            .unwrap()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite:{}", dir.path().join("slow.db").display());
+    let config = || test_config().store_url(store_url.clone());
+    let first = Server::builder(config())
+        .workflow(slow())
+        .build()
+        .await
+        .unwrap();
+    let engine = first.engine().clone();
+    let first = first.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/workflows/slow/run-nowait", first.url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, data) = split(response).await;
+    assert_eq!(status, 200, "{data}");
+    let id = data["handler_id"].as_str().unwrap().to_owned();
+    let record = engine.record(&id).await.unwrap();
+    assert_eq!(record.status, RunStatus::Running);
+    assert_eq!(record.owner.as_deref(), Some(engine.worker_id()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), first.shutdown())
+        .await
+        .expect("shutdown hung")
+        .unwrap();
+    let record = engine.record(&id).await.unwrap();
+    assert_eq!(record.status, RunStatus::Running, "{record:?}");
+    assert_eq!(record.owner, None, "{record:?}");
+
+    let second = Server::builder(config())
+        .workflow(slow())
+        .build()
+        .await
+        .unwrap()
+        .bind(([127, 0, 0, 1], 0))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let done = loop {
+        let response = http
+            .get(format!("{}/handlers/{id}", second.url()))
+            .send()
+            .await
+            .unwrap();
+        let (_, data) = split(response).await;
+        if data["status"] == "completed" {
+            break data;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never finished: {data}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["result"]["value"]["result"], "rested");
+    second.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_run_request_interrupted_by_shutdown_answers_503() {
     let mut server = start(test_config()).await;
@@ -1654,6 +1745,57 @@ async fn serve_workflow_is_one_line() {
     assert_eq!(status, 200);
     assert_eq!(data["result"]["value"]["result"], "Hello, One!");
     serving.abort();
+}
+
+/// An event without fields: it serializes to `null`.
+#[derive(eventflow::Event, Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Ping;
+
+/// A unit event goes out as `{}` on the stream: the Python client's envelope model wants an
+/// object.
+#[tokio::test]
+async fn a_unit_event_is_sent_as_an_empty_object() {
+    use eventflow::prelude::*;
+    use eventflow_server::ServerConfig;
+    let workflow = Workflow::builder("ping")
+        .add_step("ping", |ctx: Context, _: StartEvent| async move {
+            ctx.write_event_to_stream(Ping);
+            StopEvent::new("pong")
+        })
+        .build()
+        .unwrap();
+    let server = Server::builder(ServerConfig::default().store_url("memory"))
+        .workflow(workflow)
+        .build()
+        .await
+        .unwrap();
+    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/workflows/ping/run", running.url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, data) = split(response).await;
+    assert_eq!(status, 200, "{data}");
+    let id = data["handler_id"].as_str().unwrap();
+    let response = http
+        .get(format!("{}/events/{id}?sse=false", running.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let envelopes: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(envelopes.len(), 2, "{body}");
+    assert_eq!(envelopes[0]["type"], "Ping", "{body}");
+    assert_eq!(envelopes[0]["value"], json!({}), "{body}");
+    assert_eq!(envelopes[0]["qualified_name"], Value::Null, "{body}");
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -131,6 +131,31 @@ async fn a_waiting_run_is_released_and_the_answer_completes_it() {
     engine.shutdown().await;
 }
 
+/// Promise 5: an event sent to a released run wakes it through the store's signal, not at the
+/// worker's next poll (here a minute away).
+#[tokio::test]
+async fn a_sent_answer_wakes_a_released_run_without_a_poll() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = Engine::builder(store)
+        .poll_interval(Duration::from_secs(60))
+        .workflow(approval())
+        .start()
+        .await
+        .unwrap();
+    let run_id = engine.start("approval", StartEvent::new()).await.unwrap();
+    until_waiting(&engine, &run_id).await;
+    engine
+        .send_event(&run_id, "answer-1", HumanResponseEvent::new("yes"))
+        .await
+        .unwrap();
+    let record = engine
+        .wait(&run_id, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_answer_sent_before_the_wait_is_kept() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
