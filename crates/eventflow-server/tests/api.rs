@@ -1702,8 +1702,14 @@ async fn a_run_request_interrupted_by_shutdown_answers_503() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    server.shutdown().await;
-    let (status, body) = request.await.unwrap();
+    // Bounded, so a shutdown that never answers the waiting request fails here instead of
+    // hanging (the graceful shutdown waits for the request).
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), async {
+        server.shutdown().await;
+        request.await.unwrap()
+    })
+    .await
+    .expect("the shutdown answers the waiting request within 30 s");
     assert_eq!(status, 503, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("goes on"),

@@ -383,8 +383,42 @@ async fn a_failing_step_fails_the_run_with_its_name() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_shut_down_worker_hands_its_runs_to_another() {
+/// Runs `test` on a runtime of its own in another thread, and fails if it takes longer than
+/// `limit`: a run loop that spins (instead of handing its run back, say) can starve every timer
+/// of its runtime, so only a watchdog outside it turns the hang into a failure.
+fn within<F>(limit: Duration, test: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(test());
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) => {}
+        // The thread panicked: the test failed, and its message is printed above.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test failed"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {limit:?}")
+        }
+    }
+}
+
+#[test]
+fn a_shut_down_worker_hands_its_runs_to_another() {
+    within(
+        Duration::from_secs(60),
+        shut_down_worker_hands_its_runs_to_another,
+    );
+}
+
+async fn shut_down_worker_hands_its_runs_to_another() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let runs = Arc::new(AtomicU32::new(0));
