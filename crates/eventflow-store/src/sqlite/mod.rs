@@ -78,9 +78,11 @@ impl Store for SqliteStore {
     fn create_run(&self, run: NewRun) -> StoreFuture<'_, Created> {
         Box::pin(async move {
             let run_id = run.run_id.clone();
+            // Encoded here, on the caller's thread: the writer's time is the store's throughput.
+            let start = run.start.to_string();
             let created = self
                 .writer
-                .write(move |conn| writes::create(conn, run))
+                .write(move |conn| writes::create(conn, run, &start))
                 .await?;
             if matches!(created, Created::New(_)) {
                 self.wake(&run_id);
@@ -158,11 +160,12 @@ impl Store for SqliteStore {
     }
 
     fn commit<'a>(&'a self, lease: &'a Lease, commit: Commit) -> StoreFuture<'a, ()> {
-        let owned = lease.clone();
+        // Encoded here, on the caller's thread: the writer's time is the store's throughput.
+        let prepared = commit::Prepared::new(lease.clone(), commit);
         Box::pin(async move {
             let wake = self
                 .writer
-                .write(move |conn| commit::commit(conn, &owned, &commit))
+                .write(move |conn| commit::commit(conn, &prepared))
                 .await?;
             if wake {
                 self.wake(&lease.run_id);

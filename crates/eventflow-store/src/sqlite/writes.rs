@@ -20,7 +20,8 @@ pub(super) fn exists(conn: &Connection, run_id: &str) -> Result<bool, StoreError
     .unwrap_or(false))
 }
 
-pub(super) fn create(conn: &Connection, run: NewRun) -> Result<Created, StoreError> {
+/// Creates the run, its first journal entry `start` (encoded by the caller, off the writer).
+pub(super) fn create(conn: &Connection, run: NewRun, start: &str) -> Result<Created, StoreError> {
     if let Some(key) = &run.idempotency_key {
         let existing = one(
             conn,
@@ -32,10 +33,7 @@ pub(super) fn create(conn: &Connection, run: NewRun) -> Result<Created, StoreErr
             return Ok(Created::Existing(existing));
         }
     }
-    if exists(conn, &run.run_id)? {
-        return Err(StoreError::DuplicateRun { run_id: run.run_id });
-    }
-    exec(
+    let inserted = exec(
         conn,
         concat!(
             "INSERT INTO runs (run_id, workflow, fingerprint, status, owner, epoch, recoveries, \
@@ -54,17 +52,33 @@ pub(super) fn create(conn: &Connection, run: NewRun) -> Result<Created, StoreErr
             run.owner,
             run.idempotency_key
         ],
-    )?;
+    );
+    // The run id is the primary key: a taken one fails the insert (no lookup before it).
+    match inserted {
+        Err(StoreError::Refused(error)) if is_primary_key_violation(&*error) => {
+            return Err(StoreError::DuplicateRun { run_id: run.run_id });
+        }
+        other => other?,
+    };
     exec(
         conn,
         "INSERT INTO journal (run_id, seq, entry) VALUES (?1, 1, ?2)",
-        params![run.run_id, run.start.to_string()],
+        params![run.run_id, start],
     )?;
     Ok(Created::New(run.owner.map(|owner| Lease {
         run_id: run.run_id,
         owner,
         epoch: 1,
     })))
+}
+
+/// Whether SQLite refused a write for a taken primary key.
+fn is_primary_key_violation(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 pub(super) fn queue(
