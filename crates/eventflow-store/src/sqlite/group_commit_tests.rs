@@ -52,10 +52,13 @@ async fn hold(
     let (started, running) = tokio::sync::oneshot::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let held = store.clone();
+    let mut started = Some(started);
     let task = tokio::spawn(async move {
         held.writer
             .write(move |_| {
-                let _ = started.send(());
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
                 let _ = released.recv();
                 Ok(())
             })
@@ -209,4 +212,52 @@ async fn an_idle_writer_does_not_wait_for_company() {
         store.commit(&lease, entry(seq)).await.unwrap();
     }
     assert_eq!(batches(&store), batches_before + 10);
+}
+
+/// A write that fails after writing is undone alone: the transaction is rolled back, and the
+/// batch's other writes (before it, run again; after it) still land, in the same batch.
+#[tokio::test]
+async fn a_write_failing_midway_is_undone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("runs.db")).await.unwrap());
+    let (a, b) = (owned_run(&store, "a").await, owned_run(&store, "b").await);
+    let (release, held) = hold(&store).await;
+    let (queued, batches_before) = (
+        store.writer.stats().queued.load(Ordering::SeqCst),
+        batches(&store),
+    );
+    let midway = store.writer.write(|conn| {
+        query::exec(
+            conn,
+            "INSERT INTO workers (worker_id, workflows, heartbeat_at_ms) VALUES ('x', '[]', 0)",
+            [],
+        )?;
+        Err::<(), _>(StoreError::Corrupt("failed midway".into()))
+    });
+    let writes = async {
+        tokio::join!(
+            store.commit(&a, entry(2)),
+            midway,
+            store.commit(&b, entry(2))
+        )
+    };
+    let ((first, failed, last), ()) =
+        tokio::join!(writes, release_after(&store, queued, 3, release));
+    held.await.unwrap();
+    assert!(first.is_ok() && last.is_ok(), "{first:?} {last:?}");
+    assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+    assert_eq!(batches(&store), batches_before + 1);
+    let workers = store
+        .readers
+        .read(|conn| {
+            query::one(conn, "SELECT count(*) FROM workers", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .unwrap();
+    assert_eq!(workers, Some(0), "the failed write's insert was undone");
+    for lease in [&a, &b] {
+        let journal = store.load(lease).await.unwrap().journal;
+        assert_eq!(journal.len(), 2, "{}", lease.run_id);
+    }
 }

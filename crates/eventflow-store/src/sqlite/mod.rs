@@ -82,7 +82,7 @@ impl Store for SqliteStore {
             let start = run.start.to_string();
             let created = self
                 .writer
-                .write(move |conn| writes::create(conn, run, &start))
+                .write(move |conn| writes::create(conn, &run, &start))
                 .await?;
             if matches!(created, Created::New(_)) {
                 self.wake(&run_id);

@@ -2,18 +2,25 @@
 //! store, in batches — group commit.
 //!
 //! Callers queue a write and await its outcome. The thread takes whatever is queued (up to
-//! [`MAX_BATCH`] writes) and runs it as one `BEGIN IMMEDIATE` transaction, each write in a
-//! savepoint of its own, then one `COMMIT` — one fsync of the WAL for the whole batch with
-//! `synchronous=FULL`. A write arriving at an idle writer is a batch of one and goes at once; while
-//! a batch is on its way to the disk, the next one gathers. Each caller hears of its write only
-//! after the `COMMIT` that covers it, so an acknowledged write is as durable as one in a
-//! transaction of its own. A write that fails (a stale lease: `Fenced`) rolls back to its
-//! savepoint and fails alone; the rest of the batch lands.
+//! [`MAX_BATCH`] writes) and runs it as one `BEGIN IMMEDIATE` transaction and one `COMMIT` — one
+//! fsync of the WAL for the whole batch with `synchronous=FULL`. A write arriving at an idle
+//! writer is a batch of one and goes at once; while a batch is on its way to the disk, the next
+//! one gathers. Each caller hears of its write only after the `COMMIT` that covers it, so an
+//! acknowledged write is as durable as one in a transaction of its own.
+//!
+//! A write that fails must fail alone. The writes check before they write (a commit's fencing
+//! update is its first statement, and matches no row under a stale lease), so one that fails
+//! has almost always written nothing, which SQLite's change counter confirms: the batch goes on.
+//! One that failed after writing (a database error midway) is undone by rolling the transaction
+//! back; the batch's earlier writes then run again, each in a savepoint of its own, so that any
+//! later failure rolls back to its savepoint alone. Savepoints are not the rule because they
+//! cost: SQLite copies every page a write touches into a sub-journal first.
 //!
 //! A thread rather than a task: SQLite calls block (on the disk, on another process's lock), and
-//! the statements of a whole batch then cost no thread hop each, only the one to hand the batch
-//! over and the wake-ups of its callers.
+//! the statements of a whole batch then cost no thread hop each, only the one to hand a write
+//! over and the wake-up of its caller.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -64,14 +71,15 @@ impl Writer {
 
     /// Runs `op` in the next batch; its outcome once the batch's transaction has committed (or
     /// the batch's error, if the transaction failed as a whole).
+    /// `op` may run more than once (see the module's doc): only the last run's writes stay.
     pub(super) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, outcome) = oneshot::channel();
         let job = Box::new(Write {
-            op: Some(op),
+            op,
             outcome: None,
             reply,
         });
@@ -117,7 +125,7 @@ trait Job: Send {
 }
 
 struct Write<T, F> {
-    op: Option<F>,
+    op: F,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -125,13 +133,10 @@ struct Write<T, F> {
 impl<T, F> Job for Write<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let outcome = match self.op.take() {
-            Some(op) => op(conn),
-            None => Err(stopped()),
-        };
+        let outcome = (self.op)(conn);
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -167,43 +172,47 @@ fn run(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
 
 /// Runs `batch` in one transaction and answers every write of it; leaves `batch` empty.
 fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
-    let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
-    let mut open = conn.execute_batch("BEGIN IMMEDIATE");
-    for mut job in batch.drain(..) {
-        if let Err(error) = &open {
-            job.answer(Some(batch_failed(error)));
+    let mut pending: VecDeque<Box<dyn Job>> = batch.drain(..).collect();
+    let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(pending.len());
+    // Once a write failed after writing, every write of the batch gets a savepoint.
+    let mut careful = false;
+    if !begin(conn, &mut pending) {
+        return;
+    }
+    while let Some(mut job) = pending.pop_front() {
+        let changes = conn.total_changes();
+        let ok = if careful {
+            in_savepoint(conn, job.as_mut())
+        } else {
+            job.run(conn)
+        };
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk), and the
+            // batch's earlier writes with it: fail them, go on with the rest in a new one.
+            job.answer(Some(lost_batch("SQLite rolled the transaction back")));
+            for job in done.drain(..) {
+                job.answer(Some(lost_batch("SQLite rolled the transaction back")));
+            }
+            if !begin(conn, &mut pending) {
+                return;
+            }
             continue;
         }
-        let ok = exec(conn, "SAVEPOINT write", []).is_ok() && job.run(conn);
-        let lost = if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (an I/O error, a full disk).
-            Some("SQLite rolled the transaction back")
-        } else {
-            let closed = if ok {
-                exec(conn, "RELEASE write", [])
-            } else {
-                exec(conn, "ROLLBACK TO write", []).and_then(|_| exec(conn, "RELEASE write", []))
-            };
-            closed.is_err().then(|| {
-                let _ = conn.execute_batch("ROLLBACK");
-                "a savepoint could not be closed"
-            })
-        };
-        match lost {
-            None => done.push(job),
-            Some(why) => {
-                // The writes before this one went with the transaction: fail them all, and go on
-                // with the rest of the batch in a new transaction.
-                job.answer(Some(lost_batch(why)));
-                for job in done.drain(..) {
-                    job.answer(Some(lost_batch(why)));
-                }
-                open = conn.execute_batch("BEGIN IMMEDIATE");
-            }
+        if ok || careful || conn.total_changes() == changes {
+            done.push(job);
+            continue;
         }
-    }
-    if open.is_err() {
-        return;
+        // The write failed after writing: undo the transaction, answer it (its own error), and
+        // run the batch's earlier writes again, carefully.
+        let _ = conn.execute_batch("ROLLBACK");
+        job.answer(None);
+        careful = true;
+        for job in done.drain(..).rev() {
+            pending.push_front(job);
+        }
+        if !begin(conn, &mut pending) {
+            return;
+        }
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
@@ -220,6 +229,35 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
             }
         }
     }
+}
+
+/// Starts the batch's transaction; false (with every pending write failed) when it cannot.
+fn begin(conn: &Connection, pending: &mut VecDeque<Box<dyn Job>>) -> bool {
+    match conn.execute_batch("BEGIN IMMEDIATE") {
+        Ok(()) => true,
+        Err(error) => {
+            for job in pending.drain(..) {
+                job.answer(Some(batch_failed(&error)));
+            }
+            false
+        }
+    }
+}
+
+/// Runs `job` in a savepoint, rolled back if it fails; whether it succeeded.
+fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> bool {
+    if exec(conn, "SAVEPOINT write", []).is_err() {
+        return job.run(conn);
+    }
+    let ok = job.run(conn);
+    if conn.is_autocommit() {
+        return ok;
+    }
+    if !ok {
+        let _ = exec(conn, "ROLLBACK TO write", []);
+    }
+    let _ = exec(conn, "RELEASE write", []);
+    ok
 }
 
 /// The error of a write whose batch was rolled back before its `COMMIT`: transient, the write

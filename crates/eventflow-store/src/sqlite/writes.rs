@@ -21,7 +21,7 @@ pub(super) fn exists(conn: &Connection, run_id: &str) -> Result<bool, StoreError
 }
 
 /// Creates the run, its first journal entry `start` (encoded by the caller, off the writer).
-pub(super) fn create(conn: &Connection, run: NewRun, start: &str) -> Result<Created, StoreError> {
+pub(super) fn create(conn: &Connection, run: &NewRun, start: &str) -> Result<Created, StoreError> {
     if let Some(key) = &run.idempotency_key {
         let existing = one(
             conn,
@@ -56,7 +56,9 @@ pub(super) fn create(conn: &Connection, run: NewRun, start: &str) -> Result<Crea
     // The run id is the primary key: a taken one fails the insert (no lookup before it).
     match inserted {
         Err(StoreError::Refused(error)) if is_primary_key_violation(&*error) => {
-            return Err(StoreError::DuplicateRun { run_id: run.run_id });
+            return Err(StoreError::DuplicateRun {
+                run_id: run.run_id.clone(),
+            });
         }
         other => other?,
     };
@@ -65,9 +67,9 @@ pub(super) fn create(conn: &Connection, run: NewRun, start: &str) -> Result<Crea
         "INSERT INTO journal (run_id, seq, entry) VALUES (?1, 1, ?2)",
         params![run.run_id, start],
     )?;
-    Ok(Created::New(run.owner.map(|owner| Lease {
-        run_id: run.run_id,
-        owner,
+    Ok(Created::New(run.owner.as_ref().map(|owner| Lease {
+        run_id: run.run_id.clone(),
+        owner: owner.clone(),
         epoch: 1,
     })))
 }
