@@ -240,6 +240,10 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
 
 /// Starts the batch's transaction; false (with every pending write failed) when it cannot.
 fn begin(conn: &Connection, pending: &mut VecDeque<Box<dyn Job>>) -> bool {
+    if !conn.is_autocommit() {
+        // A rollback that failed left a transaction open: nothing of it was acknowledged.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => true,
         Err(error) => {
