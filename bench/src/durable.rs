@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -31,17 +31,24 @@ pub(crate) enum DurableWorkload {
     Loop,
     /// w3's fan-out (N events, 8 workers, a collector) as one durable run; per item: one event.
     Fanout,
+    /// w4's three-step chain as N concurrent durable runs; per item: one run.
+    Concurrent,
 }
 
 impl DurableWorkload {
     /// Every durable workload, in order.
-    pub(crate) const ALL: [DurableWorkload; 2] = [DurableWorkload::Loop, DurableWorkload::Fanout];
+    pub(crate) const ALL: [DurableWorkload; 3] = [
+        DurableWorkload::Loop,
+        DurableWorkload::Fanout,
+        DurableWorkload::Concurrent,
+    ];
 
     /// The workload's name on the command line and in the JSON line.
     pub(crate) fn name(self) -> &'static str {
         match self {
             DurableWorkload::Loop => "w2_loop_durable",
             DurableWorkload::Fanout => "w3_fanout_durable",
+            DurableWorkload::Concurrent => "w4_concurrent_durable",
         }
     }
 
@@ -55,14 +62,17 @@ impl DurableWorkload {
         match self {
             DurableWorkload::Loop => workloads::looping(name, n),
             DurableWorkload::Fanout => workloads::fanout(name, n),
+            // The same workflow at every size: the size is how many runs.
+            DurableWorkload::Concurrent => workloads::three_step_chain(name),
         }
     }
 
-    /// The result a run of size `n` must return.
+    /// The result a run of size `n` must return (w4: the run started with `c = n`).
     fn expected(self, n: u64) -> u64 {
         match self {
             DurableWorkload::Loop => n,
             DurableWorkload::Fanout => n * (n - 1),
+            DurableWorkload::Concurrent => n + 3,
         }
     }
 
@@ -72,6 +82,7 @@ impl DurableWorkload {
         match self {
             DurableWorkload::Loop => n,
             DurableWorkload::Fanout => 1 + 2 * n,
+            DurableWorkload::Concurrent => 3 * n,
         }
     }
 }
@@ -219,43 +230,50 @@ pub(crate) struct Measurement {
     pub result: u64,
     /// Step completions the run's commits journaled (from the commit hook).
     pub step_completions: u64,
-    /// Store transactions of the run: its creation (the journaled start) and every commit.
+    /// Store transactions of the runs: their creation (the journaled start) and every commit.
     pub store_commits: u64,
+    /// How many runs were timed: 1, or N for w4.
+    pub runs: u64,
 }
 
 impl Measurement {
-    /// Journaled step commits: the run's start plus every step completion.
+    /// Journaled step commits: each run's start plus every step completion.
     pub(crate) fn step_commits(&self) -> u64 {
-        1 + self.step_completions
+        self.runs + self.step_completions
     }
 }
 
-/// What the commit hook counts for the run it watches.
+/// What the commit hook counts for the runs it watches: those whose id starts with a prefix.
 #[derive(Default)]
 struct Counters {
-    run_id: std::sync::Mutex<String>,
+    prefix: std::sync::Mutex<String>,
     commits: AtomicU64,
     steps: AtomicU64,
-    finished: AtomicBool,
+    finished: AtomicU64,
 }
 
 impl Counters {
-    fn watch(&self, run_id: &str) {
-        *self.run_id.lock().unwrap_or_else(|e| e.into_inner()) = run_id.to_owned();
+    fn watch(&self, prefix: &str) {
+        *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = prefix.to_owned();
         self.commits.store(0, Ordering::SeqCst);
         self.steps.store(0, Ordering::SeqCst);
-        self.finished.store(false, Ordering::SeqCst);
+        self.finished.store(0, Ordering::SeqCst);
     }
 
     fn on_commit(&self, info: &CommitInfo) {
-        if *self.run_id.lock().unwrap_or_else(|e| e.into_inner()) != info.run_id {
+        if !info.run_id.starts_with(
+            self.prefix
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_str(),
+        ) {
             return;
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.steps
             .fetch_add(info.completed.len() as u64, Ordering::SeqCst);
         if info.finished.is_some() {
-            self.finished.store(true, Ordering::SeqCst);
+            self.finished.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -298,31 +316,31 @@ async fn measure_on(
         .start()
         .await?;
     let outcome = async {
-        let warm_up = engine.start(&warm_up_name, json!({})).await?;
-        let record = engine.wait(&warm_up, Some(WARM_UP_LIMIT)).await?;
-        check(workload, 10, &record)?;
-
-        let run_id = format!("{name}-{n}");
-        counters.watch(&run_id);
-        let options = StartOptions {
-            run_id: Some(run_id),
-            ..StartOptions::default()
+        let runs = if workload == DurableWorkload::Concurrent {
+            n
+        } else {
+            1
         };
+        let warm_up = start_runs(&engine, workload, &warm_up_name, 10, "warm-up").await?;
+        wait_runs(&engine, workload, 10, &warm_up, Some(WARM_UP_LIMIT)).await?;
+
+        let prefix = format!("{name}-{n}");
+        counters.watch(&prefix);
         let started = Instant::now();
-        let run_id = engine.start_with(name, json!({}), options).await?.run_id;
-        let record = engine.wait(&run_id, None).await?;
+        let run_ids = start_runs(&engine, workload, name, n, &prefix).await?;
+        let result = wait_runs(&engine, workload, n, &run_ids, None).await?;
         let elapsed = started.elapsed();
-        let result = check(workload, n, &record)?;
         // The hook runs just after the last commit wakes `wait`: let it count that commit.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !counters.finished.load(Ordering::SeqCst) && Instant::now() < deadline {
+        while counters.finished.load(Ordering::SeqCst) < runs && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let measurement = Measurement {
             elapsed,
             result,
             step_completions: counters.steps.load(Ordering::SeqCst),
-            store_commits: 1 + counters.commits.load(Ordering::SeqCst),
+            store_commits: runs + counters.commits.load(Ordering::SeqCst),
+            runs,
         };
         let expected = workload.expected_steps(n);
         if measurement.step_completions != expected {
@@ -336,6 +354,58 @@ async fn measure_on(
     .await;
     engine.shutdown().await;
     outcome
+}
+
+/// Starts the runs of one measurement of size `n`, with ids starting with `prefix`: one run, or
+/// for w4 `n` runs at once (run `c` starts with `c`).
+async fn start_runs(
+    engine: &Engine,
+    workload: DurableWorkload,
+    name: &str,
+    n: u64,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
+    let start = |run_id: String, c: u64| async move {
+        let options = StartOptions {
+            run_id: Some(run_id),
+            ..StartOptions::default()
+        };
+        anyhow::Ok(
+            engine
+                .start_with(name, json!({ "c": c }), options)
+                .await?
+                .run_id,
+        )
+    };
+    if workload != DurableWorkload::Concurrent {
+        return Ok(vec![start(prefix.to_owned(), 0).await?]);
+    }
+    futures::future::try_join_all((0..n).map(|c| start(format!("{prefix}-{c}"), c))).await
+}
+
+/// Waits for the runs [`start_runs`] started and checks their results; the first run's.
+async fn wait_runs(
+    engine: &Engine,
+    workload: DurableWorkload,
+    n: u64,
+    run_ids: &[String],
+    limit: Option<Duration>,
+) -> anyhow::Result<u64> {
+    let records =
+        futures::future::try_join_all(run_ids.iter().map(|run_id| engine.wait(run_id, limit)))
+            .await?;
+    let mut first = None;
+    for (c, record) in (0..).zip(&records) {
+        // A w4 run started with `c` returns `c + 3`; the others return the size's result.
+        let size = if workload == DurableWorkload::Concurrent {
+            c
+        } else {
+            n
+        };
+        let result = check(workload, size, record)?;
+        first.get_or_insert(result);
+    }
+    first.context("no run was started")
 }
 
 /// Checks that `record` is a completed run returning the workload's result; returns it.

@@ -1,6 +1,6 @@
 //! `eventflow-bench WORKLOAD N [--from-task]`: runs one benchmark workload and prints one JSON
 //! line. The durable workloads take a store:
-//! `eventflow-bench w2_loop_durable|w3_fanout_durable N --store memory|sqlite:PATH|postgres:URL
+//! `eventflow-bench w2_loop_durable|w3_fanout_durable|w4_concurrent_durable N --store memory|sqlite:PATH|postgres:URL
 //! [--from-task]`.
 //!
 //! By default the workload is driven from the main thread with `Runtime::block_on`, as under
@@ -189,6 +189,9 @@ fn main_durable(workload: DurableWorkload, args: &[String]) -> ExitCode {
         "result": measurement.result,
         "peak_rss_mb": peak_rss_mb(),
     });
+    if workload == DurableWorkload::Concurrent {
+        line["runs_per_s"] = json!(n as f64 / seconds);
+    }
     if from_task {
         line["driven_from"] = json!("task");
     }

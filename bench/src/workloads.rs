@@ -55,7 +55,7 @@ impl Workload {
             Workload::Chain => chain()?,
             Workload::Loop => looping("w2_loop", n)?,
             Workload::Fanout => fanout("w3_fanout", n)?,
-            Workload::Concurrent => three_step_chain()?,
+            Workload::Concurrent => three_step_chain("w4_concurrent")?,
             Workload::Stream => stream(n)?,
             Workload::State => state(n)?,
         };
@@ -252,8 +252,9 @@ struct Plus2 {
     c: u64,
 }
 
-fn three_step_chain() -> anyhow::Result<Workflow> {
-    Ok(Workflow::builder("w4_concurrent")
+/// w4's workflow: three steps, each adding 1 to the start event's `c`.
+pub(crate) fn three_step_chain(name: &str) -> anyhow::Result<Workflow> {
+    Ok(Workflow::builder(name)
         .add_step("a", |ev: StartEvent| async move {
             Ok::<_, EventFieldError>(Plus1 {
                 c: ev.get::<u64>("c")? + 1,

@@ -158,6 +158,24 @@ pub(crate) fn contiguous<T>(items: &[(u64, T)], first: u64) -> bool {
         .all(|((seq, _), want)| *seq == want)
 }
 
+/// Checks that `journal` continues a run's journal after `last_journal` and `events` its events
+/// after `last_event` (see [`Commit::check_continues`]), whatever form their values take.
+pub(crate) fn continues<J, E>(
+    run_id: &str,
+    journal: &[(u64, J)],
+    events: &[(u64, E)],
+    last_journal: u64,
+    last_event: u64,
+) -> Result<(), StoreError> {
+    let (journal_at, event_at) = (last_journal + 1, last_event + 1);
+    if contiguous(journal, journal_at) && contiguous(events, event_at) {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "run `{run_id}`: a commit does not continue the journal at {journal_at} or the events at {event_at}"
+    )))
+}
+
 /// A duration in whole milliseconds, as backends add it to their clock; one too long for an
 /// `i64` saturates (it is forever anyway).
 pub(crate) fn millis(duration: Duration) -> i64 {
@@ -505,13 +523,13 @@ impl Commit {
         last_journal: u64,
         last_event: u64,
     ) -> Result<(), StoreError> {
-        let (journal, event) = (last_journal + 1, last_event + 1);
-        if contiguous(&self.journal, journal) && contiguous(&self.events, event) {
-            return Ok(());
-        }
-        Err(StoreError::Corrupt(format!(
-            "run `{run_id}`: a commit does not continue the journal at {journal} or the events at {event}"
-        )))
+        continues(
+            run_id,
+            &self.journal,
+            &self.events,
+            last_journal,
+            last_event,
+        )
     }
 
     /// Whether the commit writes nothing.

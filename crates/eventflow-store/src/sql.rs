@@ -2,9 +2,13 @@
 //! and statuses are stored, and which database errors mean corrupt data.
 
 use serde_json::{Value, json};
+// Only the Postgres backend reads rows through sqlx; the SQLite one reads them with rusqlite.
+#[cfg(feature = "postgres")]
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::{RunRecord, RunStatus, StoreError, WorkflowKey};
+#[cfg(feature = "postgres")]
+use crate::RunRecord;
+use crate::{RunStatus, StoreError, WorkflowKey};
 
 /// The columns [`run_record`] reads.
 macro_rules! run_columns {
@@ -15,6 +19,7 @@ macro_rules! run_columns {
 }
 
 /// A column of `row`; a value that does not decode is data this version did not write.
+#[cfg(feature = "postgres")]
 pub(crate) fn column<'r, T, R>(row: &'r R, name: &str) -> Result<T, StoreError>
 where
     R: Row,
@@ -25,6 +30,7 @@ where
 }
 
 /// A non-negative integer column: a sequence, an epoch.
+#[cfg(feature = "postgres")]
 pub(crate) fn unsigned<R>(row: &R, name: &str) -> Result<u64, StoreError>
 where
     R: Row,
@@ -64,6 +70,7 @@ pub(crate) fn workflows_json(workflows: &[WorkflowKey]) -> String {
 
 /// Reads a [`RunRecord`] from a row of [`run_columns!`]; `result` is the `result` column, which
 /// each backend decodes its own way.
+#[cfg(feature = "postgres")]
 pub(crate) fn run_record<R>(row: &R, result: Option<Value>) -> Result<RunRecord, StoreError>
 where
     R: Row,
@@ -93,6 +100,7 @@ where
 }
 
 /// `(seq, value)` rows, the value read by `value`.
+#[cfg(feature = "postgres")]
 pub(crate) fn sequenced<R>(
     rows: &[R],
     value: impl Fn(&R) -> Result<Value, StoreError>,
@@ -131,7 +139,7 @@ pub(crate) fn db(error: sqlx::Error) -> StoreError {
 /// system error (I/O). SQLite result codes (numbers below 10,000; the primary code is the low
 /// byte): 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot open. A database error without a
 /// code is taken as passing.
-fn may_pass(code: Option<&str>) -> bool {
+pub(crate) fn may_pass(code: Option<&str>) -> bool {
     let Some(code) = code else { return true };
     if code.len() == 5 {
         return ["08", "40", "53", "57", "58"]

@@ -1,11 +1,11 @@
 //! Claiming runs: judging candidates by the file's clock and taking (or parking) them, all under
-//! the write lock, so processes sharing the file never claim the same run.
+//! the write lock (each claim is one write of the writer's batch), so processes sharing the file
+//! never claim the same run.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, Transaction};
+use rusqlite::{Connection, Row, params};
 
-use super::{SqliteStore, exec, now};
-use crate::sql::{column, db, non_negative, workflows_json};
+use super::query::{all, exec, one};
+use crate::sql::{non_negative, workflows_json};
 use crate::{Claim, ClaimOptions, Lease, StoreError, millis};
 
 /// Runs a worker may claim, as [`Candidate`] rows: `Running` without a live owner, or `Waiting`
@@ -21,25 +21,28 @@ macro_rules! claimable {
     };
 }
 
-impl SqliteStore {
-    pub(super) async fn claim_many(
-        &self,
-        worker: &str,
-        options: &ClaimOptions,
-    ) -> Result<Vec<Claim>, StoreError> {
-        let mut claims = Vec::new();
-        if options.limit == 0 || options.workflows.is_empty() {
-            return Ok(claims);
-        }
-        let workflows = workflows_json(&options.workflows);
-        let mut w = self.write().await?;
-        let now = now(&mut w.tx).await?;
-        // Candidates come in pages after a cursor so that each is judged once, as the memory store
-        // does, even when a run this worker just claimed still looks claimable (no heartbeat yet).
-        let mut cursor = (i64::MIN, i64::MIN);
-        while claims.len() < options.limit {
-            let page = options.limit - claims.len();
-            let rows = sqlx::query(concat!(
+/// The file's clock now.
+fn now(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(one(conn, concat!("SELECT ", now_ms!()), [], |row| row.get(0))?.unwrap_or_default())
+}
+
+/// Claims up to `options.limit` runs for `worker` (see [`Store::claim`](crate::Store::claim)).
+pub(super) fn claim_many(
+    conn: &Connection,
+    worker: &str,
+    options: &ClaimOptions,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut claims = Vec::new();
+    let workflows = workflows_json(&options.workflows);
+    let now = now(conn)?;
+    // Candidates come in pages after a cursor so that each is judged once, as the memory store
+    // does, even when a run this worker just claimed still looks claimable (no heartbeat yet).
+    let mut cursor = (i64::MIN, i64::MIN);
+    while claims.len() < options.limit {
+        let page = options.limit - claims.len();
+        let candidates = all(
+            conn,
+            concat!(
                 claimable!(),
                 // The status term repeats the index's condition, so `runs_claim` can be used.
                 " AND r.status IN ('running', 'waiting') \
@@ -48,52 +51,48 @@ impl SqliteStore {
                      FROM json_each(?3)) \
                   AND (r.created_at_ms, r.rowid) > (?4, ?5) \
                   ORDER BY r.created_at_ms, r.rowid LIMIT ?6"
-            ))
-            .bind(now)
-            .bind(millis(options.lease_ttl))
-            .bind(&workflows)
-            .bind(cursor.0)
-            .bind(cursor.1)
-            .bind(i64::try_from(page).unwrap_or(i64::MAX))
-            .fetch_all(&mut *w.tx)
-            .await
-            .map_err(db)?;
-            for row in &rows {
-                let candidate = Candidate::read(row)?;
-                cursor = (candidate.created_at_ms, candidate.rowid);
-                if let Some(claim) = take(&mut w.tx, candidate, worker, options, now).await? {
-                    claims.push(claim);
-                }
-            }
-            if rows.len() < page {
-                break;
+            ),
+            params![
+                now,
+                millis(options.lease_ttl),
+                workflows,
+                cursor.0,
+                cursor.1,
+                i64::try_from(page).unwrap_or(i64::MAX)
+            ],
+            Candidate::read,
+        )?;
+        let found = candidates.len();
+        for candidate in candidates {
+            cursor = (candidate.created_at_ms, candidate.rowid);
+            if let Some(claim) = take(conn, candidate, worker, options, now)? {
+                claims.push(claim);
             }
         }
-        w.tx.commit().await.map_err(db)?;
-        Ok(claims)
+        if found < page {
+            break;
+        }
     }
+    Ok(claims)
+}
 
-    pub(super) async fn claim_one(
-        &self,
-        worker: &str,
-        run_id: &str,
-        options: &ClaimOptions,
-    ) -> Result<Option<Claim>, StoreError> {
-        let mut w = self.write().await?;
-        let now = now(&mut w.tx).await?;
-        let row = sqlx::query(concat!(claimable!(), " AND r.run_id = ?3"))
-            .bind(now)
-            .bind(millis(options.lease_ttl))
-            .bind(run_id)
-            .fetch_optional(&mut *w.tx)
-            .await
-            .map_err(db)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let claim = take(&mut w.tx, Candidate::read(&row)?, worker, options, now).await?;
-        w.tx.commit().await.map_err(db)?;
-        Ok(claim)
+/// Claims the run `run_id` for `worker` if it is claimable.
+pub(super) fn claim_one(
+    conn: &Connection,
+    worker: &str,
+    run_id: &str,
+    options: &ClaimOptions,
+) -> Result<Option<Claim>, StoreError> {
+    let now = now(conn)?;
+    let candidate = one(
+        conn,
+        concat!(claimable!(), " AND r.run_id = ?3"),
+        params![now, millis(options.lease_ttl), run_id],
+        Candidate::read,
+    )?;
+    match candidate {
+        Some(candidate) => take(conn, candidate, worker, options, now),
+        None => Ok(None),
     }
 }
 
@@ -107,20 +106,20 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn read(row: &SqliteRow) -> Result<Candidate, StoreError> {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Candidate> {
         Ok(Candidate {
-            run_id: column(row, "run_id")?,
-            recovered: column::<i64, _>(row, "recovered")? != 0,
-            recoveries: column(row, "recoveries")?,
-            created_at_ms: column(row, "created_at_ms")?,
-            rowid: column(row, "rid")?,
+            run_id: row.get("run_id")?,
+            recovered: row.get::<_, i64>("recovered")? != 0,
+            recoveries: row.get("recoveries")?,
+            created_at_ms: row.get("created_at_ms")?,
+            rowid: row.get("rid")?,
         })
     }
 }
 
 /// Claims a candidate for `worker`, or parks it when it has been recovered too often.
-async fn take(
-    tx: &mut Transaction<'static, Sqlite>,
+fn take(
+    conn: &Connection,
     candidate: Candidate,
     worker: &str,
     options: &ClaimOptions,
@@ -129,31 +128,23 @@ async fn take(
     let recovered = candidate.recovered;
     if recovered && candidate.recoveries + 1 > i64::from(options.max_recoveries) {
         exec(
-            tx,
-            sqlx::query(
-                "UPDATE runs SET status = 'parked', owner = NULL, epoch = epoch + 1, \
-                                 recoveries = recoveries + 1, error = ?2, updated_at_ms = ?3 \
-                 WHERE run_id = ?1",
-            )
-            .bind(&candidate.run_id)
-            .bind(options.parking_reason())
-            .bind(now),
-        )
-        .await?;
+            conn,
+            "UPDATE runs SET status = 'parked', owner = NULL, epoch = epoch + 1, \
+                             recoveries = recoveries + 1, error = ?2, updated_at_ms = ?3 \
+             WHERE run_id = ?1",
+            params![candidate.run_id, options.parking_reason(), now],
+        )?;
         return Ok(None);
     }
-    let epoch: i64 = sqlx::query_scalar(
+    let epoch = one(
+        conn,
         "UPDATE runs SET status = 'running', owner = ?2, epoch = epoch + 1, \
                          recoveries = recoveries + ?3, wake_at_ms = NULL, updated_at_ms = ?4 \
          WHERE run_id = ?1 RETURNING epoch",
-    )
-    .bind(&candidate.run_id)
-    .bind(worker)
-    .bind(i64::from(recovered))
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db)?;
+        params![candidate.run_id, worker, i64::from(recovered), now],
+        |row| row.get::<_, i64>(0),
+    )?
+    .ok_or_else(|| StoreError::unknown_run(&candidate.run_id))?;
     Ok(Some(Claim {
         lease: Lease {
             run_id: candidate.run_id,

@@ -2,6 +2,7 @@
 //! concurrent opens, processes sharing the file, corrupt rows).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -43,8 +44,15 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 async fn corrupt_rows_are_errors_not_panics() {
     let (_dir, store) = store().await;
     store.create_run(new_run("r1")).await.unwrap();
-    sqlx::query("UPDATE runs SET result = 'not json' WHERE run_id = 'r1'")
-        .execute(&store.pool)
+    store
+        .writer
+        .write(|conn| {
+            query::exec(
+                conn,
+                "UPDATE runs SET result = 'not json' WHERE run_id = 'r1'",
+                [],
+            )
+        })
         .await
         .unwrap();
     assert!(matches!(
@@ -68,23 +76,31 @@ async fn data_survives_reopening() {
         .await
         .unwrap();
         store.create_run(new_run("r1")).await.unwrap();
-        store.pool.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
     assert!(store.get_run("r1").await.unwrap().is_some());
     assert!(format!("{store:?}").contains("runs.db"));
 }
 
-/// Promise 1: by default a write returns only once it is on disk (`synchronous=FULL`, 2);
-/// `synchronous_normal` opts into `NORMAL` (1).
+/// Promise 1: by default a write returns only once it is on disk (`synchronous=FULL`, 2, on
+/// the writer's connection); `synchronous_normal` opts into `NORMAL` (1).
 #[tokio::test]
 async fn writes_wait_for_the_disk_unless_asked_not_to() {
+    async fn level(store: &SqliteStore) -> i64 {
+        let writer = store
+            .writer
+            .write(|conn| query::one(conn, "PRAGMA synchronous", [], |row| row.get(0)))
+            .await
+            .unwrap();
+        let reader = store
+            .readers
+            .read(|conn| query::one(conn, "PRAGMA synchronous", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(writer, reader);
+        writer.unwrap()
+    }
     let (dir, store) = store().await;
-    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
-    assert_eq!(level, 2, "FULL by default");
+    assert_eq!(level(&store).await, 2, "FULL by default");
     let normal = SqliteStore::open_with(
         dir.path().join("normal.db"),
         SqliteOptions {
@@ -94,11 +110,7 @@ async fn writes_wait_for_the_disk_unless_asked_not_to() {
     )
     .await
     .unwrap();
-    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&normal.pool)
-        .await
-        .unwrap();
-    assert_eq!(level, 1, "NORMAL when asked for");
+    assert_eq!(level(&normal).await, 1, "NORMAL when asked for");
 }
 
 /// Processes starting together on a new file race to switch it to WAL and to migrate it.
