@@ -56,21 +56,36 @@ impl VerboseLayer {
     }
 }
 
-/// The dispatcher a verbose run of this process uses when the process has no subscriber of its
-/// own (`None` otherwise, or when the run is not verbose): its tasks run under it, so its lines
-/// print without any setup.
+/// The dispatcher a verbose run's tasks run under, so its lines print on any thread: one with
+/// the layer when the process has no subscriber (no setup needed), else the current one (which
+/// may be a parent run's, for a child run, or a scoped one). `None` for other runs.
 pub(crate) fn run_dispatch(verbose: bool) -> Option<Dispatch> {
-    if !verbose || !tracing::dispatcher::get_default(|current| current.is::<NoSubscriber>()) {
+    if !verbose {
         return None;
     }
-    Some(Dispatch::new(
-        tracing_subscriber::registry().with(VerboseLayer::new()),
-    ))
+    Some(tracing::dispatcher::get_default(|current| {
+        if current.is::<NoSubscriber>() {
+            Dispatch::new(tracing_subscriber::registry().with(VerboseLayer::new()))
+        } else {
+            current.clone()
+        }
+    }))
 }
 
-/// A verbose run, as its span recorded it.
-struct VerboseRun {
+/// A run's span: `workflow_run{workflow, run_id, ...}`, and `verbose = true` for a verbose run
+/// only (other runs' log lines do not carry the field).
+pub(crate) fn run_span(span: tracing::Span, verbose: bool) -> tracing::Span {
+    if verbose {
+        span.record("verbose", true);
+    }
+    span
+}
+
+/// A run, as its span recorded it.
+struct RunSpan {
     short_id: String,
+    /// Recorded on verbose runs only (see [`run_span`]), after the span is made.
+    verbose: bool,
 }
 
 /// A step invocation, as its span recorded it.
@@ -93,16 +108,26 @@ where
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         if name == RUN_SPAN {
-            if fields.verbose {
-                let short_id = fields.get("run_id").chars().take(8).collect();
-                span.extensions_mut().insert(VerboseRun { short_id });
-            }
+            let short_id = fields.get("run_id").chars().take(8).collect();
+            span.extensions_mut().insert(RunSpan {
+                short_id,
+                verbose: fields.verbose,
+            });
         } else {
             span.extensions_mut().insert(StepInvocation {
                 step: fields.get("step"),
                 event: fields.get("event"),
                 attempt: fields.get("attempt"),
             });
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        if let Some(run) = span.extensions_mut().get_mut::<RunSpan>() {
+            run.verbose |= fields.verbose;
         }
     }
 
@@ -114,7 +139,7 @@ where
         let mut step = None;
         for span in scope {
             let extensions = span.extensions();
-            if let Some(found) = extensions.get::<VerboseRun>() {
+            if let Some(found) = extensions.get::<RunSpan>().filter(|run| run.verbose) {
                 run = Some(found.short_id.clone());
             }
             if step.is_none() {

@@ -81,11 +81,13 @@ async fn dotted_keys_are_paths_and_clear_resets_everything() -> anyhow::Result<(
             ctx.edit_state(|tally: &mut Tally| tally.count = 5)?;
             let removed = ctx.remove("user.langs.0");
             let user: serde_json::Value = ctx.get("user")?;
-            ctx.clear();
+            let nested = ctx.edit_state(|_: &mut Tally| ctx.clear().unwrap_err().to_string())?;
+            ctx.clear()?;
             let count = ctx.state::<Tally>()?.count;
             Ok::<_, StateError>(StopEvent::new(json!({
                 "city": city, "second": second, "refused": refused, "removed": removed,
                 "user": user, "after_clear": ctx.contains("user"), "count": count,
+                "nested": nested,
             })))
         })
         .build()?;
@@ -103,6 +105,14 @@ async fn dotted_keys_are_paths_and_clear_resets_everything() -> anyhow::Result<(
     );
     assert_eq!(out["after_clear"], false);
     assert_eq!(out["count"], 0, "the typed state is back to its default");
+    assert!(
+        out["nested"]
+            .as_str()
+            .unwrap()
+            .contains("already being edited"),
+        "{}",
+        out["nested"]
+    );
     Ok(())
 }
 

@@ -546,16 +546,26 @@ async fn state_paths_and_clear_survive_a_rebuild() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let profile = Workflow::builder("profile")
         .add_step("visit", |ctx: Context, ev: StartEvent| async move {
-            if ev.get::<bool>("clear").unwrap_or(false) {
-                ctx.clear();
-            }
+            // The typed state counts the runs since the last clear; a clearing run leaves it
+            // cleared (journaled as such, not as a value).
+            let runs = if ev.get::<bool>("clear").unwrap_or(false) {
+                ctx.clear()?;
+                0
+            } else {
+                ctx.edit_state(|runs: &mut u32| {
+                    *runs += 1;
+                    *runs
+                })?
+            };
             let visits: u32 = ctx.get_or("user.visits", 0)? + 1;
             ctx.set("user.visits", visits)?;
             if visits == 1 {
                 ctx.set("user.name", ev.get::<String>("who")?)?;
             }
             let name: Option<String> = ctx.get("user.name").ok();
-            Ok::<_, BoxError>(StopEvent::new(json!({"visits": visits, "name": name})))
+            Ok::<_, BoxError>(StopEvent::new(
+                json!({"visits": visits, "name": name, "runs": runs}),
+            ))
         })
         .build()
         .unwrap();
@@ -566,6 +576,7 @@ async fn state_paths_and_clear_survive_a_rebuild() {
         json!({"who": "ada"}),
         json!({"who": "bob"}),
         json!({"who": "cy", "clear": true}),
+        json!({"who": "dee"}),
     ] {
         let options = StartOptions {
             run_id: run_id.clone(),
@@ -583,9 +594,11 @@ async fn state_paths_and_clear_survive_a_rebuild() {
     assert_eq!(
         results,
         [
-            json!({"visits": 1, "name": "ada"}),
-            json!({"visits": 2, "name": "ada"}),
-            json!({"visits": 1, "name": "cy"}),
+            json!({"visits": 1, "name": "ada", "runs": 1}),
+            json!({"visits": 2, "name": "ada", "runs": 2}),
+            json!({"visits": 1, "name": "cy", "runs": 0}),
+            // Rebuilt from the journal: the clear of the run before holds for both states.
+            json!({"visits": 2, "name": "cy", "runs": 1}),
         ]
     );
     engine.shutdown().await;

@@ -99,13 +99,15 @@ impl Context {
     }
 
     /// Empties the run's key/value state and resets its typed state (to `Default` on next
-    /// use), as the reference's `ctx.store.clear()` does.
-    pub fn clear(&self) {
+    /// use), as the reference's `ctx.store.clear()` does. Called inside an `edit_state`
+    /// closure it returns [`StateError::Reentrant`].
+    pub fn clear(&self) -> Result<(), StateError> {
         let state = self.run.state();
-        for key in state.clear() {
+        for key in state.clear()? {
             state.touch(self.invocation, Touch::Key(&key));
         }
         state.touch(self.invocation, Touch::Typed);
+        Ok(())
     }
 
     /// Edits the run's typed state under its lock and returns what `edit` returns.

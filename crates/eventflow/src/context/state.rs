@@ -178,12 +178,26 @@ pub(crate) struct StateWrites {
     /// Keys set (`Some`) or removed (`None`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     kv: Vec<(String, Option<Value>)>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    typed: Option<Value>,
+    /// The typed state as the invocation left it: absent when untouched, `null` when cleared
+    /// (`Context::clear`), a value otherwise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    typed: Option<Option<Value>>,
     /// The events added to collect buffers, each with its buffer (a buffer's expected events
     /// name it): replaying them is O(events), where recording whole buffers was quadratic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     collected: Vec<CollectedEvent>,
+}
+
+/// Reads a field that is present, `null` included, as `Some` (serde reads a present `null`
+/// into `Option<Option<_>>` as `None`, which would make a cleared typed state untouched).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(deserializer).map(Some)
 }
 
 /// One event added to a collect buffer.
@@ -248,8 +262,8 @@ impl ContextState {
                 .collect()
         };
         let typed = if touched.typed {
-            // A typed state cleared since (`Context::clear`) is recorded as null.
-            Some(self.typed_json()?.unwrap_or(Value::Null))
+            // `Some(None)`: cleared since (`Context::clear`).
+            Some(self.typed_json()?)
         } else {
             None
         };
@@ -298,8 +312,8 @@ impl ContextState {
         }
         match writes.typed {
             None => {}
-            Some(Value::Null) => *lock(&self.typed) = None,
-            Some(typed) => *lock(&self.typed) = Some(TypedState::Json(typed)),
+            Some(None) => *lock(&self.typed) = None,
+            Some(Some(typed)) => *lock(&self.typed) = Some(TypedState::Json(typed)),
         }
         for collected in writes.collected {
             self.push_collected(
@@ -356,12 +370,14 @@ impl ContextState {
 
     /// Empties the key/value state and resets the typed state (to its `Default` on next use);
     /// returns the keys there were, for the journal.
-    pub(crate) fn clear(&self) -> Vec<String> {
+    pub(crate) fn clear(&self) -> Result<Vec<String>, StateError> {
+        // The typed state's lock is held while an `edit_state` closure runs.
+        let _editing = EditingGuard::enter(std::ptr::from_ref(self) as usize)?;
         *lock(&self.typed) = None;
-        std::mem::take(&mut *lock(&self.kv))
+        Ok(std::mem::take(&mut *lock(&self.kv))
             .into_iter()
             .map(|(key, _)| key)
-            .collect()
+            .collect())
     }
 
     pub(crate) fn edit<S, R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R, StateError>

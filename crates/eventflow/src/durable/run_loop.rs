@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::durable::recorder::{Abandon, DurableRun, RecordError, commit_end, failed_end};
 use crate::run::{Executor, Msg, RunShared, RunState, Tick};
 use crate::store::{CommitEnd, StoreError};
-use crate::verbose::{RUN_SPAN, spawn_in_span};
+use crate::verbose::{RUN_SPAN, run_span, spawn_in_span};
 
 /// A run whose only pending work is a retry at least this far away is released until then; a
 /// shorter backoff is waited out in memory.
@@ -28,13 +28,14 @@ pub(crate) fn spawn(
     let run_shared = shared.clone();
     let epoch = durable.lease.epoch;
     let span = move || {
-        tracing::info_span!(
+        let span = tracing::info_span!(
             RUN_SPAN,
             workflow = %run_shared.workflow.name(),
             run_id = %run_shared.run_id,
             epoch,
-            verbose = run_shared.workflow.verbose,
-        )
+            verbose = tracing::field::Empty,
+        );
+        run_span(span, run_shared.workflow.verbose)
     };
     let dispatch = shared.dispatch.clone();
     let executor = Executor::new(shared, state);

@@ -21,7 +21,7 @@ use crate::run::message::Msg;
 use crate::run::reducer::{RunState, Tick};
 use crate::run::shared::{RunShared, new_run, start_tick};
 use crate::run::snapshot::RunSnapshot;
-use crate::verbose::{RUN_SPAN, spawn_in_span};
+use crate::verbose::{RUN_SPAN, run_span, spawn_in_span};
 use crate::workflow::{StartInput, Workflow};
 
 impl Workflow {
@@ -112,12 +112,13 @@ type ResultSender = oneshot::Sender<Result<RunOutput, WorkflowError>>;
 fn spawn(shared: Arc<RunShared>, state: RunState, result: ResultSender, initial: Initial) {
     let run_shared = shared.clone();
     let span = move || {
-        tracing::info_span!(
+        let span = tracing::info_span!(
             RUN_SPAN,
             workflow = %run_shared.workflow.name(),
             run_id = %run_shared.run_id,
-            verbose = run_shared.workflow.verbose,
-        )
+            verbose = tracing::field::Empty,
+        );
+        run_span(span, run_shared.workflow.verbose)
     };
     let dispatch = shared.dispatch.clone();
     let executor = Executor::new(shared, state);
