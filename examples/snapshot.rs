@@ -291,6 +291,16 @@ mod tests {
     #[test]
     fn a_damaged_file_is_reported_as_such() {
         let error = RunSnapshot::from_json("{\"format\": 1}").unwrap_err();
-        assert!(error.to_string().starts_with("invalid snapshot"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("snapshot has format version 1"),
+            "{error}"
+        );
+        let error = RunSnapshot::from_json("{ damaged").unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid snapshot: "),
+            "{error}"
+        );
     }
 }

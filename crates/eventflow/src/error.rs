@@ -96,7 +96,7 @@ pub enum SnapshotError {
     },
     /// The snapshot does not read back: another format version, damaged JSON, or a step or
     /// event this workflow lacks.
-    #[error("invalid snapshot: {0}")]
+    #[error(transparent)]
     Invalid(#[from] ReplayError),
 }
 

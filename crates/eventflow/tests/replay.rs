@@ -174,7 +174,7 @@ fn a_snapshot_of_another_format_version_is_refused_by_name() {
         assert_eq!(
             error.to_string(),
             format!(
-                "invalid snapshot: snapshot has format version {version}, but this build of eventflow \
+                "snapshot has format version {version}, but this build of eventflow \
                  reads version 2 only: it was written by {written_by} eventflow"
             )
         );

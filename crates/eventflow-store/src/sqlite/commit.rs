@@ -86,8 +86,9 @@ impl Prepared {
     }
 }
 
-/// Writes the commit; true when the run was released claimable (worth a wake-up). Runs in the
-/// writer's savepoint: on an error, whatever it wrote is rolled back.
+/// Writes the commit; true when the run was released claimable (worth a wake-up). Its first
+/// statement fences and checks continuity, so a refused commit writes nothing; one that fails
+/// later is undone by the writer (see `writer.rs`).
 pub(super) fn commit(conn: &Connection, commit: &Prepared) -> Result<bool, StoreError> {
     let lease = &commit.lease;
     let run_id = lease.run_id.as_str();

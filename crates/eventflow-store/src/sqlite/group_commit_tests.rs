@@ -114,8 +114,8 @@ async fn a_batch_commits_together_and_a_stale_or_bad_commit_fails_alone() {
         match n {
             // A lease from an epoch the run never had: fenced.
             8 => lease.epoch = 7,
-            // A gap in the journal: refused after the fencing update was written, which the
-            // write's savepoint must roll back.
+            // A gap in the journal: refused by the fencing update itself, which then writes
+            // nothing.
             9 => commit = entry(5),
             _ => {}
         }
@@ -199,19 +199,6 @@ async fn a_batch_holds_at_most_max_batch_writes() {
         batches_before + 3,
         "{writes} writes in batches of {MAX_BATCH}"
     );
-}
-
-/// A write to an idle writer goes at once, alone: the writer does not wait for others to join.
-#[tokio::test]
-async fn an_idle_writer_does_not_wait_for_company() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("runs.db")).await.unwrap();
-    let lease = owned_run(&store, "r").await;
-    let batches_before = batches(&store);
-    for seq in 2..12 {
-        store.commit(&lease, entry(seq)).await.unwrap();
-    }
-    assert_eq!(batches(&store), batches_before + 10);
 }
 
 /// A write that fails after writing is undone alone: the transaction is rolled back, and the

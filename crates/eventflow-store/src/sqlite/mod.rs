@@ -2,8 +2,10 @@
 //! SQLite's write lock makes every claim and commit atomic across them.
 //!
 //! Writes go to the writer thread ([`writer`]), which owns this process's write connection and
-//! commits whatever writes queued up in one transaction and one fsync (group commit), each write
-//! in a savepoint, so that one that fails (a stale lease) fails alone. Every batch is a
+//! commits whatever writes queued up in one transaction and one fsync (group commit). A write
+//! that fails (a stale lease) fails alone: writes check before they write, and one that fails
+//! after writing has the batch rolled back and the others run again, each in a savepoint (no
+//! timer: an idle writer takes a lone write at once). Every batch is a
 //! `BEGIN IMMEDIATE` transaction, which takes the write lock before it reads anything: a claim or
 //! a fencing check can never act on a state another process changed between its read and its
 //! write. Reads run on a pool of reader connections ([`readers`]), which WAL lets read beside

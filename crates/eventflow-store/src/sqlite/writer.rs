@@ -173,7 +173,18 @@ fn run(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
             }
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        run_batch(conn, &mut batch);
+        // A panicking write must not take the store down with it: its batch is dropped (every
+        // caller of it hears that the write did not happen) and rolled back, and the writer
+        // goes on with the next one.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(conn, &mut batch);
+        }));
+        if ran.is_err() {
+            batch.clear();
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
     }
 }
 
@@ -189,7 +200,25 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     while let Some(mut job) = pending.pop_front() {
         let changes = conn.total_changes();
         let ok = if careful {
-            in_savepoint(conn, job.as_mut())
+            match in_savepoint(conn, job.as_mut()) {
+                Some(ok) => ok,
+                None => {
+                    // The write could not be isolated (no savepoint, or no rollback to it): undo
+                    // the whole transaction, fail its writes (nothing was acknowledged), and go on
+                    // with the rest in a new one.
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    job.answer(Some(lost_batch("a write could not be isolated")));
+                    for job in done.drain(..) {
+                        job.answer(Some(lost_batch("a write could not be isolated")));
+                    }
+                    if !begin(conn, &mut pending) {
+                        return;
+                    }
+                    continue;
+                }
+            }
         } else {
             job.run(conn)
         };
@@ -255,20 +284,20 @@ fn begin(conn: &Connection, pending: &mut VecDeque<Box<dyn Job>>) -> bool {
     }
 }
 
-/// Runs `job` in a savepoint, rolled back if it fails; whether it succeeded.
-fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> bool {
-    if exec(conn, "SAVEPOINT write", []).is_err() {
-        return job.run(conn);
-    }
+/// Runs `job` in a savepoint, rolled back if it fails; whether it succeeded, or `None` when a
+/// failed write could not be undone alone (the savepoint did not open, or rolling back to it
+/// failed) and the transaction holds what it wrote.
+fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> Option<bool> {
+    exec(conn, "SAVEPOINT write", []).ok()?;
     let ok = job.run(conn);
     if conn.is_autocommit() {
-        return ok;
+        return Some(ok);
     }
     if !ok {
-        let _ = exec(conn, "ROLLBACK TO write", []);
+        exec(conn, "ROLLBACK TO write", []).ok()?;
     }
     let _ = exec(conn, "RELEASE write", []);
-    ok
+    Some(ok)
 }
 
 /// The error of a write whose batch was rolled back before its `COMMIT`: transient, the write

@@ -1,6 +1,6 @@
 //! What a server asks of the runs in the store, through the engine: listing and counting runs,
 //! reading a page of a run's events, purging and unparking runs, and probing the store. So no
-//! caller outside the engine needs `Engine::store`.
+//! caller outside the engine needs the store itself (the engine does not hand it out).
 
 use std::collections::HashMap;
 

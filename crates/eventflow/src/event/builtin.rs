@@ -316,7 +316,8 @@ pub struct RunFailedEvent {
     /// How many attempts the failed step made, when a step failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    /// How long the failed step's last attempt ran, in milliseconds, when a step failed.
+    /// How long the failed step's last attempt ran, in milliseconds, when a step failed (0 when
+    /// the failure was replayed from a durable journal, which does not keep durations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
 }

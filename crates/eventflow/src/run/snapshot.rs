@@ -74,6 +74,10 @@ const WHAT: &str = "snapshot";
 /// numbers, events waiting for a waiter, collect buffers, the context state, the events published
 /// so far and the path taken.
 ///
+/// Its serde form is JSON-shaped (parts of it are flattened): store it with
+/// [`to_json`](Self::to_json) and read it with [`from_json`](Self::from_json), not with a
+/// non-self-describing format such as bincode.
+///
 /// Take one with `WorkflowHandler::snapshot`, store it as JSON, and resume it with
 /// `Workflow::resume` on a workflow of the same shape (checked by fingerprint). Step
 /// invocations that were running when it was taken run again from their start, so a step
