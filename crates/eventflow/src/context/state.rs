@@ -374,10 +374,7 @@ impl ContextState {
         // The typed state's lock is held while an `edit_state` closure runs.
         let _editing = EditingGuard::enter(std::ptr::from_ref(self) as usize)?;
         *lock(&self.typed) = None;
-        Ok(std::mem::take(&mut *lock(&self.kv))
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect())
+        Ok(std::mem::take(&mut *lock(&self.kv)).into_keys().collect())
     }
 
     pub(crate) fn edit<S, R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R, StateError>

@@ -541,7 +541,7 @@ impl World {
         let names = spec.step_names();
         let restore = |store: &ContextState| {
             ContextState::restore(
-                store.snapshot(&names).unwrap(),
+                store.snapshot(names).unwrap(),
                 |n| spec.step_index(n),
                 |n| spec.event_by_name(n),
             )
