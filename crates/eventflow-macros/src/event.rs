@@ -45,7 +45,7 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
             } else if let Some(found) = found {
                 if let Some(previous) = role {
                     return Err(meta.error(format!(
-                        "an event has at most one role, and this one is already `{previous}`; keep one of `start`, `stop`, `external`, `outbound` and `terminal`"
+                        "an event has at most one role, and this one is already `{previous}`; keep one of `start`, `stop`, `external`, `outbound`, `terminal` and `internal`"
                     )));
                 }
                 role = Some(found);
@@ -54,8 +54,8 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
                 Err(meta.error(crate::unknown_option(
                     "event",
                     &meta.path,
-                    &["name", "schema", "start", "stop", "external", "outbound", "terminal"],
-                    "`name = \"...\"`, `schema = <JSON Schema>` and one role: `start`, `stop`, `external`, `outbound` or `terminal`",
+                    &["name", "schema", "start", "stop", "external", "outbound", "terminal", "internal"],
+                    "`name = \"...\"`, `schema = <JSON Schema>` and one role: `start`, `stop`, `external`, `outbound`, `terminal` or `internal`",
                 )))
             }
         })?;
@@ -67,7 +67,8 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
         Some("stop") => quote!(Stop),
         Some("external") => quote!(External),
         Some("outbound") => quote!(Outbound),
-        Some(_) => quote!(Terminal),
+        Some("terminal") => quote!(Terminal),
+        Some(_) => quote!(Internal),
     };
     let schema = match schema {
         // The expression keeps its own spans, so a value of the wrong type is reported there.
@@ -94,7 +95,9 @@ pub(crate) fn derive_event(input: DeriveInput) -> syn::Result<TokenStream> {
 }
 
 /// The roles `#[event(...)]` accepts, one per event type.
-const ROLES: [&str; 5] = ["start", "stop", "external", "outbound", "terminal"];
+const ROLES: [&str; 6] = [
+    "start", "stop", "external", "outbound", "terminal", "internal",
+];
 
 pub(crate) fn derive_event_union(input: DeriveInput) -> syn::Result<TokenStream> {
     let ident = &input.ident;

@@ -51,9 +51,10 @@ use quote::ToTokens;
 ///   derives, if the type derives it, and none otherwise.
 /// - one role: `start` (a typed start event), `stop` (a typed stop event, the run's result),
 ///   `external` (sent from outside the run, need not be produced by a step), `outbound` (for the
-///   outside, published on the stream, need not be accepted by a step) or `terminal` (the
+///   outside, published on the stream, need not be accepted by a step), `terminal` (the
 ///   events the engine publishes last when a run fails, times out or is cancelled; a workflow
-///   ends its own runs with a `stop` event).
+///   ends its own runs with a `stop` event) or `internal` (about the run's machinery, like the
+///   engine's `StepStateChanged`: hidden from streams that do not ask for internal events).
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -2,13 +2,14 @@
 //! llama-agents-server, read from clients and written to them.
 
 use eventflow::{
-    Event as _, EventJson, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent,
+    Event as _, EventJson, HumanResponseEvent, InputRequiredEvent, StartEvent, StepStateChanged,
+    StopEvent, UnhandledEvent, WorkflowIdleEvent,
 };
 use eventflow_api::EventEnvelope;
 use serde_json::{Map, Value};
 
-/// The four events eventflow shares with Python's `workflows.events`, and their Python paths.
-const PYTHON_NAMES: [(&str, &str); 4] = [
+/// The events eventflow shares with Python's `workflows.events`, and their Python paths.
+const PYTHON_NAMES: [(&str, &str); 7] = [
     (StartEvent::NAME, "workflows.events.StartEvent"),
     (StopEvent::NAME, "workflows.events.StopEvent"),
     (
@@ -19,6 +20,12 @@ const PYTHON_NAMES: [(&str, &str); 4] = [
         HumanResponseEvent::NAME,
         "workflows.events.HumanResponseEvent",
     ),
+    (StepStateChanged::NAME, "workflows.events.StepStateChanged"),
+    (
+        WorkflowIdleEvent::NAME,
+        "workflows.events.WorkflowIdleEvent",
+    ),
+    (UnhandledEvent::NAME, "workflows.events.UnhandledEvent"),
 ];
 
 /// The Python qualified name of an event, for the events both engines share.

@@ -1804,6 +1804,86 @@ async fn a_unit_event_is_sent_as_an_empty_object() {
     running.shutdown().await.unwrap();
 }
 
+/// A workflow built with `internal_events(true)` streams `StepStateChanged` to the readers that
+/// pass `include_internal=true`, named as the reference names them; other readers never see
+/// them, and their SSE ids stay the store's sequences.
+#[tokio::test]
+async fn internal_events_stream_to_readers_who_ask() {
+    use eventflow::prelude::*;
+    use eventflow_server::ServerConfig;
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = Workflow::builder("traced")
+        .add_step("greet", |_: StartEvent| async { StopEvent::new("hi") })
+        .build()
+        .unwrap()
+        .internal_events(true);
+    let store = format!("sqlite:{}", dir.path().join("traced.db").display());
+    let server = Server::builder(ServerConfig::default().store_url(store))
+        .workflow(workflow)
+        .build()
+        .await
+        .unwrap();
+    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/workflows/traced/run", running.url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, data) = split(response).await;
+    assert_eq!(status, 200, "{data}");
+    let id = data["handler_id"].as_str().unwrap();
+    let read = |query: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/events/{id}?sse=false{query}", running.url());
+        async move {
+            let body = http.get(url).send().await.unwrap().text().await.unwrap();
+            body.lines()
+                .map(|line| serde_json::from_str::<Value>(line).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = read("&include_internal=true").await;
+    let kinds: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| {
+            let state = e["value"]["step_state"].as_str().unwrap_or("-");
+            (e["type"].as_str().unwrap(), state)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("StepStateChanged", "running"),
+            ("StepStateChanged", "not_running"),
+            ("StopEvent", "-")
+        ]
+    );
+    assert_eq!(
+        all[0]["qualified_name"], "workflows.events.StepStateChanged",
+        "{all:?}"
+    );
+    assert_eq!(all[1]["value"]["name"], "greet");
+    assert_eq!(all[1]["value"]["output_event_name"], "StopEvent");
+    for query in ["", "&include_internal=false"] {
+        let plain = read(query).await;
+        assert_eq!(plain.len(), 1, "{query}: {plain:?}");
+        assert_eq!(plain[0]["type"], "StopEvent");
+    }
+    let sse = http
+        .get(format!("{}/events/{id}", running.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sse.starts_with("id: 3\n"), "{sse}");
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn registering_workflows_accepts_typed_start_events_and_checks_names() {
     use eventflow_server::{Server, ServerConfig, ServerError};

@@ -66,7 +66,8 @@ pub use context::{Context, SendEventError, StateError, WaitError, WaitForEvent};
 pub use error::{SnapshotError, ValidationErrors, ValidationProblem, WorkflowError};
 pub use event::{
     AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
-    InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StopEvent,
+    InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StepState,
+    StepStateChanged, StopEvent, UnhandledEvent, WorkflowIdleEvent,
 };
 pub use eventflow_macros::{Event, EventUnion, step, workflow};
 pub use graph::{RunPath, WorkflowGraph};

@@ -65,7 +65,16 @@ fn pause(step: &str) -> Duration {
 }
 
 fn pipeline() -> Workflow {
-    Workflow::builder("pipeline")
+    pipeline_named("pipeline")
+}
+
+/// The pipeline, publishing the engine's internal events.
+fn traced() -> Workflow {
+    pipeline_named("traced").internal_events(true)
+}
+
+fn pipeline_named(name: &str) -> Workflow {
+    Workflow::builder(name)
         .add_step("fetch", |ctx: Context, _: StartEvent| async move {
             log_attempt(&ctx, "start");
             tokio::time::sleep(pause("fetch")).await;
@@ -145,7 +154,7 @@ fn crasher() -> Workflow {
 }
 
 fn workflows() -> Vec<Workflow> {
-    vec![pipeline(), hitl(), two_answers(), crasher()]
+    vec![pipeline(), traced(), hitl(), two_answers(), crasher()]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,6 +449,69 @@ async fn kill_mid_step(backend: Backend) {
         .map(|l| l.split(' ').nth(2).unwrap().to_owned())
         .collect();
     assert_eq!(keys[0], keys[1]);
+}
+
+/// kill -9 in the middle of a step of a run that publishes internal events: its stream holds
+/// what each worker did — the interrupted invocation's `running` and none of its end, the
+/// invocation run again by the next worker from `running` to `not_running` — in sequence,
+/// ending with the result.
+async fn kill_mid_step_internal_events(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let a = h.spawn_worker("a", &[("EF_SLEEP_SUMMARIZE", "60000")]);
+    let run_id = h.start("traced", StartEvent::new()).await;
+    h.until_logged("start summarize").await;
+    h.kill(a);
+    h.spawn_worker("b", &[]);
+    let record = h
+        .until(&run_id, "completed", |r| r.status.is_terminal())
+        .await;
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    assert_eq!(result(&record)["completions"], 3);
+
+    let events = h.store.events_after(&run_id, 0, 10_000).await.unwrap();
+    let sequences: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(sequences, (1..=events.len() as u64).collect::<Vec<_>>());
+    let trace: Vec<String> = events
+        .iter()
+        .map(|(_, event)| match event.name.as_str() {
+            "StepStateChanged" => format!(
+                "{} {}",
+                event.value["name"].as_str().unwrap(),
+                event.value["step_state"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        trace,
+        [
+            "fetch running",
+            "fetch not_running",
+            "summarize running", // worker a, killed
+            "summarize running", // worker b
+            "summarize not_running",
+            "publish running",
+            "publish not_running",
+            "StopEvent",
+        ],
+        "{events:?}"
+    );
+    let workers: Vec<&str> = events
+        .iter()
+        .filter(|(_, e)| e.value["name"] == "summarize")
+        .map(|(_, e)| e.value["worker_id"].as_str().unwrap())
+        .collect();
+    assert_ne!(workers[0], workers[1], "the run again is a new invocation");
+    assert_eq!(workers[1], workers[2]);
+    let outputs: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(_, e)| e.value["step_state"] == "not_running")
+        .map(|(_, e)| &e.value["output_event_name"])
+        .collect();
+    assert_eq!(
+        outputs,
+        [&json!("Fetched"), &json!("Summarized"), &json!("StopEvent")]
+    );
 }
 
 /// kill -9 twice in the middle of the same step: the second worker snapshots the run it rebuilt
@@ -856,6 +928,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     kill_mid_step,
+    kill_mid_step_internal_events,
     kill_twice_mid_step,
     kill_after_commit,
     answer_twice_and_early,

@@ -12,7 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventflow::durable::{EngineError, SequencedEvent};
 use eventflow::store::{RunRecord, Sent};
-use eventflow::{Event as _, EventRole, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
+use eventflow::{
+    Event as _, EventRole, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StepStateChanged,
+    UnhandledEvent, WorkflowIdleEvent,
+};
 use eventflow_api::{ErrorBody, EventEnvelope, SendEventRequest, SendOutcome};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -33,7 +36,7 @@ use crate::metrics::StreamGuard;
         ("sse" = Option<bool>, Query, description = "`false`: NDJSON instead of SSE (default `true`)."),
         ("after_sequence" = Option<String>, Query,
          description = "Events after this sequence (an integer; `0`: every run of the handler); default and negative values: the events of the handler's current run; `now`: only new events."),
-        ("include_internal" = Option<bool>, Query, description = "Accepted; eventflow publishes no internal events."),
+        ("include_internal" = Option<bool>, Query, description = "`true`: with the engine's internal events (`StepStateChanged`, `WorkflowIdleEvent`, `UnhandledEvent`), which runs of workflows built with `internal_events(true)` publish (default `false`)."),
         ("include_qualified_name" = Option<bool>, Query, description = "`false`: `qualified_name` is `null` (default `true`)."),
         ("Last-Event-ID" = Option<String>, Header, description = "SSE resume: overrides after_sequence."),
     ),
@@ -57,6 +60,7 @@ pub(crate) async fn stream(
     let pairs = query_pairs(query.as_deref());
     let sse = query_flag(&pairs, "sse", true);
     let include_qualified_name = query_flag(&pairs, "include_qualified_name", true);
+    let include_internal = query_flag(&pairs, "include_internal", false);
     let record = load_run(&state, &handler_id).await?;
     log_run(&record.run_id, &record.workflow.name);
     let mut after = match query_value(&pairs, "after_sequence") {
@@ -91,8 +95,16 @@ pub(crate) async fn stream(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     tracing::debug!(run_id = %handler_id, after, sse, "streaming events");
+    let mut events = state.engine.events(&handler_id, after);
+    if !include_internal {
+        let internal = internal_event_names(&state, &record.workflow.name);
+        events = Box::pin(events.filter(move |item| {
+            let keep = !matches!(item, Ok(e) if internal.contains(&e.event.name.as_str()));
+            std::future::ready(keep)
+        }));
+    }
     let frames = Frames {
-        events: state.engine.events(&handler_id, after),
+        events,
         shutdown: Box::pin(state.shutting_down()),
         heartbeat: sse.then_some(state.config.sse_heartbeat),
         sse,
@@ -112,6 +124,24 @@ pub(crate) async fn stream(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// The names of the internal events a run of `workflow` may publish: the engine's and the
+/// workflow's own `#[event(internal)]` types.
+fn internal_event_names(state: &AppRef, workflow: &str) -> Vec<&'static str> {
+    let engine = [
+        StepStateChanged::NAME,
+        WorkflowIdleEvent::NAME,
+        UnhandledEvent::NAME,
+    ];
+    let own = state.served(workflow).into_iter().flat_map(|workflow| {
+        workflow
+            .known_event_types()
+            .into_iter()
+            .filter(|ty| ty.role() == EventRole::Internal)
+            .map(|ty| ty.name())
+    });
+    engine.into_iter().chain(own).collect()
 }
 
 /// The sequence after which the current run of a handler published its events: 0 for a handler

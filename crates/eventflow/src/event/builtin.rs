@@ -1,4 +1,5 @@
-//! The events every workflow shares: start, stop, human-in-the-loop and the terminal events.
+//! The events every workflow shares: start, stop, human-in-the-loop, the terminal events and
+//! the internal ones (defined in `internal.rs`).
 //!
 //! They derive `Event` like any other event. Their JSON Schemas are given to the derive
 //! (`schema = json!(..)`) rather than derived with `JsonSchema`: servers and clients read them
@@ -10,10 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::internal::{StepStateChanged, UnhandledEvent, WorkflowIdleEvent};
 use crate::{Event, EventType};
 
 /// Every built-in event type, in one place: what the engine knows without being told.
-pub(crate) fn builtins() -> [EventType; 7] {
+pub(crate) fn builtins() -> [EventType; 10] {
     [
         EventType::of::<StartEvent>(),
         EventType::of::<StopEvent>(),
@@ -22,6 +24,9 @@ pub(crate) fn builtins() -> [EventType; 7] {
         EventType::of::<RunFailedEvent>(),
         EventType::of::<RunTimedOutEvent>(),
         EventType::of::<RunCancelledEvent>(),
+        EventType::of::<StepStateChanged>(),
+        EventType::of::<WorkflowIdleEvent>(),
+        EventType::of::<UnhandledEvent>(),
     ]
 }
 
@@ -352,6 +357,7 @@ pub struct RunCancelledEvent {}
 mod tests {
     use super::*;
     use crate::AnyEvent;
+    use crate::event::internal::StepState;
     use serde_json::json;
 
     /// What the outside sees of a built-in event: recorded from the hand-written implementations
@@ -468,6 +474,59 @@ mod tests {
                 role: r#""terminal""#,
                 schema: r#"{"title":"RunCancelledEvent","type":"object"}"#,
                 samples: vec![(RunCancelledEvent {}.into(), "{}")],
+            },
+            Pinned {
+                ty: EventType::of::<StepStateChanged>(),
+                name: "StepStateChanged",
+                role: r#""internal""#,
+                schema: r#"{"properties":{"input_event_name":{"type":"string"},"name":{"type":"string"},"output_event_name":{"type":["string","null"]},"step_state":{"enum":["preparing","running","not_running"]},"worker_id":{"type":"string"}},"required":["name","step_state","worker_id","input_event_name"],"title":"StepStateChanged","type":"object"}"#,
+                samples: vec![
+                    (
+                        StepStateChanged {
+                            name: "fetch".into(),
+                            step_state: StepState::NotRunning,
+                            worker_id: "7".into(),
+                            input_event_name: "StartEvent".into(),
+                            output_event_name: Some("StopEvent".into()),
+                        }
+                        .into(),
+                        r#"{"input_event_name":"StartEvent","name":"fetch","output_event_name":"StopEvent","step_state":"not_running","worker_id":"7"}"#,
+                    ),
+                    (
+                        StepStateChanged {
+                            name: "fetch".into(),
+                            step_state: StepState::Preparing,
+                            worker_id: String::new(),
+                            input_event_name: "StartEvent".into(),
+                            output_event_name: None,
+                        }
+                        .into(),
+                        r#"{"input_event_name":"StartEvent","name":"fetch","output_event_name":null,"step_state":"preparing","worker_id":""}"#,
+                    ),
+                ],
+            },
+            Pinned {
+                ty: EventType::of::<WorkflowIdleEvent>(),
+                name: "WorkflowIdleEvent",
+                role: r#""internal""#,
+                schema: r#"{"title":"WorkflowIdleEvent","type":"object"}"#,
+                samples: vec![(WorkflowIdleEvent {}.into(), "{}")],
+            },
+            Pinned {
+                ty: EventType::of::<UnhandledEvent>(),
+                name: "UnhandledEvent",
+                role: r#""internal""#,
+                schema: r#"{"properties":{"event_type":{"type":"string"},"idle":{"type":"boolean"},"qualified_name":{"type":"string"},"step_name":{"type":["string","null"]}},"required":["event_type","qualified_name","idle"],"title":"UnhandledEvent","type":"object"}"#,
+                samples: vec![(
+                    UnhandledEvent {
+                        event_type: "Note".into(),
+                        qualified_name: "Note".into(),
+                        step_name: None,
+                        idle: true,
+                    }
+                    .into(),
+                    r#"{"event_type":"Note","idle":true,"qualified_name":"Note","step_name":null}"#,
+                )],
             },
         ]
     }

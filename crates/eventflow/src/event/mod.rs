@@ -5,12 +5,14 @@
 //! serialized only when a run is snapshotted or an event leaves the process.
 
 mod builtin;
+mod internal;
 
 pub(crate) use builtin::builtins;
 pub use builtin::{
     EventFieldError, HumanResponseEvent, InputRequiredEvent, RunCancelledEvent, RunFailedEvent,
     RunTimedOutEvent, StartEvent, StopEvent,
 };
+pub use internal::{StepState, StepStateChanged, UnhandledEvent, WorkflowIdleEvent};
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -46,6 +48,10 @@ pub enum EventRole {
     /// The event published last when a run fails, times out or is cancelled (`RunFailedEvent`,
     /// `RunTimedOutEvent`, `RunCancelledEvent`: the engine's own, marked `#[event(terminal)]`).
     Terminal,
+    /// An event about the run's machinery rather than its work (`StepStateChanged`,
+    /// `WorkflowIdleEvent`, `UnhandledEvent`, or `#[event(internal)]`): published only when the
+    /// run records internal events, and hidden from streams that do not ask for them.
+    Internal,
 }
 
 /// A typed event: a serde value with a stable name.

@@ -182,7 +182,7 @@ fn role_stroke(role: EventRole) -> &'static str {
         EventRole::Start => "#188038",
         EventRole::Stop | EventRole::Terminal => "#d93025",
         EventRole::External | EventRole::Outbound => "#8430ce",
-        EventRole::Plain => "#f9ab00",
+        EventRole::Plain | EventRole::Internal => "#f9ab00",
     }
 }
 
@@ -194,6 +194,7 @@ fn role_name(role: EventRole) -> &'static str {
         EventRole::External => "external event",
         EventRole::Outbound => "outbound event",
         EventRole::Plain => "event",
+        EventRole::Internal => "internal event",
     }
 }
 

@@ -207,7 +207,7 @@ fn role_class(role: EventRole) -> &'static str {
         EventRole::Start => "start",
         EventRole::Stop | EventRole::Terminal => "stop",
         EventRole::External | EventRole::Outbound => "outside",
-        EventRole::Plain => "event",
+        EventRole::Plain | EventRole::Internal => "event",
     }
 }
 

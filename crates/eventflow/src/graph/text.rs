@@ -116,6 +116,6 @@ pub(super) fn role_fill(role: EventRole) -> &'static str {
         EventRole::Start => "#e6f4ea",
         EventRole::Stop | EventRole::Terminal => "#fce8e6",
         EventRole::External | EventRole::Outbound => "#f3e8fd",
-        EventRole::Plain => "#fef7e0",
+        EventRole::Plain | EventRole::Internal => "#fef7e0",
     }
 }

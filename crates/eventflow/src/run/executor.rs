@@ -103,11 +103,15 @@ impl Executor {
 
     /// Applies a tick to the reducer; its commands wait for [`execute`](Self::execute).
     pub(crate) fn apply(&mut self, tick: Tick) {
+        self.state
+            .publish_internal(self.shared.publishes_internal());
         self.state.apply(&self.spec, tick, &mut self.commands);
     }
 
     /// Asks a restored reducer for the invocations to start again.
     pub(crate) fn resume(&mut self) {
+        self.state
+            .publish_internal(self.shared.publishes_internal());
         self.state.resume(&self.spec, &mut self.commands);
     }
 

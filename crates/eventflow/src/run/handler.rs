@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::context::{RunAccess, SendEventError};
 use crate::error::{SnapshotError, WorkflowError};
-use crate::event::{AnyEvent, Event, StopEvent};
+use crate::event::{AnyEvent, Event, EventRole, StopEvent};
 use crate::graph::RunPath;
 use crate::run::message::Msg;
 use crate::run::shared::RunShared;
@@ -129,9 +129,20 @@ impl WorkflowHandler {
     }
 
     /// A stream of every event the run publishes, from its first, ending with its terminal
-    /// event. Any number of streams may be open at once.
+    /// event. Any number of streams may be open at once. The engine's internal events are left
+    /// out; [`stream_events_internal`](Self::stream_events_internal) has them.
     pub fn stream_events(&self) -> EventStream {
-        EventStream::follow(self.shared.clone())
+        EventStream::follow(self.shared.clone(), false)
+    }
+
+    /// Like [`stream_events`](Self::stream_events), with the engine's internal events
+    /// ([`StepStateChanged`](crate::StepStateChanged), [`WorkflowIdleEvent`](crate::WorkflowIdleEvent),
+    /// [`UnhandledEvent`](crate::UnhandledEvent)) in their place among the others. A run of a
+    /// workflow without [`Workflow::internal_events`](crate::Workflow::internal_events) starts
+    /// publishing them now, so the stream has those of the ticks from here on.
+    pub fn stream_events_internal(&self) -> EventStream {
+        self.shared.start_publishing_internal();
+        EventStream::follow(self.shared.clone(), true)
     }
 
     /// Sends an event into the run from outside (a [`HumanResponseEvent`](crate::HumanResponseEvent),
@@ -207,24 +218,29 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn follow(run: Arc<RunShared>) -> Self {
+    /// Follows the run's stream; internal events are in it when `internal` is true.
+    pub(crate) fn follow(run: Arc<RunShared>, internal: bool) -> Self {
         let cursor = Cursor {
             run,
             next: 0,
             buffer: VecDeque::new(),
         };
-        let inner = futures::stream::unfold(cursor, |mut cursor| async move {
-            if cursor.buffer.is_empty() {
-                let Cursor { run, next, buffer } = &mut cursor;
-                if !run.stream.read_after(next, buffer).await {
-                    return None;
+        let inner = futures::stream::unfold(cursor, move |mut cursor| async move {
+            loop {
+                if cursor.buffer.is_empty() {
+                    let Cursor { run, next, buffer } = &mut cursor;
+                    if !run.stream.read_after(next, buffer).await {
+                        return None;
+                    }
+                }
+                let event = cursor
+                    .buffer
+                    .pop_front()
+                    .expect("read_after filled the buffer");
+                if internal || event.role() != EventRole::Internal {
+                    return Some((event, cursor));
                 }
             }
-            let event = cursor
-                .buffer
-                .pop_front()
-                .expect("read_after filled the buffer");
-            Some((event, cursor))
         });
         EventStream {
             inner: Box::pin(inner),

@@ -1,6 +1,6 @@
 //! What a run's driver, its steps' contexts and its handler share, and how a run begins.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::context::{ContextState, RunAccess, SendEventError, WaitRequest, may_lack_consumer};
@@ -23,11 +23,23 @@ pub(crate) struct RunShared {
     /// The `tracing` dispatcher of a verbose run in a process without one (see
     /// `verbose::run_dispatch`): the run's tasks report to it.
     pub(crate) dispatch: Option<tracing::Dispatch>,
+    /// Whether the run publishes internal events: from its start when the workflow asks, or
+    /// once a reader asks for them.
+    internal: AtomicBool,
     children: Mutex<Vec<Arc<dyn RunAccess>>>,
     next_waiter: AtomicU64,
 }
 
 impl RunShared {
+    pub(crate) fn publishes_internal(&self) -> bool {
+        self.internal.load(Ordering::Relaxed)
+    }
+
+    /// Publishes internal events from the next tick on.
+    pub(crate) fn start_publishing_internal(&self) {
+        self.internal.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn cancel_children(&self) {
         let children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(PoisonError::into_inner));
@@ -50,6 +62,7 @@ pub(crate) fn new_run(
         state,
         stream: StreamLog::new(history),
         dispatch: verbose::run_dispatch(workflow.verbose),
+        internal: AtomicBool::new(workflow.internal_events),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
     })

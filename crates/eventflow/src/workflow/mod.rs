@@ -95,6 +95,7 @@ impl WorkflowBuilder {
             spec: Arc::new(spec),
             timeout: None,
             verbose: false,
+            internal_events: false,
         })
     }
 }
@@ -145,11 +146,11 @@ impl WorkflowSpec {
                 note(*ty, &mut events);
             }
         }
-        // The terminal events are left out: only the engine publishes them, as a run ends, so
-        // a client may not send one.
+        // The terminal and internal events are left out: only the engine publishes them, so a
+        // client may not send one.
         let builtins = crate::event::builtins()
             .into_iter()
-            .filter(|ty| ty.role() != EventRole::Terminal);
+            .filter(|ty| !matches!(ty.role(), EventRole::Terminal | EventRole::Internal));
         let decodable = events
             .iter()
             .chain(&extra_events)
@@ -290,6 +291,7 @@ pub struct Workflow {
     pub(crate) spec: Arc<WorkflowSpec>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) verbose: bool,
+    pub(crate) internal_events: bool,
 }
 
 impl Workflow {
@@ -334,6 +336,41 @@ impl Workflow {
     /// lines print with no setup; a process that has one adds the layer to it.
     pub fn verbose(mut self, verbose: bool) -> Self {
         self.verbose = verbose;
+        self
+    }
+
+    /// Publishes the engine's internal events ([`StepStateChanged`](crate::StepStateChanged),
+    /// [`WorkflowIdleEvent`](crate::WorkflowIdleEvent), [`UnhandledEvent`](crate::UnhandledEvent))
+    /// from the start of every run: what a debugger needs to show which steps run. They cost
+    /// an event per step start and end, and durable runs store them; off by default, when an
+    /// in-memory run records them only from the first call of
+    /// [`stream_events_internal`](crate::WorkflowHandler::stream_events_internal).
+    /// [`stream_events`](crate::WorkflowHandler::stream_events) never shows them.
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    /// use eventflow::{StepState, StepStateChanged};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let workflow = Workflow::builder("echo")
+    ///     .add_step("echo", |ev: StartEvent| async move { StopEvent::new(ev.get::<String>("say")?) })
+    ///     .build()?
+    ///     .internal_events(true);
+    /// let handler = workflow.run(json!({"say": "hi"}));
+    /// let mut states = Vec::new();
+    /// let mut events = handler.stream_events_internal();
+    /// while let Some(event) = events.next().await {
+    ///     if let Some(changed) = event.downcast_ref::<StepStateChanged>() {
+    ///         states.push((changed.name.clone(), changed.step_state));
+    ///     }
+    /// }
+    /// assert_eq!(states, [("echo".to_owned(), StepState::Running), ("echo".to_owned(), StepState::NotRunning)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn internal_events(mut self, on: bool) -> Self {
+        self.internal_events = on;
         self
     }
 
@@ -386,6 +423,7 @@ impl std::fmt::Debug for Workflow {
             .field("steps", &self.spec.steps)
             .field("timeout", &self.timeout)
             .field("verbose", &self.verbose)
+            .field("internal_events", &self.internal_events)
             .finish()
     }
 }

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::context::Wait;
-use crate::event::{AnyEvent, EventRole};
+use crate::event::{
+    AnyEvent, EventRole, StepState, StepStateChanged, UnhandledEvent, WorkflowIdleEvent,
+};
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
@@ -134,6 +136,12 @@ pub(crate) struct RunState {
     next_id: u64,
     rng: fastrand::Rng,
     path: PathCounts,
+    /// Whether to publish internal events (`StepStateChanged`, ...): an input the driver sets,
+    /// so a run nobody watches builds none of them. Not part of a snapshot.
+    internal: bool,
+    /// Whether the run was idle after the last tick, so `WorkflowIdleEvent` is published once
+    /// each time it becomes idle.
+    was_idle: bool,
 }
 
 impl RunState {
@@ -155,7 +163,14 @@ impl RunState {
                 emitted: vec![0; steps * events],
                 delivered: vec![0; steps * events],
             },
+            internal: false,
+            was_idle: false,
         }
+    }
+
+    /// Whether ticks from now on publish internal events.
+    pub(crate) fn publish_internal(&mut self, on: bool) {
+        self.internal = on;
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -204,6 +219,9 @@ impl RunState {
                         self.deliver(wait.waiter, wait.invocation, event, out);
                     }
                     None => {
+                        // Parked: like the reference's step, which ends and is run again with
+                        // the event, it is not running until the event comes.
+                        self.publish_waiting(spec, wait.invocation, StepState::NotRunning, out);
                         self.waiters.push(wait);
                         if let Some(prompt) = prompt {
                             out.push(Command::Publish(prompt));
@@ -211,7 +229,12 @@ impl RunState {
                     }
                 }
             }
-            Tick::WaitEnded { waiter } => self.waiters.retain(|w| w.waiter != waiter),
+            Tick::WaitEnded { waiter } => {
+                if let Some(position) = self.waiters.iter().position(|w| w.waiter == waiter) {
+                    let wait = self.waiters.remove(position);
+                    self.publish_waiting(spec, wait.invocation, StepState::Running, out);
+                }
+            }
             Tick::RetryDue { timer } => {
                 if let Some((step, pending)) = self.retrying.remove(&timer) {
                     self.queues[step].push_front(pending);
@@ -239,6 +262,13 @@ impl RunState {
             Tick::Cancel => self.finish(Outcome::Cancelled, out),
         }
         self.check_stalled(spec, out);
+        if self.internal {
+            let idle = self.waits_for_outside();
+            if idle && !self.was_idle {
+                out.push(Command::Publish(AnyEvent::new(WorkflowIdleEvent {})));
+            }
+            self.was_idle = idle;
+        }
     }
 
     /// Queues an event for every step that accepts it (or the one targeted), unless a waiter
@@ -266,6 +296,7 @@ impl RunState {
             && let Some(position) = self.waiters.iter().position(|w| w.accepts(&event))
         {
             let wait = self.waiters.remove(position);
+            self.publish_waiting(spec, wait.invocation, StepState::Running, out);
             self.deliver(wait.waiter, wait.invocation, event, out);
             return;
         }
@@ -282,6 +313,15 @@ impl RunState {
         };
         if consumers.is_empty() {
             if !outbound {
+                if self.internal {
+                    let unhandled = UnhandledEvent {
+                        event_type: event.name().to_owned(),
+                        qualified_name: event.name().to_owned(),
+                        step_name: None,
+                        idle: self.waits_for_outside(),
+                    };
+                    out.push(Command::Publish(AnyEvent::new(unhandled)));
+                }
                 self.unclaimed.push_back(event);
             }
             return;
@@ -318,12 +358,56 @@ impl RunState {
             self.path.delivered[step * self.path.events + index] += 1;
         }
         let key = self.next_id();
+        let input = self.internal.then(|| event.name().to_owned());
         self.queues[step].push_back(Pending {
             event,
             attempt: 1,
             key,
         });
         self.schedule(spec, step, out);
+        if let Some(input) = input
+            && !self.queues[step].is_empty()
+        {
+            let queued = StepState::Preparing;
+            self.publish_step_state(spec, step, queued, None, &input, None, out);
+        }
+    }
+
+    /// Publishes that an invocation parked in `wait_for_event` stopped (`NotRunning`) or went on
+    /// (`Running`), when the run publishes internal events.
+    fn publish_waiting(
+        &self,
+        spec: &WorkflowSpec,
+        invocation: InvocationId,
+        state: StepState,
+        out: &mut Vec<Command>,
+    ) {
+        if let (true, Some(f)) = (self.internal, self.in_flight.get(&invocation)) {
+            let input = f.event.name();
+            self.publish_step_state(spec, f.step, state, Some(invocation), input, None, out);
+        }
+    }
+
+    /// Publishes a `StepStateChanged` (when the run publishes internal events).
+    #[allow(clippy::too_many_arguments)]
+    fn publish_step_state(
+        &self,
+        spec: &WorkflowSpec,
+        step: usize,
+        state: StepState,
+        invocation: Option<InvocationId>,
+        input: &str,
+        output: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
+        let changed = StepStateChanged {
+            name: spec.steps[step].name.clone(),
+            step_state: state,
+            worker_id: invocation.map(|id| id.to_string()).unwrap_or_default(),
+            input_event_name: input.to_owned(),
+            output_event_name: output,
+        };
+        out.push(Command::Publish(AnyEvent::new(changed)));
     }
 
     /// Starts queued invocations of `step` while it has free workers.
@@ -335,6 +419,11 @@ impl RunState {
             };
             let invocation = self.next_id();
             self.running[step] += 1;
+            if self.internal {
+                let input = pending.event.name();
+                let running = StepState::Running;
+                self.publish_step_state(spec, step, running, Some(invocation), input, None, out);
+            }
             self.in_flight.insert(
                 invocation,
                 InFlight {
@@ -370,6 +459,21 @@ impl RunState {
         self.running[done.step] -= 1;
         if !self.waiters.is_empty() {
             self.waiters.retain(|w| w.invocation != invocation);
+        }
+        if self.internal {
+            let output = match &outcome {
+                Ok(events) if !events.is_empty() => Some(
+                    events
+                        .iter()
+                        .map(AnyEvent::name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => None,
+            };
+            let (step, input) = (done.step, done.event.name());
+            let ended = StepState::NotRunning;
+            self.publish_step_state(spec, step, ended, Some(invocation), input, output, out);
         }
         match outcome {
             Ok(events) => {
@@ -448,6 +552,12 @@ impl RunState {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Whether the run waits for the outside and nothing else (what `WorkflowIdleEvent` says):
+    /// idle, and no retry is pending.
+    fn waits_for_outside(&self) -> bool {
+        self.retrying.is_empty() && self.is_idle()
     }
 
     /// Whether the run can only move on when an event arrives from outside or a retry timer

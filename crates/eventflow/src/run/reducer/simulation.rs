@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::prelude::*;
 use crate::workflow::Workflow;
+use crate::{StepState, StepStateChanged};
 
 #[derive(Event, Clone, Debug, Serialize, Deserialize)]
 struct Work {
@@ -40,17 +41,23 @@ struct Report {
     result: u64,
     collected: Vec<u64>,
     peak_work: usize,
+    /// Every command but the internal events.
     commands: usize,
+    starts: usize,
+    /// The `StepStateChanged` events published, in order (with `internal`).
+    states: Vec<StepStateChanged>,
 }
 
 /// Runs the fan-out of `items` events to completion in an order drawn from `seed`; with
-/// `flaky`, work attempts fail at random (and are retried).
-fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
+/// `flaky`, work attempts fail at random (and are retried); with `internal`, the reducer
+/// publishes internal events.
+fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) -> Report {
     let workflow = fan_out(workers);
     let spec = &*workflow.spec;
     let work_step = spec.step_index("work").unwrap();
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut state = RunState::new(spec, seed);
+    state.publish_internal(internal);
     let mut out = Vec::new();
     state.apply(
         spec,
@@ -58,6 +65,8 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
         &mut out,
     );
 
+    let mut starts = 0;
+    let mut states = Vec::new();
     let mut running: Vec<(InvocationId, usize, AnyEvent, u32)> = Vec::new();
     let mut timers: Vec<u64> = Vec::new();
     let mut collected: Vec<u64> = Vec::new();
@@ -66,6 +75,12 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
     let mut result = None;
     loop {
         for command in out.drain(..) {
+            if let Command::Publish(event) = &command
+                && let Some(changed) = event.downcast_ref::<StepStateChanged>()
+            {
+                states.push(changed.clone());
+                continue;
+            }
             commands += 1;
             match command {
                 Command::StartStep {
@@ -74,7 +89,10 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
                     event,
                     attempt,
                     ..
-                } => running.push((invocation, step, event, attempt)),
+                } => {
+                    starts += 1;
+                    running.push((invocation, step, event, attempt));
+                }
                 Command::ScheduleRetry { timer, .. } => timers.push(timer),
                 Command::Finish(Outcome::Stopped(stop)) => {
                     result = Some(
@@ -146,6 +164,8 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
         collected,
         peak_work,
         commands,
+        starts,
+        states,
     }
 }
 
@@ -159,7 +179,7 @@ proptest! {
         workers in 1usize..6,
         flaky in any::<bool>(),
     ) {
-        let report = simulate(seed, items, workers, flaky);
+        let report = simulate(seed, items, workers, flaky, false);
         // Same result whatever the order: the sum of 2*id.
         prop_assert_eq!(report.result, items * (items - 1));
         // No event lost, none delivered twice.
@@ -172,10 +192,54 @@ proptest! {
 
     #[test]
     fn the_same_seed_gives_the_same_run(seed in any::<u64>(), items in 1u64..30) {
-        let a = simulate(seed, items, 3, true);
-        let b = simulate(seed, items, 3, true);
+        let a = simulate(seed, items, 3, true, false);
+        let b = simulate(seed, items, 3, true, false);
         prop_assert_eq!(a.collected, b.collected);
         prop_assert_eq!(a.commands, b.commands);
+    }
+
+    /// Internal events describe the run and change nothing in it: the same commands with or
+    /// without them; each invocation is `running` once and then `not_running` once; an event
+    /// that finds every worker busy is `preparing` first.
+    #[test]
+    fn internal_events_trace_every_invocation_and_change_nothing(
+        seed in any::<u64>(),
+        items in 1u64..40,
+        workers in 1usize..5,
+        flaky in any::<bool>(),
+    ) {
+        let plain = simulate(seed, items, workers, flaky, false);
+        let traced = simulate(seed, items, workers, flaky, true);
+        prop_assert!(plain.states.is_empty());
+        prop_assert_eq!(&plain.collected, &traced.collected);
+        prop_assert_eq!(plain.commands, traced.commands);
+
+        let mut open: BTreeSet<String> = BTreeSet::new();
+        let (mut started, mut ended, mut preparing_work) = (0, 0, 0);
+        for changed in &traced.states {
+            match changed.step_state {
+                StepState::Preparing => {
+                    prop_assert_eq!(&changed.worker_id, "");
+                    if changed.name == "work" {
+                        preparing_work += 1;
+                    }
+                }
+                StepState::Running => {
+                    started += 1;
+                    prop_assert!(open.insert(changed.worker_id.clone()), "running twice");
+                }
+                StepState::NotRunning => {
+                    ended += 1;
+                    prop_assert!(open.remove(&changed.worker_id), "ended before it ran");
+                }
+            }
+        }
+        prop_assert_eq!(started, traced.starts);
+        // Every work event was collected, so every invocation ended before the stop event.
+        prop_assert_eq!(ended, started);
+        prop_assert!(open.is_empty());
+        // `start` queues every work event at once: those beyond the workers wait.
+        prop_assert_eq!(preparing_work, items.saturating_sub(workers as u64));
     }
 }
 
@@ -188,7 +252,8 @@ proptest! {
 fn fan_out_cost_is_linear() {
     let bytes_per_event = |items: u64| {
         let mut report = None;
-        let allocated = allocation_counter::measure(|| report = Some(simulate(1, items, 4, false)));
+        let allocated =
+            allocation_counter::measure(|| report = Some(simulate(1, items, 4, false, false)));
         assert_eq!(report.map(|r| r.collected.len()), Some(items as usize));
         allocated.bytes_total as f64 / items as f64
     };
