@@ -68,6 +68,22 @@ pub enum WorkflowError {
     /// The task driving the run ended without a result (its runtime shut down).
     #[error("the run was lost: its runtime shut down before it finished")]
     RunLost,
+    /// The run was started from a context whose run is still going.
+    #[error("the context is in use by run `{run_id}`, which has not finished")]
+    ContextInUse {
+        /// The run using the context.
+        run_id: String,
+    },
+    /// The run was started from the context of a run of another workflow (or of another shape
+    /// of this one).
+    #[error("the context is of a run of workflow `{workflow}`, whose steps or event types differ")]
+    ContextOfOtherWorkflow {
+        /// The workflow whose run the context holds.
+        workflow: String,
+    },
+    /// The typed state of the context to start from does not serialize, so it cannot be copied.
+    #[error("the context's typed state cannot be copied: {0}")]
+    ContextUnserializable(#[source] serde_json::Error),
 }
 
 /// Why a snapshot could not be taken, read or resumed.

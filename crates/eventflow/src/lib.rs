@@ -72,7 +72,7 @@ pub use event::{
 pub use eventflow_macros::{Event, EventUnion, step, workflow};
 pub use graph::{RunPath, WorkflowGraph};
 pub use replay::{FormatError, ReplayError};
-pub use run::{EventStream, RunOutput, RunSnapshot, WorkflowHandler};
+pub use run::{EventStream, RunContext, RunOutput, RunSnapshot, WorkflowHandler};
 pub use step::{
     Backoff, BoxError, DEFAULT_NUM_WORKERS, IntoStepResult, RetryPolicy, Step, StepError, StepFn,
     StepInput, StepOutput,

@@ -40,6 +40,8 @@ const LAYERS: &[&[&str]] = &[
     &["run::inbox"],
     // What a run's driver, contexts and handler share (implements `context::RunAccess`).
     &["run::shared"],
+    // A run's context state as a caller's value, carried from run to run.
+    &["run::context"],
     &["run::handler"],
     &["run::end"],
     &["run::executor"],

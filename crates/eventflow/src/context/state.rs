@@ -327,6 +327,17 @@ impl ContextState {
         Ok(())
     }
 
+    /// A copy of the state, for another run to start from: the pairs, the typed state (as
+    /// JSON, read back with a type on first use) and the collect buffers, writes untracked.
+    pub(crate) fn copy(&self) -> Result<ContextState, serde_json::Error> {
+        Ok(ContextState {
+            kv: Mutex::new(lock(&self.kv).clone()),
+            typed: Mutex::new(self.typed_json()?.map(TypedState::Json)),
+            collect: Mutex::new(lock(&self.collect).clone()),
+            touched: None,
+        })
+    }
+
     fn typed_json(&self) -> Result<Option<Value>, serde_json::Error> {
         Ok(match &*lock(&self.typed) {
             None => None,
@@ -578,6 +589,7 @@ impl ContextState {
 }
 
 /// Events buffered by `collect_events` until the expected set is complete.
+#[derive(Clone)]
 struct CollectBuffer {
     /// The expected events in order, run-length encoded: `[A, A, B]` is `[(A, 2), (B, 1)]`.
     expected: Vec<(EventType, usize)>,

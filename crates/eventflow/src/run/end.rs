@@ -1,10 +1,14 @@
 //! How a run ended, decided once: what its handler, its event stream and its store each learn.
 
+use std::sync::Arc;
+
 use crate::error::WorkflowError;
 use crate::event::{AnyEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent};
 use crate::graph::RunPath;
+use crate::run::context::RunContext;
 use crate::run::handler::RunOutput;
 use crate::run::reducer::Outcome;
+use crate::run::shared::RunShared;
 use crate::store::RunStatus;
 
 /// The end of a run.
@@ -19,15 +23,16 @@ pub(crate) struct RunEnd {
 
 impl RunEnd {
     /// The end the reducer decided on.
-    pub(crate) fn new(outcome: Outcome, run_id: &str, path: RunPath) -> Self {
+    pub(crate) fn new(outcome: Outcome, run: &Arc<RunShared>, path: RunPath) -> Self {
         match outcome {
             Outcome::Stopped(event) => RunEnd {
                 status: RunStatus::Completed,
                 terminal: event.clone(),
                 result: Ok(RunOutput {
-                    run_id: run_id.to_owned(),
+                    run_id: run.run_id.clone(),
                     event,
                     path,
+                    context: RunContext::of_run(run.clone()),
                 }),
             },
             Outcome::Failed {

@@ -287,7 +287,7 @@ impl Executor {
             other => other,
         };
         let path = self.state.path(&self.spec);
-        self.end_with(RunEnd::new(outcome, &self.shared.run_id, path));
+        self.end_with(RunEnd::new(outcome, &self.shared, path));
     }
 
     /// Ends the run: its stream closes with the end's terminal event, and the end waits for

@@ -19,6 +19,7 @@ use crate::context::{RunAccess, SendEventError};
 use crate::error::{SnapshotError, WorkflowError};
 use crate::event::{AnyEvent, Event, EventRole, StopEvent};
 use crate::graph::RunPath;
+use crate::run::context::RunContext;
 use crate::run::message::Msg;
 use crate::run::shared::RunShared;
 use crate::run::snapshot::RunSnapshot;
@@ -29,6 +30,8 @@ pub struct RunOutput {
     pub(crate) run_id: String,
     pub(crate) event: AnyEvent,
     pub(crate) path: RunPath,
+    /// A handle on this run's state, never handed out: it keeps pointing at this run.
+    pub(crate) context: RunContext,
 }
 
 impl RunOutput {
@@ -66,6 +69,13 @@ impl RunOutput {
     /// The run's id.
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The context state the run left, to read, or to start the next run from with
+    /// [`Workflow::run_with_context`](crate::Workflow::run_with_context). Each call gives a
+    /// new handle on this run's state, so each can start a run of its own.
+    pub fn context(&self) -> RunContext {
+        self.context.detached()
     }
 }
 
@@ -165,6 +175,12 @@ impl WorkflowHandler {
     /// [`WorkflowError::Cancelled`]. Cancelling a finished run does nothing.
     pub fn cancel(&self) {
         self.shared.cancel();
+    }
+
+    /// The run's context state: live while the run goes on (a run started from it before
+    /// this one finishes fails with [`WorkflowError::ContextInUse`]), as the run left it after.
+    pub fn context(&self) -> RunContext {
+        RunContext::of_run(self.shared.clone())
     }
 
     /// Whether the run has finished (its terminal event is published).

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use crate::context::{Context, ContextState};
 use crate::error::SnapshotError;
 use crate::error::WorkflowError;
+use crate::run::context::RunContext;
 use crate::run::end::RunEnd;
 use crate::run::executor::Executor;
 use crate::run::handler::{RunOutput, WorkflowHandler};
@@ -35,13 +36,49 @@ impl Workflow {
     /// When called outside a Tokio runtime.
     pub fn run(&self, start: impl StartInput) -> WorkflowHandler {
         let run_id = uuid::Uuid::new_v4().to_string();
-        let seed = fastrand::u64(..);
         let shared = new_run(self, run_id, ContextState::default(), Vec::new());
         let initial = match start_tick(self, start.into_start_event()) {
             Ok(tick) => Initial::Tick(tick),
             Err(error) => Initial::Fail(error),
         };
-        let state = RunState::new(&self.spec, seed);
+        self.start(shared, initial)
+    }
+
+    /// Starts a run from a context: the state a finished run left
+    /// ([`RunOutput::context`](crate::RunOutput::context)), or one seeded with
+    /// [`RunContext::set`]. The run works on a copy of that state, and `context` follows the new
+    /// run: reading it reads the run's state, and the next `run_with_context` starts from what
+    /// this run leaves — a conversation kept across turns.
+    ///
+    /// The run fails at once with [`WorkflowError::ContextInUse`] when the context's run is
+    /// still going, and with [`WorkflowError::ContextOfOtherWorkflow`] when it was a run of
+    /// another workflow.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn run_with_context(
+        &self,
+        context: &RunContext,
+        start: impl StartInput,
+    ) -> WorkflowHandler {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let fresh = |run_id| new_run(self, run_id, ContextState::default(), Vec::new());
+        let tick = match start_tick(self, start.into_start_event()) {
+            Ok(tick) => tick,
+            // A bad start event leaves the context alone.
+            Err(error) => return self.start(fresh(run_id), Initial::Fail(error)),
+        };
+        let new = |state| new_run(self, run_id.clone(), state, Vec::new());
+        match context.hand_to(self, new) {
+            Ok(shared) => self.start(shared, Initial::Tick(tick)),
+            Err(error) => self.start(fresh(run_id.clone()), Initial::Fail(error)),
+        }
+    }
+
+    /// Spawns the run of `shared` and returns its handler.
+    fn start(&self, shared: Arc<RunShared>, initial: Initial) -> WorkflowHandler {
+        let state = RunState::new(&self.spec, fastrand::u64(..));
         let (handler, result) = WorkflowHandler::new(shared.clone());
         spawn(shared, state, result, initial);
         handler

@@ -8,6 +8,7 @@
 //! `inbox.rs`) and its stream log (`stream.rs`). This file only declares and re-exports; the
 //! order the files import each other in is checked by `tests/architecture.rs`.
 
+mod context;
 mod end;
 mod executor;
 mod handler;
@@ -27,6 +28,7 @@ pub(crate) use message::Msg;
 pub(crate) use reducer::{RunState, Tick};
 pub(crate) use shared::{RunShared, new_run, start_tick};
 
+pub use context::RunContext;
 pub use handler::{EventStream, RunOutput, WorkflowHandler};
 pub(crate) use snapshot::RunImage;
 pub use snapshot::RunSnapshot;

@@ -350,11 +350,14 @@ impl Workflow {
     /// ```
     /// use eventflow::prelude::*;
     /// use eventflow::{StepState, StepStateChanged};
+    /// use futures::StreamExt;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> anyhow::Result<()> {
     /// let workflow = Workflow::builder("echo")
-    ///     .add_step("echo", |ev: StartEvent| async move { StopEvent::new(ev.get::<String>("say")?) })
+    ///     .add_step("echo", |ev: StartEvent| async move {
+    ///         Ok::<_, EventFieldError>(StopEvent::new(ev.get::<String>("say")?))
+    ///     })
     ///     .build()?
     ///     .internal_events(true);
     /// let handler = workflow.run(json!({"say": "hi"}));
