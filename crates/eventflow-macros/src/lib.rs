@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod event;
+mod graph_check;
 mod workflow;
 
 use proc_macro::TokenStream;
@@ -82,8 +83,11 @@ pub fn derive_event_union(input: TokenStream) -> TokenStream {
 /// `ctx: Context`), and exactly one event; it returns an event, `Option<E>`, `Vec<E>`, a union
 /// of events, `()`, or a `Result` of one of those. Options, in `#[step(...)]`:
 /// `num_workers = N`, `retry = <RetryPolicy>`, `timeout = <Duration>`, `emits(A, B)` (events it
-/// sends with `ctx.send_event`) and `name = "..."`. The workflow's name is the type's name unless
-/// given as `#[workflow(name = "...")]`.
+/// sends with `ctx.send_event`), `skip_graph_checks(reachability, dead_end, terminal_event)`
+/// (graph checks that do not apply to this step; see `eventflow::GraphCheck`) and
+/// `name = "..."`. The workflow's name is the type's name unless given as
+/// `#[workflow(name = "...")]`; `#[workflow(skip_graph_checks(..))]` skips checks for every step.
+/// A check name that is none of the three is a compile error.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
@@ -175,6 +179,18 @@ pub(crate) fn respan(
 /// The message for an unknown option `path` of `what` (`"step"`, ...), with a suggestion when
 /// it looks like a misspelling of one of `known`.
 pub(crate) fn unknown_option(what: &str, path: &syn::Path, known: &[&str], all: &str) -> String {
+    unknown_name(&format!("{what} option"), "options", path, known, all)
+}
+
+/// The message for a name `path` that is none of `known` (`kind` says what it should have
+/// been, `kinds` the plural), with a suggestion when it looks like a misspelling of one.
+pub(crate) fn unknown_name(
+    kind: &str,
+    kinds: &str,
+    path: &syn::Path,
+    known: &[&str],
+    all: &str,
+) -> String {
     let written = pretty(path);
     let close = known
         .iter()
@@ -182,7 +198,7 @@ pub(crate) fn unknown_option(what: &str, path: &syn::Path, known: &[&str], all: 
         .filter(|(d, k)| *d <= k.len() / 3 + 1 || k.contains(written.as_str()))
         .min_by_key(|(d, _)| *d);
     let hint = close.map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"));
-    format!("unknown {what} option `{written}`{hint}\nthe options are {all}")
+    format!("unknown {kind} `{written}`{hint}\nthe {kinds} are {all}")
 }
 
 /// The edit distance between `a` and `b`.

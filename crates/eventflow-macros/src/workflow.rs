@@ -18,7 +18,7 @@ use syn::{
     Expr, FnArg, GenericParam, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type,
 };
 
-use crate::{pretty, qualified_path, respan, unknown_option};
+use crate::{graph_check, pretty, qualified_path, respan, unknown_option};
 
 const SHAPE: &str =
     "a step is an `async fn` taking `&self`, optionally `ctx: &Context`, and exactly one event";
@@ -30,6 +30,8 @@ struct StepOptions {
     retry: Option<(Path, Expr)>,
     timeout: Option<(Path, Expr)>,
     emits: Vec<Path>,
+    /// `::eventflow::GraphCheck` variants, spanned at the names written.
+    skip_graph_checks: Option<Vec<TokenStream>>,
 }
 
 /// How a step method takes the context.
@@ -61,6 +63,7 @@ impl StepMethod {
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<TokenStream> {
     let mut workflow_name: Option<LitStr> = None;
+    let mut skip_graph_checks: Option<Vec<TokenStream>> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             if workflow_name.is_some() {
@@ -68,12 +71,18 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
             }
             workflow_name = Some(non_empty(meta.value()?.parse()?, "a workflow name")?);
             Ok(())
+        } else if meta.path.is_ident("skip_graph_checks") {
+            if skip_graph_checks.is_some() {
+                return Err(meta.error("`skip_graph_checks` is given twice"));
+            }
+            skip_graph_checks = Some(graph_check::parse(&meta)?);
+            Ok(())
         } else {
             Err(meta.error(unknown_option(
                 "workflow",
                 &meta.path,
-                &["name"],
-                "`name = \"...\"` only",
+                &["name", "skip_graph_checks"],
+                "`name = \"...\"` and `skip_graph_checks(reachability, dead_end, terminal_event)`",
             )))
         }
     });
@@ -161,6 +170,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
         }
     };
     let helper = respan(helper, Span::call_site().resolved_at(item.impl_token.span));
+    let workflow_skips = skip_graph_checks.map(|checks| quote!(.skip_graph_checks([#(#checks),*])));
 
     Ok(quote! {
         #item
@@ -172,6 +182,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
                 let this = ::std::sync::Arc::new(self);
                 ::eventflow::Workflow::builder(#name)
                     #(.step(#step_exprs))*
+                    #workflow_skips
             }
         }
     })
@@ -455,6 +466,7 @@ fn parse_options(attr: &syn::Attribute) -> syn::Result<StepOptions> {
         retry: None,
         timeout: None,
         emits: Vec::new(),
+        skip_graph_checks: None,
     };
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return Ok(options);
@@ -522,12 +534,15 @@ fn parse_options(attr: &syn::Attribute) -> syn::Result<StepOptions> {
                 options.emits.push(inner.path);
                 Ok(())
             })?;
+        } else if meta.path.is_ident("skip_graph_checks") {
+            once(options.skip_graph_checks.is_some())?;
+            options.skip_graph_checks = Some(graph_check::parse(&meta)?);
         } else {
             return Err(meta.error(unknown_option(
                 "step",
                 &meta.path,
-                &["num_workers", "retry", "timeout", "emits", "name"],
-                "`num_workers = N`, `retry = <RetryPolicy>`, `timeout = <Duration>`, `emits(EventA, EventB)` and `name = \"...\"`",
+                &["num_workers", "retry", "timeout", "emits", "skip_graph_checks", "name"],
+                "`num_workers = N`, `retry = <RetryPolicy>`, `timeout = <Duration>`, `emits(EventA, EventB)`, `skip_graph_checks(reachability, dead_end, terminal_event)` and `name = \"...\"`",
             )));
         }
         Ok(())
@@ -586,6 +601,11 @@ fn step_expr(step: &StepMethod) -> TokenStream {
         .emits
         .iter()
         .map(|path| quote_spanned!(path.span()=> .emits::<#path>()));
+    let skips = step
+        .options
+        .skip_graph_checks
+        .as_ref()
+        .map(|checks| quote!(.skip_graph_checks([#(#checks),*])));
     let emits_checks = step.options.emits.iter().map(|path| {
         qualified_path(
             &syn::parse_quote!(#path),
@@ -611,6 +631,7 @@ fn step_expr(step: &StepMethod) -> TokenStream {
         #call
             #(#options)*
             #(#emits)*
+            #skips
     }}
 }
 

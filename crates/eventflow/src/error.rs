@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::replay::{FormatError, ReplayError};
-use crate::step::StepError;
+use crate::step::{CHECK_NAMES, StepError};
 
 /// Why a run did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,13 @@ pub enum ValidationProblem {
         /// The step.
         step: String,
     },
+    /// A name given to `skip_graph_checks` is not one of [`GraphCheck`](crate::GraphCheck)'s.
+    UnknownGraphCheck {
+        /// The step it was given for, or `None` when given for the whole workflow.
+        step: Option<String>,
+        /// The name as given.
+        name: String,
+    },
 }
 
 impl fmt::Display for ValidationProblem {
@@ -250,12 +257,19 @@ impl fmt::Display for ValidationProblem {
             ),
             Self::Unreachable { step } => write!(
                 f,
-                "step `{step}` can never run: no chain of events leads to it from the start event"
+                "step `{step}` can never run: no chain of events leads to it from the start event; if that is intended, skip the check with skip_graph_checks(reachability)"
             ),
             Self::CannotStop { step } => write!(
                 f,
-                "no chain of events leads from step `{step}` to a stop event; if it sends events with ctx.send_event, declare them with #[step(emits(...))]"
+                "no chain of events leads from step `{step}` to a stop event; if it sends events with ctx.send_event, declare them with #[step(emits(...))]; if it is intended, skip the check with skip_graph_checks(dead_end)"
             ),
+            Self::UnknownGraphCheck { step, name } => {
+                write!(f, "unknown graph check `{name}`")?;
+                if let Some(step) = step {
+                    write!(f, " skipped by step `{step}`")?;
+                }
+                write!(f, "; the checks are {CHECK_NAMES}")
+            }
         }
     }
 }

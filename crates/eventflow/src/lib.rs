@@ -74,8 +74,8 @@ pub use graph::{RunPath, WorkflowGraph};
 pub use replay::{FormatError, ReplayError};
 pub use run::{EventStream, RunContext, RunOutput, RunSnapshot, WorkflowHandler};
 pub use step::{
-    Backoff, BoxError, DEFAULT_NUM_WORKERS, IntoStepResult, RetryPolicy, Step, StepError, StepFn,
-    StepInput, StepOutput,
+    Backoff, BoxError, DEFAULT_NUM_WORKERS, GraphCheck, IntoStepResult, RetryPolicy, Step,
+    StepError, StepFn, StepInput, StepOutput, UnknownGraphCheck,
 };
 pub use verbose::VerboseLayer;
 pub use workflow::{IntoWorkflow, StartInput, Workflow, WorkflowBuilder};
@@ -147,7 +147,7 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 /// Everything a workflow author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        AnyEvent, BoxError, Context, Event, EventFieldError, EventType, EventUnion,
+        AnyEvent, BoxError, Context, Event, EventFieldError, EventType, EventUnion, GraphCheck,
         HumanResponseEvent, InputRequiredEvent, IntoWorkflow, Result, RetryPolicy, SnapshotError,
         StartEvent, StateError, Step, StepError, StopEvent, ValidationErrors, WaitError, Workflow,
         WorkflowError, WorkflowHandler, step, workflow,

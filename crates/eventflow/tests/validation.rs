@@ -209,3 +209,167 @@ fn undeclared_send_event_is_caught_with_a_hint() {
         .build();
     assert!(ok.is_ok());
 }
+
+#[test]
+fn the_builder_skips_checks_given_by_name_and_reports_unknown_names_with_the_rest() {
+    let orphan_emitter =
+        || Workflow::builder("w").add_step("begin", |_: StartEvent| async { Orphan });
+    // By name, as in the reference, or by value: the same skip.
+    for builder in [
+        orphan_emitter().skip_graph_checks(["terminal_event", "dead_end"]),
+        orphan_emitter().skip_graph_checks([GraphCheck::TerminalEvent, GraphCheck::DeadEnd]),
+    ] {
+        let problems = problems(builder);
+        assert_eq!(problems, [ValidationProblem::NoStopEvent], "{problems:#?}");
+    }
+
+    let error = orphan_emitter()
+        .skip_graph_checks([String::from("terminal-event")])
+        .add_step("island", |_: B| async { B })
+        .step(Step::new("stray", |_: A| async { StopEvent::new(()) }).skip_graph_checks(["reach"]))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.problems(),
+        [
+            ValidationProblem::UnknownGraphCheck {
+                step: None,
+                name: "terminal-event".into(),
+            },
+            ValidationProblem::UnknownGraphCheck {
+                step: Some("stray".into()),
+                name: "reach".into(),
+            },
+            ValidationProblem::NotAccepted {
+                event: "Orphan".into(),
+                emitted_by: vec!["begin".into()],
+            },
+            ValidationProblem::NeverProduced {
+                event: "A".into(),
+                accepted_by: vec!["stray".into()],
+            },
+            ValidationProblem::CannotStop {
+                step: "begin".into()
+            },
+            ValidationProblem::Unreachable {
+                step: "island".into()
+            },
+            ValidationProblem::Unreachable {
+                step: "stray".into()
+            },
+        ]
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "- unknown graph check `terminal-event`; the checks are `reachability`, `dead_end` and `terminal_event`"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("- unknown graph check `reach` skipped by step `stray`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("skip the check with skip_graph_checks(reachability)"),
+        "{message}"
+    );
+}
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Ping;
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Pong;
+
+#[derive(EventUnion)]
+enum PingOrStop {
+    Ping(Ping),
+    Stop(StopEvent),
+}
+
+/// The main path waits for an answer from outside; `ping` and `pong` play a rally that no chain
+/// of events from the start leads to: it is started by sending a `Ping` into a run.
+struct Rally;
+
+#[workflow]
+impl Rally {
+    #[step]
+    async fn serve(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent> {
+        let answer = ctx.wait_for_event::<HumanResponseEvent>().await?;
+        Ok(StopEvent::new(answer.response))
+    }
+
+    #[step(skip_graph_checks(reachability))]
+    async fn ping(&self, _ev: Ping) -> Pong {
+        Pong
+    }
+
+    #[step(skip_graph_checks(reachability))]
+    async fn pong(&self, _ev: Pong) -> PingOrStop {
+        PingOrStop::Stop(StopEvent::new("rally"))
+    }
+}
+
+#[tokio::test]
+async fn an_intentionally_unreachable_step_builds_and_runs_with_the_skip() {
+    let workflow = Rally
+        .into_workflow()
+        .expect("the skipped checks do not apply");
+    let names: Vec<&str> = workflow.steps().iter().map(Step::name).collect();
+    assert_eq!(names, ["serve", "ping", "pong"]);
+    // The graph is drawn as it is, island included.
+    assert!(workflow.graph().to_mermaid().contains("pong"));
+
+    // Along the main path the island never runs.
+    let handler = workflow.run(json!({}));
+    handler
+        .send_event(HumanResponseEvent::new("answered"))
+        .unwrap();
+    let output = handler.await.unwrap();
+    assert_eq!(output.result::<String>().unwrap(), "answered");
+    assert_eq!(output.path().step_runs("ping"), 0);
+
+    // Sent from outside, the event reaches the step no chain of events leads to.
+    let handler = workflow.run(json!({}));
+    handler.send_event(Ping).unwrap();
+    let output = handler.await.unwrap();
+    assert_eq!(output.result::<String>().unwrap(), "rally");
+    assert_eq!(output.path().step_runs("ping"), 1);
+    assert_eq!(output.path().step_runs("pong"), 1);
+}
+
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Question;
+#[derive(Event, Clone, Serialize, Deserialize)]
+struct Answer {
+    text: String,
+}
+
+/// `answer` returns an `Answer` no step accepts: `start` waits for it. The graph knows no edge
+/// from a returned event to a wait, so the workflow skips the terminal-event check and `answer`
+/// the dead-end one.
+struct Oracle;
+
+#[workflow(skip_graph_checks(terminal_event))]
+impl Oracle {
+    #[step(emits(Question))]
+    async fn start(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent> {
+        ctx.send_event(Question)?;
+        let answer = ctx.wait_for_event::<Answer>().await?;
+        Ok(StopEvent::new(answer.text))
+    }
+
+    #[step(skip_graph_checks(dead_end))]
+    async fn answer(&self, _ev: Question) -> Answer {
+        Answer { text: "42".into() }
+    }
+}
+
+#[tokio::test]
+async fn checks_skipped_for_the_workflow_and_for_a_step_by_the_macros() {
+    let workflow = Oracle
+        .into_workflow()
+        .expect("the skipped checks do not apply");
+    let output = workflow.run(json!({})).await.unwrap();
+    assert_eq!(output.result::<String>().unwrap(), "42");
+}

@@ -6,8 +6,11 @@
 //! way axum turns functions into handlers, so the `#[workflow]` macro and the builder API produce
 //! the very same graph.
 
+mod graph_check;
 mod retry;
 
+pub(crate) use graph_check::{CHECK_NAMES, SkippedChecks};
+pub use graph_check::{GraphCheck, UnknownGraphCheck};
 pub use retry::{Backoff, RetryPolicy};
 
 use std::future::Future;
@@ -245,6 +248,8 @@ pub struct Step {
     pub(crate) num_workers: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Option<Duration>,
+    /// The graph checks that do not apply to this step.
+    pub(crate) skipped_checks: SkippedChecks,
     pub(crate) body: ErasedStep,
 }
 
@@ -287,6 +292,7 @@ impl Step {
             num_workers: DEFAULT_NUM_WORKERS,
             retry: RetryPolicy::none(),
             timeout: None,
+            skipped_checks: SkippedChecks::default(),
             body,
         }
     }
@@ -324,6 +330,45 @@ impl Step {
         self
     }
 
+    /// Exempts this step from graph checks, by [`GraphCheck`] or by name (`"reachability"`,
+    /// `"dead_end"`, `"terminal_event"`); a name that is no check is reported when the workflow
+    /// is built, with every other problem. The graph and its drawing are unchanged.
+    ///
+    /// `echo` below answers pings forever, on purpose: no chain of events leads from it to a
+    /// stop event, which the build reports unless it skips the dead-end check.
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    ///
+    /// #[derive(Event, Clone, Serialize, Deserialize)]
+    /// struct Ping;
+    ///
+    /// let workflow = Workflow::builder("pings")
+    ///     .step(
+    ///         Step::new("start", |ctx: Context, _: StartEvent| async move {
+    ///             let _ = ctx.send_event(Ping);
+    ///             StopEvent::new(())
+    ///         })
+    ///         .emits::<Ping>(),
+    ///     )
+    ///     .step(Step::new("echo", |_: Ping| async { Ping }).skip_graph_checks([GraphCheck::DeadEnd]))
+    ///     .build();
+    /// assert!(workflow.is_ok());
+    /// ```
+    pub fn skip_graph_checks<C>(mut self, checks: impl IntoIterator<Item = C>) -> Self
+    where
+        C: TryInto<GraphCheck>,
+        C::Error: Into<UnknownGraphCheck>,
+    {
+        self.skipped_checks.extend(checks);
+        self
+    }
+
+    /// The graph checks this step skips, in the order given.
+    pub fn skipped_graph_checks(&self) -> &[GraphCheck] {
+        self.skipped_checks.as_slice()
+    }
+
     /// Declares that the step sends events of type `E` with `Context::send_event`, so the graph,
     /// validation and drawing know about them.
     pub fn emits<E: Event>(mut self) -> Self {
@@ -343,6 +388,7 @@ impl std::fmt::Debug for Step {
             .field("emits", &self.emits)
             .field("num_workers", &self.num_workers)
             .field("timeout", &self.timeout)
+            .field("skipped_graph_checks", &self.skipped_checks.as_slice())
             .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::error::{ValidationErrors, WorkflowError};
 use crate::event::{AnyEvent, Event, EventJson, EventRole, EventType, StartEvent};
 use crate::replay::ReplayError;
-use crate::step::{Step, StepFn};
+use crate::step::{GraphCheck, SkippedChecks, Step, StepFn, UnknownGraphCheck};
 
 /// A type whose `#[step]` methods make a workflow; implemented by `#[workflow]`.
 ///
@@ -58,6 +58,7 @@ pub struct WorkflowBuilder {
     name: String,
     steps: Vec<Step>,
     extra_events: Vec<EventType>,
+    skipped_checks: SkippedChecks,
 }
 
 impl WorkflowBuilder {
@@ -88,9 +89,57 @@ impl WorkflowBuilder {
         self
     }
 
+    /// Skips graph checks for every step, by [`GraphCheck`] or by name (`"reachability"`,
+    /// `"dead_end"`, `"terminal_event"`, as in the reference); a name that is no check is
+    /// reported by [`build`](Self::build) with every other problem. Only these three checks
+    /// can be skipped: the others say the workflow cannot run. The graph and its drawing are
+    /// unchanged. [`Step::skip_graph_checks`] skips them for one step.
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    ///
+    /// #[derive(Event, Clone, Serialize, Deserialize)]
+    /// struct Progress;
+    ///
+    /// // `Progress` is accepted by no step: the build reports it unless the check is skipped.
+    /// let start = || {
+    ///     Step::new("start", |ctx: Context, _: StartEvent| async move {
+    ///         let _ = ctx.send_event(Progress);
+    ///         StopEvent::new(())
+    ///     })
+    ///     .emits::<Progress>()
+    /// };
+    /// assert!(Workflow::builder("w").step(start()).build().is_err());
+    /// let workflow = Workflow::builder("w")
+    ///     .step(start())
+    ///     .skip_graph_checks(["terminal_event"])
+    ///     .build();
+    /// assert!(workflow.is_ok());
+    ///
+    /// let error = Workflow::builder("w")
+    ///     .step(start())
+    ///     .skip_graph_checks(["terminal-event"])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(error.to_string().contains("unknown graph check `terminal-event`"));
+    /// ```
+    pub fn skip_graph_checks<C>(mut self, checks: impl IntoIterator<Item = C>) -> Self
+    where
+        C: TryInto<GraphCheck>,
+        C::Error: Into<UnknownGraphCheck>,
+    {
+        self.skipped_checks.extend(checks);
+        self
+    }
+
     /// Validates the steps and builds the workflow, reporting every problem found at once.
     pub fn build(self) -> Result<Workflow, ValidationErrors> {
-        let spec = WorkflowSpec::new(self.name, self.steps, self.extra_events)?;
+        let spec = WorkflowSpec::new(
+            self.name,
+            self.steps,
+            self.extra_events,
+            &self.skipped_checks,
+        )?;
         Ok(Workflow {
             spec: Arc::new(spec),
             timeout: None,
@@ -128,8 +177,9 @@ impl WorkflowSpec {
         name: String,
         steps: Vec<Step>,
         extra_events: Vec<EventType>,
+        skipped_checks: &SkippedChecks,
     ) -> Result<Self, ValidationErrors> {
-        let problems = validate::validate(&steps);
+        let problems = validate::validate(&steps, skipped_checks);
         if !problems.is_empty() {
             return Err(ValidationErrors::new(name, problems));
         }
@@ -321,6 +371,7 @@ impl Workflow {
             name: name.into(),
             steps: Vec::new(),
             extra_events: Vec::new(),
+            skipped_checks: SkippedChecks::default(),
         }
     }
 

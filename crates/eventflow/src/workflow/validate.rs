@@ -2,16 +2,24 @@
 //!
 //! Every check runs and every problem is reported, each naming the steps and event types
 //! involved, so one build shows the whole list.
+//!
+//! Three checks of the graph's shape can be skipped, per step or for the whole workflow
+//! ([`GraphCheck`]): reachability ([`ValidationProblem::Unreachable`]), dead ends
+//! ([`ValidationProblem::CannotStop`]) and terminal events ([`ValidationProblem::NotAccepted`]).
+//! The others say the workflow cannot run at all (no steps, no start step or several start
+//! types, no stop event or several, a step accepting a stop event or nothing, two steps or two
+//! event types with one name, an event accepted that nothing produces) and always apply.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::ValidationProblem;
 use crate::event::{EventRole, EventType};
-use crate::step::Step;
+use crate::step::{GraphCheck, SkippedChecks, Step};
 
-/// Runs every check over `steps` and returns all problems found.
-pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
-    let mut problems = Vec::new();
+/// Runs every check over `steps`, except those `skipped` for the whole workflow or for a step,
+/// and returns all problems found.
+pub(crate) fn validate(steps: &[Step], skipped: &SkippedChecks) -> Vec<ValidationProblem> {
+    let mut problems = unknown_checks(steps, skipped);
     if steps.is_empty() {
         problems.push(ValidationProblem::NoSteps);
         return problems;
@@ -92,16 +100,31 @@ pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
         1 => {}
         _ => problems.push(ValidationProblem::SeveralStopTypes { types: stop_types }),
     }
-    for (name, emitters) in &emitted_by {
-        let exempt = matches!(
-            role_of(name),
-            EventRole::Stop | EventRole::Outbound | EventRole::Terminal
-        );
-        if !exempt && !accepted_by.contains_key(name) {
-            problems.push(ValidationProblem::NotAccepted {
-                event: (*name).to_owned(),
-                emitted_by: emitters.clone(),
-            });
+    if !skipped.contains(GraphCheck::TerminalEvent) {
+        let skips_terminal = |step: &String| {
+            steps
+                .iter()
+                .any(|s| &s.name == step && s.skipped_checks.contains(GraphCheck::TerminalEvent))
+        };
+        for (name, emitters) in &emitted_by {
+            let exempt = matches!(
+                role_of(name),
+                EventRole::Stop | EventRole::Outbound | EventRole::Terminal
+            );
+            if exempt || accepted_by.contains_key(name) {
+                continue;
+            }
+            let emitted_by: Vec<String> = emitters
+                .iter()
+                .filter(|step| !skips_terminal(step))
+                .cloned()
+                .collect();
+            if !emitted_by.is_empty() {
+                problems.push(ValidationProblem::NotAccepted {
+                    event: (*name).to_owned(),
+                    emitted_by,
+                });
+            }
         }
     }
     for (name, acceptors) in &accepted_by {
@@ -117,14 +140,36 @@ pub(crate) fn validate(steps: &[Step]) -> Vec<ValidationProblem> {
         }
     }
 
-    reachability(steps, &mut problems);
+    reachability(steps, skipped, &mut problems);
     problems
+}
+
+/// The names given to `skip_graph_checks` that are no check: the workflow's, then each step's.
+fn unknown_checks(steps: &[Step], skipped: &SkippedChecks) -> Vec<ValidationProblem> {
+    let workflow = skipped.unknown.iter().map(|unknown| (None, unknown));
+    let by_step = steps.iter().flat_map(|step| {
+        step.skipped_checks
+            .unknown
+            .iter()
+            .map(|unknown| (Some(step.name.clone()), unknown))
+    });
+    workflow
+        .chain(by_step)
+        .map(|(step, unknown)| ValidationProblem::UnknownGraphCheck {
+            step,
+            name: unknown.name().to_owned(),
+        })
+        .collect()
 }
 
 /// Reports steps no event chain reaches from the start (or from outside), and steps from which
 /// no chain reaches a stop event or a step that emits nothing. An outbound event (a question for a human) is taken to lead to
 /// the steps that accept external events (the answer).
-fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
+///
+/// A step that skips reachability is not reported as unreachable, but it is not a root either:
+/// the steps only it leads to are still reported, as in the reference. It is then checked for
+/// a dead end like a reached step, since something outside the graph is expected to reach it.
+fn reachability(steps: &[Step], skipped: &SkippedChecks, problems: &mut Vec<ValidationProblem>) {
     let accepts_role =
         |step: &Step, role: EventRole| step.accepts.iter().any(|ty| ty.role() == role);
     let emits_role = |step: &Step, role: EventRole| step.emits.iter().any(|ty| ty.role() == role);
@@ -171,15 +216,21 @@ fn reachability(steps: &[Step], problems: &mut Vec<ValidationProblem>) {
         .filter(|&i| emits_role(&steps[i], EventRole::Stop) || steps[i].emits.is_empty());
     let can_stop = closure(steps.len(), ends, |i| predecessors[i].clone());
 
+    let skips = |step: &Step, check: GraphCheck| {
+        skipped.contains(check) || step.skipped_checks.contains(check)
+    };
     for (index, step) in steps.iter().enumerate() {
         if step.accepts.is_empty() {
             continue; // already reported as NoInput
         }
-        if !reached[index] {
+        if !reached[index] && !skips(step, GraphCheck::Reachability) {
             problems.push(ValidationProblem::Unreachable {
                 step: step.name.clone(),
             });
-        } else if !can_stop[index] && any_stopper {
+            // An unreachable step is not also called a dead end: one problem per step.
+            continue;
+        }
+        if !can_stop[index] && any_stopper && !skips(step, GraphCheck::DeadEnd) {
             problems.push(ValidationProblem::CannotStop {
                 step: step.name.clone(),
             });
@@ -202,4 +253,224 @@ fn closure(
         stack.extend(next(node));
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::event::{StartEvent, StopEvent};
+    use crate::{Event, EventUnion};
+
+    #[derive(Event, Clone, Serialize, Deserialize)]
+    struct Ping;
+    #[derive(Event, Clone, Serialize, Deserialize)]
+    struct Pong;
+
+    #[derive(EventUnion)]
+    enum PingOrStop {
+        Ping(Ping),
+        Stop(StopEvent),
+    }
+
+    #[derive(EventUnion)]
+    enum Fork {
+        Ping(Ping),
+        Pong(Pong),
+        Stop(StopEvent),
+    }
+
+    fn start() -> Step {
+        Step::new("start", |_: StartEvent| async { StopEvent::new(()) })
+    }
+
+    /// `start` forks into pings, pongs or the end.
+    fn forking_start() -> Step {
+        Step::new("start", |_: StartEvent| async {
+            Fork::Stop(StopEvent::new(()))
+        })
+    }
+
+    /// `ping` and `pong` answer each other, but no chain of events leads to them from the start.
+    fn island() -> [Step; 2] {
+        [
+            Step::new("ping", |_: Ping| async { Pong }),
+            Step::new("pong", |_: Pong| async {
+                PingOrStop::Stop(StopEvent::new(()))
+            }),
+        ]
+    }
+
+    fn check(steps: &[Step], workflow_skips: &[GraphCheck]) -> Vec<ValidationProblem> {
+        let mut skipped = SkippedChecks::default();
+        skipped.extend(workflow_skips.iter().copied());
+        validate(steps, &skipped)
+    }
+
+    fn unreachable(step: &str) -> ValidationProblem {
+        ValidationProblem::Unreachable { step: step.into() }
+    }
+
+    fn dead_end(step: &str) -> ValidationProblem {
+        ValidationProblem::CannotStop { step: step.into() }
+    }
+
+    #[test]
+    fn reachability_skipped_by_a_step_spares_that_step_only() {
+        let [ping, pong] = island();
+        assert_eq!(
+            check(&[start(), ping.clone(), pong.clone()], &[]),
+            [unreachable("ping"), unreachable("pong")]
+        );
+        let ping = ping.skip_graph_checks([GraphCheck::Reachability]);
+        // `pong` is reached only through `ping`: skipping `ping` does not make it a root.
+        assert_eq!(
+            check(&[start(), ping.clone(), pong.clone()], &[]),
+            [unreachable("pong")]
+        );
+        let pong = pong.skip_graph_checks([GraphCheck::Reachability]);
+        assert_eq!(check(&[start(), ping, pong], &[]), []);
+    }
+
+    #[test]
+    fn reachability_skipped_by_the_workflow_spares_every_step() {
+        let [ping, pong] = island();
+        assert_eq!(
+            check(&[start(), ping, pong], &[GraphCheck::Reachability]),
+            []
+        );
+    }
+
+    #[test]
+    fn dead_end_skipped_by_a_step_spares_that_step_only() {
+        let echo = || Step::new("echo", |_: Ping| async { Ping });
+        let volley = || Step::new("volley", |_: Pong| async { Pong });
+        assert_eq!(
+            check(&[forking_start(), echo(), volley()], &[]),
+            [dead_end("echo"), dead_end("volley")]
+        );
+        let echo = echo().skip_graph_checks([GraphCheck::DeadEnd]);
+        assert_eq!(
+            check(&[forking_start(), echo.clone(), volley()], &[]),
+            [dead_end("volley")]
+        );
+        let volley = volley().skip_graph_checks([GraphCheck::DeadEnd]);
+        assert_eq!(check(&[forking_start(), echo, volley], &[]), []);
+    }
+
+    #[test]
+    fn dead_end_skipped_by_the_workflow_spares_every_step() {
+        let steps = [
+            forking_start(),
+            Step::new("echo", |_: Ping| async { Ping }),
+            Step::new("volley", |_: Pong| async { Pong }),
+        ];
+        assert_eq!(check(&steps, &[GraphCheck::DeadEnd]), []);
+    }
+
+    #[test]
+    fn a_step_that_skips_reachability_is_still_checked_for_a_dead_end() {
+        // Reached from outside the graph, it had better lead somewhere.
+        let echo = Step::new("echo", |_: Ping| async { Ping });
+        let skipping = |checks: &[GraphCheck]| {
+            check(
+                &[start(), echo.clone().skip_graph_checks(checks.to_vec())],
+                &[],
+            )
+        };
+        assert_eq!(skipping(&[]), [unreachable("echo")]);
+        assert_eq!(skipping(&[GraphCheck::Reachability]), [dead_end("echo")]);
+        assert_eq!(
+            skipping(&[GraphCheck::Reachability, GraphCheck::DeadEnd]),
+            []
+        );
+    }
+
+    #[test]
+    fn terminal_event_skipped_by_a_step_spares_the_events_it_emits() {
+        // Ping is accepted by no step; `start` and `relay` emit it.
+        let relay = || {
+            Step::new("relay", |_: Pong| async {
+                PingOrStop::Stop(StopEvent::new(()))
+            })
+        };
+        let not_accepted = |emitted_by: &[&str]| ValidationProblem::NotAccepted {
+            event: "Ping".into(),
+            emitted_by: emitted_by.iter().map(|&s| s.to_owned()).collect(),
+        };
+        assert_eq!(
+            check(&[forking_start(), relay()], &[]),
+            [not_accepted(&["start", "relay"])]
+        );
+        let relay = relay().skip_graph_checks([GraphCheck::TerminalEvent]);
+        assert_eq!(
+            check(&[forking_start(), relay.clone()], &[]),
+            [not_accepted(&["start"])]
+        );
+        let start = forking_start().skip_graph_checks([GraphCheck::TerminalEvent]);
+        assert_eq!(check(&[start, relay], &[]), []);
+    }
+
+    #[test]
+    fn terminal_event_skipped_by_the_workflow_spares_every_event() {
+        let steps = [
+            forking_start(),
+            Step::new("relay", |_: Pong| async {
+                PingOrStop::Stop(StopEvent::new(()))
+            }),
+        ];
+        assert_eq!(check(&steps, &[GraphCheck::TerminalEvent]), []);
+    }
+
+    #[test]
+    fn the_checks_that_say_a_workflow_cannot_run_are_never_skipped() {
+        let steps = [Step::new("lonely", |_: Ping| async { Pong })];
+        let problems = check(&steps, &GraphCheck::ALL);
+        assert_eq!(
+            problems,
+            [
+                ValidationProblem::NoStartStep,
+                ValidationProblem::NoStopEvent,
+                ValidationProblem::NeverProduced {
+                    event: "Ping".into(),
+                    accepted_by: vec!["lonely".into()],
+                },
+            ]
+        );
+        assert_eq!(check(&[], &GraphCheck::ALL), [ValidationProblem::NoSteps]);
+    }
+
+    #[test]
+    fn unknown_check_names_are_reported_first_with_the_other_problems() {
+        let mut skipped = SkippedChecks::default();
+        skipped.extend(["reachabilty"]);
+        let [ping, pong] = island();
+        let ping = ping.skip_graph_checks(["dead-end".to_owned()]);
+        let problems = validate(&[start(), ping, pong], &skipped);
+        assert_eq!(
+            problems,
+            [
+                ValidationProblem::UnknownGraphCheck {
+                    step: None,
+                    name: "reachabilty".into(),
+                },
+                ValidationProblem::UnknownGraphCheck {
+                    step: Some("ping".into()),
+                    name: "dead-end".into(),
+                },
+                unreachable("ping"),
+                unreachable("pong"),
+            ]
+        );
+        assert_eq!(
+            problems[1].to_string(),
+            "unknown graph check `dead-end` skipped by step `ping`; the checks are `reachability`, `dead_end` and `terminal_event`"
+        );
+        // Even a workflow without steps says what else is wrong with it.
+        assert_eq!(
+            validate(&[], &skipped),
+            [problems[0].clone(), ValidationProblem::NoSteps]
+        );
+    }
 }

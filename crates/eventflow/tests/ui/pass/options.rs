@@ -1,4 +1,4 @@
-// Every step option, and the workflow's name.
+// Every step option, and the workflow's options.
 use std::time::Duration;
 
 use eventflow::prelude::*;
@@ -12,13 +12,18 @@ const WORKERS: usize = 3;
 
 struct Options;
 
-#[workflow(name = "x")]
+// `Progress` is sent to no step but `progress`; `Unheard` is accepted by none, on purpose.
+#[derive(Event, Clone, Debug, Serialize, Deserialize)]
+struct Unheard;
+
+#[workflow(name = "x", skip_graph_checks(terminal_event))]
 impl Options {
     #[step(
         num_workers = 2,
         retry = RetryPolicy::fixed(Duration::from_millis(5)),
         timeout = Duration::from_secs(1),
-        emits(Progress),
+        emits(Progress, Unheard),
+        skip_graph_checks(reachability, dead_end),
         name = "custom"
     )]
     async fn start(&self, ctx: &Context, ev: StartEvent) -> Result<StopEvent> {
@@ -51,4 +56,9 @@ fn main() {
     let debug = format!("{custom:?}");
     assert!(debug.contains("num_workers: 2"), "{debug}");
     assert!(debug.contains("timeout: Some(1s)"), "{debug}");
+    assert_eq!(
+        custom.skipped_graph_checks(),
+        [GraphCheck::Reachability, GraphCheck::DeadEnd]
+    );
+    assert!(workflow.steps()[1].skipped_graph_checks().is_empty());
 }
