@@ -183,6 +183,13 @@ impl WorkflowHandler {
         RunContext::of_run(self.shared.clone())
     }
 
+    /// Whether the run waits for a slot: its workflow bounds its concurrent runs
+    /// ([`Workflow::num_concurrent_runs`](crate::Workflow::num_concurrent_runs)) and that many
+    /// are running. Its steps start once one ends.
+    pub fn is_queued(&self) -> bool {
+        self.shared.is_queued()
+    }
+
     /// Whether the run has finished (its terminal event is published).
     pub fn is_finished(&self) -> bool {
         self.shared.stream.is_closed()

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::context::{Context, ContextState};
 use crate::error::SnapshotError;
@@ -164,6 +164,19 @@ fn spawn(shared: Arc<RunShared>, state: RunState, result: ResultSender, initial:
 
 async fn run(mut executor: Executor, result: ResultSender, initial: Initial) {
     tracing::debug!("run started");
+    // Messages that came while the run waited for a slot: handled once it has started.
+    let mut held = VecDeque::new();
+    let _slot = match initial {
+        Initial::Fail(_) => None,
+        _ => match take_slot(&executor.shared, &mut held).await {
+            Ok(slot) => slot,
+            Err(Cancelled) => {
+                apply(&mut executor, Tick::Cancel);
+                report(&mut executor, result);
+                return;
+            }
+        },
+    };
     match initial {
         Initial::Tick(tick) => apply(&mut executor, tick),
         Initial::Resume => {
@@ -175,6 +188,9 @@ async fn run(mut executor: Executor, result: ResultSender, initial: Initial) {
             report(&mut executor, result);
             return;
         }
+    }
+    for message in held {
+        handle(&mut executor, message);
     }
     let shared = executor.shared.clone();
     let timeout = shared.workflow.timeout;
@@ -198,15 +214,56 @@ async fn run(mut executor: Executor, result: ResultSender, initial: Initial) {
             if executor.is_finished() {
                 break;
             }
-            if let Some(tick) = executor.admit(message) {
-                apply(&mut executor, tick);
-            }
+            handle(&mut executor, message);
             // A long batch (a fan-out of a million events) must not hog the worker thread.
             tokio::task::consume_budget().await;
         }
         batch.clear();
     }
     report(&mut executor, result);
+}
+
+/// The run was cancelled while it waited for a slot.
+struct Cancelled;
+
+/// Waits for a slot when the workflow bounds its concurrent runs, keeping the messages that
+/// arrive meanwhile in `held`; the run is queued while it waits.
+async fn take_slot(
+    shared: &RunShared,
+    held: &mut VecDeque<Msg>,
+) -> Result<Option<OwnedSemaphorePermit>, Cancelled> {
+    let Some(slots) = &shared.workflow.run_slots else {
+        return Ok(None);
+    };
+    let acquire = slots.permits.clone().acquire_owned();
+    tokio::pin!(acquire);
+    if let Some(permit) = futures::FutureExt::now_or_never(&mut acquire) {
+        return Ok(permit.ok());
+    }
+    shared.set_queued(true);
+    tracing::debug!("run queued: the workflow's concurrent runs are all taken");
+    let mut batch = VecDeque::new();
+    let slot = loop {
+        tokio::select! {
+            permit = &mut acquire => break Ok(permit.ok()),
+            () = shared.inbox.receive(&mut batch) => {
+                let cancelled = batch.iter().any(|m| matches!(m, Msg::Tick(Tick::Cancel)));
+                held.append(&mut batch);
+                if cancelled {
+                    break Err(Cancelled);
+                }
+            }
+        }
+    };
+    shared.set_queued(false);
+    slot
+}
+
+/// Takes in one message and applies the tick it gives.
+fn handle(executor: &mut Executor, message: Msg) {
+    if let Some(tick) = executor.admit(message) {
+        apply(executor, tick);
+    }
 }
 
 fn report(executor: &mut Executor, result: ResultSender) {

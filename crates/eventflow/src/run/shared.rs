@@ -26,6 +26,8 @@ pub(crate) struct RunShared {
     /// Whether the run publishes internal events: from its start when the workflow asks, or
     /// once a reader asks for them.
     internal: AtomicBool,
+    /// Whether the run waits for a slot (`Workflow::num_concurrent_runs`).
+    queued: AtomicBool,
     children: Mutex<Vec<Arc<dyn RunAccess>>>,
     next_waiter: AtomicU64,
 }
@@ -33,6 +35,14 @@ pub(crate) struct RunShared {
 impl RunShared {
     pub(crate) fn publishes_internal(&self) -> bool {
         self.internal.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_queued(&self, queued: bool) {
+        self.queued.store(queued, Ordering::Relaxed);
     }
 
     /// Publishes internal events from the next tick on.
@@ -63,6 +73,7 @@ pub(crate) fn new_run(
         stream: StreamLog::new(history),
         dispatch: verbose::run_dispatch(workflow.verbose),
         internal: AtomicBool::new(workflow.internal_events),
+        queued: AtomicBool::new(false),
         children: Mutex::new(Vec::new()),
         next_waiter: AtomicU64::new(1),
     })

@@ -145,6 +145,7 @@ impl WorkflowBuilder {
             timeout: None,
             verbose: false,
             internal_events: false,
+            run_slots: None,
         })
     }
 }
@@ -342,6 +343,16 @@ pub struct Workflow {
     pub(crate) timeout: Option<Duration>,
     pub(crate) verbose: bool,
     pub(crate) internal_events: bool,
+    /// The bound set by `num_concurrent_runs`, and its permits, shared by clones.
+    pub(crate) run_slots: Option<RunSlots>,
+}
+
+/// How many runs of a workflow may execute at once in this process.
+#[derive(Clone)]
+pub(crate) struct RunSlots {
+    pub(crate) limit: usize,
+    /// The in-memory runs' permits; the durable engine counts the runs it drives instead.
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Workflow {
@@ -428,6 +439,45 @@ impl Workflow {
         self
     }
 
+    /// Lets at most `limit` runs of this workflow (this value and its clones) execute at once
+    /// in this process; more runs wait for a slot, in the order they were started, and are not
+    /// refused. A waiting run is queued: [`WorkflowHandler::is_queued`](crate::WorkflowHandler::is_queued)
+    /// in memory, and, for a durable engine, a run no worker holds, which the server reports
+    /// as `queued`. Its timeout counts from when it gets a slot; cancelling it works while it
+    /// waits. A run waiting for a human in `wait_for_event` still holds its slot in memory; a
+    /// durable run released while it waits does not. Unbounded unless set; `limit` 0 is taken
+    /// as 1.
+    ///
+    /// ```
+    /// use eventflow::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let workflow = Workflow::builder("one_at_a_time")
+    ///     .add_step("work", |_: StartEvent| async { StopEvent::new("done") })
+    ///     .build()?
+    ///     .num_concurrent_runs(1);
+    /// let first = workflow.run(json!({}));
+    /// let second = workflow.run(json!({}));
+    /// assert_eq!(first.await?.result::<String>()?, "done");
+    /// assert_eq!(second.await?.result::<String>()?, "done");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn num_concurrent_runs(mut self, limit: usize) -> Self {
+        let limit = limit.max(1);
+        self.run_slots = Some(RunSlots {
+            limit,
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+        });
+        self
+    }
+
+    /// The bound set with [`num_concurrent_runs`](Self::num_concurrent_runs), if any.
+    pub fn concurrent_runs_limit(&self) -> Option<usize> {
+        self.run_slots.as_ref().map(|slots| slots.limit)
+    }
+
     /// The workflow's name.
     pub fn name(&self) -> &str {
         &self.spec.name
@@ -478,6 +528,7 @@ impl std::fmt::Debug for Workflow {
             .field("timeout", &self.timeout)
             .field("verbose", &self.verbose)
             .field("internal_events", &self.internal_events)
+            .field("num_concurrent_runs", &self.concurrent_runs_limit())
             .finish()
     }
 }
