@@ -54,7 +54,7 @@ impl std::fmt::Display for HandlerStatus {
 }
 
 /// eventflow's exact run status (`eventflow_status` in `HandlerData`), which splits
-/// [`HandlerStatus::Running`] into running, waiting and parked. Also what `GET /handlers`
+/// [`HandlerStatus::Running`] into running, queued, waiting and parked. Also what `GET /handlers`
 /// filters on (`status=`).
 ///
 /// Non-exhaustive: the engine may grow statuses; a reader that meets one it does not know gets
@@ -63,8 +63,12 @@ impl std::fmt::Display for HandlerStatus {
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum RunStatus {
-    /// Running (or queued for a worker). As a filter: every run that has not finished.
+    /// Running. As a filter: every run that has not finished (queued ones included).
     Running,
+    /// Not finished, and held by no worker: waiting for a worker to take it — a run of a
+    /// workflow at its bound of concurrent runs (`num_concurrent_runs`), a run handed back by
+    /// a worker that shut down, or one recorded for other nodes to run.
+    Queued,
     /// Released while waiting for an outside event (human in the loop).
     Waiting,
     /// Crashed its workers too often; waits for an operator.
@@ -86,6 +90,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Queued => "queued",
             RunStatus::Waiting => "waiting",
             RunStatus::Parked => "parked",
             RunStatus::Completed => "completed",
@@ -106,7 +111,9 @@ impl RunStatus {
     /// The status llama-agents clients know: `waiting` and `parked` runs are `running`.
     pub fn public(self) -> HandlerStatus {
         match self {
-            RunStatus::Running | RunStatus::Waiting | RunStatus::Parked => HandlerStatus::Running,
+            RunStatus::Running | RunStatus::Queued | RunStatus::Waiting | RunStatus::Parked => {
+                HandlerStatus::Running
+            }
             RunStatus::Completed => HandlerStatus::Completed,
             RunStatus::Failed => HandlerStatus::Failed,
             RunStatus::Cancelled => HandlerStatus::Cancelled,

@@ -1884,6 +1884,88 @@ async fn internal_events_stream_to_readers_who_ask() {
     running.shutdown().await.unwrap();
 }
 
+/// A run of a workflow at its bound of concurrent runs waits for a slot: its handler says
+/// `queued` (and `running` to clients that know four statuses) until it gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_the_workflows_bound_is_queued() {
+    use eventflow::prelude::*;
+    use eventflow_server::ServerConfig;
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let workflow = {
+        let gate = gate.clone();
+        Workflow::builder("one_at_a_time")
+            .add_step("work", move |_: StartEvent| {
+                let gate = gate.clone();
+                async move {
+                    gate.acquire().await?.forget();
+                    Ok::<_, BoxError>(StopEvent::new("done"))
+                }
+            })
+            .build()
+            .unwrap()
+            .num_concurrent_runs(1)
+    };
+    let store = format!("sqlite:{}", dir.path().join("bounded.db").display());
+    let config = ServerConfig::default()
+        .store_url(store)
+        .poll_interval(Duration::from_millis(50));
+    let server = Server::builder(config)
+        .workflow(workflow)
+        .build()
+        .await
+        .unwrap();
+    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let http = reqwest::Client::new();
+    let start = || async {
+        let response = http
+            .post(format!(
+                "{}/workflows/one_at_a_time/run-nowait",
+                running.url()
+            ))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let (status, data) = split(response).await;
+        assert_eq!(status, 200, "{data}");
+        data["handler_id"].as_str().unwrap().to_owned()
+    };
+    let handler = |id: String| {
+        let http = http.clone();
+        let url = format!("{}/handlers/{id}", running.url());
+        async move { split(http.get(url).send().await.unwrap()).await.1 }
+    };
+    let first = start().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handler(first.clone()).await["eventflow_status"] != "running" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = start().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = handler(second.clone()).await;
+    assert_eq!(queued["eventflow_status"], "queued", "{queued}");
+    assert_eq!(queued["status"], "running", "{queued}");
+    gate.add_permits(2);
+    for id in [first, second] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let data = handler(id.clone()).await;
+            if data["eventflow_status"] == "completed" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{data}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn registering_workflows_accepts_typed_start_events_and_checks_names() {
     use eventflow_server::{Server, ServerConfig, ServerError};

@@ -925,3 +925,63 @@ async fn an_answer_taken_before_a_hand_over_is_received_again() {
     );
     second.shutdown().await;
 }
+
+/// `num_concurrent_runs` on a durable engine: the worker drives at most the bound; the other
+/// runs stay in the store with no owner (queued) until a slot frees, and then all finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_workflow_runs_its_bound_at_once_and_queues_the_rest_in_the_store() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let inside = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let workflow = {
+        let (gate, inside, peak) = (gate.clone(), inside.clone(), peak.clone());
+        Workflow::builder("bounded")
+            .add_step("work", move |_: StartEvent| {
+                let (gate, inside, peak) = (gate.clone(), inside.clone(), peak.clone());
+                async move {
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    gate.acquire().await?.forget();
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, BoxError>(StopEvent::new("done"))
+                }
+            })
+            .build()
+            .unwrap()
+            .num_concurrent_runs(2)
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = engine(store.clone(), vec![workflow]).await;
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(engine.start("bounded", StartEvent::new()).await.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while inside.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two runs never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A few claim rounds later, still two: the others wait in the store, owned by no worker.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(inside.load(Ordering::SeqCst), 2);
+    let mut queued = 0;
+    for run_id in &runs {
+        let record = store.get_run(run_id).await.unwrap().unwrap();
+        assert_eq!(record.status, RunStatus::Running);
+        queued += usize::from(record.owner.is_none());
+    }
+    assert_eq!(queued, 3);
+    gate.add_permits(5);
+    for run_id in &runs {
+        let record = engine
+            .wait(run_id, Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    engine.shutdown().await;
+}

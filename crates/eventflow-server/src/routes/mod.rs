@@ -279,7 +279,12 @@ pub(crate) fn wire_status(status: RunStatus) -> eventflow_api::RunStatus {
 
 /// A run as `HandlerData`.
 pub(crate) fn handler_data(record: &RunRecord) -> Handler {
-    let status = wire_status(record.status);
+    let status = match wire_status(record.status) {
+        eventflow_api::RunStatus::Running if record.owner.is_none() => {
+            eventflow_api::RunStatus::Queued
+        }
+        status => status,
+    };
     let updated_at = iso8601(record.updated_at_ms);
     Handler {
         handler_id: record.run_id.clone(),

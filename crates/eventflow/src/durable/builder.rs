@@ -113,6 +113,7 @@ impl EngineBuilder {
             keys,
             options: self.options,
             active: Mutex::new(HashMap::new()),
+            claim_now: Arc::default(),
             watchers: Default::default(),
             stop,
             stopping,

@@ -114,7 +114,10 @@ impl Engine {
         let run_id = options
             .run_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let owner = (!options.detached && inner.options.drive_runs)
+        // A run of a workflow that bounds its concurrent runs is left to the claim loop, the
+        // one place that takes slots: it starts the run now if a slot is free, later if not.
+        let bounded = workflow.concurrent_runs_limit().is_some();
+        let owner = (!options.detached && !bounded && inner.options.drive_runs)
             .then(|| inner.options.worker_id.clone());
         let created = inner
             .store
@@ -139,8 +142,11 @@ impl Engine {
                 after_seq: 0,
             }),
             Created::New(lease) => {
+                if bounded && inner.options.drive_runs && !options.detached {
+                    inner.claim_now.notify_one();
+                }
                 if let Some(lease) = lease {
-                    let signal = inner.activate(&lease);
+                    let signal = inner.activate(&lease, workflow.name());
                     let durable = DurableRun::fresh(
                         inner.store.clone(),
                         lease,
@@ -211,6 +217,9 @@ impl Engine {
             .store
             .reopen(&run_id, entry, owner.as_deref())
             .await?;
+        if owner.is_none() && workflow.concurrent_runs_limit().is_some() {
+            self.inner.claim_now.notify_one();
+        }
         if let Some(lease) = reopened.lease {
             let inner = self.inner.clone();
             inner

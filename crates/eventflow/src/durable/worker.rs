@@ -42,14 +42,27 @@ pub(super) struct Inner {
     pub(super) workflows: HashMap<String, Workflow>,
     pub(super) keys: Vec<WorkflowKey>,
     pub(super) options: EngineOptions,
-    /// Runs this worker drives now: their epoch and the signal that their inbox has mail.
-    pub(super) active: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
+    /// Runs this worker drives now.
+    pub(super) active: Mutex<HashMap<String, Active>>,
+    /// Wakes the claim loop: a run of a workflow that bounds its concurrent runs was started
+    /// here, or ended here (a queued one may take its slot).
+    pub(super) claim_now: Arc<Notify>,
     /// Readers waiting on a run's events or result, woken by its commits here (other
     /// processes' commits are seen by polling).
     pub(super) watchers: Arc<Watchers>,
     pub(super) stop: watch::Sender<bool>,
     pub(super) stopping: watch::Receiver<bool>,
     pub(super) background: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A run this worker drives.
+pub(super) struct Active {
+    /// The epoch of its lease.
+    pub(super) epoch: u64,
+    /// Notified when its inbox has mail.
+    pub(super) signal: Arc<Notify>,
+    /// Its workflow, whose concurrent runs it counts for.
+    pub(super) workflow: String,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,19 +86,45 @@ impl Inner {
         }
     }
 
-    pub(super) fn claim_options(&self) -> ClaimOptions {
-        ClaimOptions {
-            workflows: self.keys.clone(),
-            limit: self.options.claim_batch,
+    /// What to claim: runs of the workflows with a free slot (`num_concurrent_runs`), at most
+    /// as many as the fullest of them has free; `None` when every workflow is at its bound.
+    /// Only the claim loop takes slots, so what it counts here stays true until it claims.
+    pub(super) fn claim_options(&self) -> Option<ClaimOptions> {
+        let mut limit = self.options.claim_batch;
+        let mut workflows = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            match self.free_slots(&key.name) {
+                Some(0) => continue,
+                Some(free) => limit = limit.min(free),
+                None => {}
+            }
+            workflows.push(key.clone());
+        }
+        (!workflows.is_empty()).then(|| ClaimOptions {
+            workflows,
+            limit,
             lease_ttl: self.options.lease_ttl,
             max_recoveries: self.options.max_recoveries,
-        }
+        })
+    }
+
+    /// How many more runs of `workflow` this worker may drive, when it bounds them.
+    pub(super) fn free_slots(&self, workflow: &str) -> Option<usize> {
+        let limit = self.workflows.get(workflow)?.concurrent_runs_limit()?;
+        let active = lock(&self.active);
+        let driven = active.values().filter(|a| a.workflow == workflow).count();
+        Some(limit.saturating_sub(driven))
     }
 
     /// Registers a run as driven here; returns its inbox signal.
-    pub(super) fn activate(&self, lease: &Lease) -> Arc<Notify> {
+    pub(super) fn activate(&self, lease: &Lease, workflow: &str) -> Arc<Notify> {
         let signal = Arc::new(Notify::new());
-        lock(&self.active).insert(lease.run_id.clone(), (lease.epoch, signal.clone()));
+        let active = Active {
+            epoch: lease.epoch,
+            signal: signal.clone(),
+            workflow: workflow.to_owned(),
+        };
+        lock(&self.active).insert(lease.run_id.clone(), active);
         signal
     }
 
@@ -113,7 +152,7 @@ impl Inner {
                 return;
             }
         };
-        let signal = self.activate(&lease);
+        let signal = self.activate(&lease, workflow.name());
         let durable = DurableRun::fresh(
             self.store.clone(),
             lease.clone(),
@@ -151,13 +190,18 @@ impl Inner {
 impl RunExit for Inner {
     fn exited(&self, lease: &Lease) {
         let mut active = lock(&self.active);
-        if active
-            .get(&lease.run_id)
-            .is_some_and(|(epoch, _)| *epoch == lease.epoch)
-        {
-            active.remove(&lease.run_id);
-        }
+        let ended = match active.get(&lease.run_id) {
+            Some(run) if run.epoch == lease.epoch => active.remove(&lease.run_id),
+            _ => None,
+        };
         drop(active);
+        let bounded = |run: &Active| {
+            let workflow = self.workflows.get(&run.workflow);
+            workflow.is_some_and(|w| w.concurrent_runs_limit().is_some())
+        };
+        if ended.as_ref().is_some_and(bounded) {
+            self.claim_now.notify_one();
+        }
         if let Some(watch) = self.watchers.get(&lease.run_id) {
             watch.committed.notify_waiters();
             watch.ended.notify_waiters();
@@ -176,7 +220,7 @@ impl RunExit for Inner {
 
 /// The worker's loop: heartbeats, claims, and wake-ups of runs.
 pub(super) async fn background(inner: std::sync::Weak<Inner>) {
-    let (mut wakeups, mut stopping, heartbeat_every, poll) = {
+    let (mut wakeups, mut stopping, heartbeat_every, poll, claim_now) = {
         let Some(inner) = inner.upgrade() else {
             return;
         };
@@ -185,6 +229,7 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
             inner.stopping.clone(),
             inner.options.lease_ttl / 3,
             inner.options.poll_interval,
+            inner.claim_now.clone(),
         )
     };
     let mut heartbeat = tokio::time::interval(heartbeat_every);
@@ -202,6 +247,7 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
                 continue;
             }
             _ = claim.tick() => None,
+            () = claim_now.notified() => None,
             // Missed signals only delay work until the next poll.
             woken = wakeups.recv() => woken.ok(),
         };
@@ -223,17 +269,27 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
                 Err(_) => continue,
             }
         }
-        let options = inner.claim_options();
+        let Some(options) = inner.claim_options() else {
+            // Every workflow is at its bound; a run that ends here wakes the loop.
+            if let Some(run_id) = woken {
+                let signal = lock(&inner.active).get(&run_id).map(|a| a.signal.clone());
+                if let Some(signal) = signal {
+                    signal.notify_one();
+                }
+            }
+            continue;
+        };
         match woken {
             Some(run_id) => {
-                let signal = lock(&inner.active).get(&run_id).map(|(_, s)| s.clone());
+                let signal = lock(&inner.active).get(&run_id).map(|a| a.signal.clone());
                 match signal {
                     Some(signal) => signal.notify_one(),
                     None => {
-                        // `claim_run` does not look at the workflow: only runs served here.
+                        // `claim_run` does not look at the workflow: only runs served here,
+                        // of a workflow with a free slot.
                         let served = matches!(
                             inner.store.get_run(&run_id).await,
-                            Ok(Some(record)) if inner.keys.contains(&record.workflow)
+                            Ok(Some(record)) if options.workflows.contains(&record.workflow)
                         );
                         if served {
                             match inner
