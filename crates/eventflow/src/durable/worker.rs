@@ -100,7 +100,7 @@ impl Inner {
             }
             workflows.push(key.clone());
         }
-        (!workflows.is_empty()).then(|| ClaimOptions {
+        (!workflows.is_empty()).then_some(ClaimOptions {
             workflows,
             limit,
             lease_ttl: self.options.lease_ttl,
