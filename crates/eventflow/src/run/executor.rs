@@ -8,21 +8,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::context::{Context, WaitRequest};
+use crate::context::{Context, PastAttempts, WaitRequest};
 use crate::error::SnapshotError;
 use crate::event::AnyEvent;
 use crate::run::end::RunEnd;
 use crate::run::message::Msg;
-use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
+use crate::run::reducer::{
+    AttemptTimes, Command, InvocationId, Outcome, RetryDecision, RunState, Tick,
+};
 use crate::run::shared::RunShared;
 use crate::run::snapshot::{RunImage, RunSnapshot};
-use crate::step::StepError;
+use crate::step::{FailedAttempt, StepError};
 use crate::verbose::{STEP_SPAN, spawn_in_span};
 use crate::workflow::WorkflowSpec;
 
@@ -159,7 +161,8 @@ impl Executor {
                 event,
                 attempt,
                 key,
-            } => self.start_step(invocation, step, event, attempt, key),
+                past,
+            } => self.start_step(invocation, step, event, attempt, key, past),
             Command::ScheduleRetry { timer, delay } => {
                 let run = self.shared.clone();
                 let task = tokio::spawn(async move {
@@ -196,6 +199,7 @@ impl Executor {
         event: AnyEvent,
         attempt: u32,
         key: u64,
+        past: Option<Arc<PastAttempts>>,
     ) {
         let step = &self.spec.steps[step_index];
         // Made here, under the run's dispatcher (the executor runs in the run's task).
@@ -205,12 +209,18 @@ impl Executor {
             event = %event.name(),
             attempt,
         );
+        let started_at = SystemTime::now();
+        let first_attempt_at = past
+            .as_ref()
+            .map_or(started_at, |past| past.first_attempt_at);
         let ctx = Context {
             run: self.shared.clone(),
             step: step_index,
             invocation,
             attempt,
             key,
+            started_at,
+            past,
         };
         let body = step.body.clone();
         let timeout = step.timeout;
@@ -239,14 +249,37 @@ impl Executor {
                 }
                 Err(error) => tracing::warn!(?elapsed, %error, "step failed"),
             }
-            let retryable = match &outcome {
-                Ok(_) => false,
-                Err(error) => step.retry.allows(error),
+            // The retry decision and the times are made here, where the error is whole and the
+            // clock may be read; the reducer only follows them (see `run/reducer/retry.rs`).
+            let (retry, times) = match &outcome {
+                Ok(_) => (RetryDecision::Stop, None),
+                Err(error) => {
+                    let times = AttemptTimes::new(first_attempt_at, SystemTime::now());
+                    let failed = FailedAttempt {
+                        attempt,
+                        elapsed: times.elapsed(),
+                        error,
+                        retryable: None,
+                    };
+                    // Any generator will do: the decision is journaled, not drawn again. A
+                    // policy that panics (user code) ends the retries instead of the task, which
+                    // would leave the run waiting for a completion that never comes.
+                    let mut rng = fastrand::Rng::new();
+                    let ask =
+                        AssertUnwindSafe(|| RetryDecision::ask(&step.retry, &failed, &mut rng));
+                    let retry = std::panic::catch_unwind(ask).unwrap_or_else(|panic| {
+                        let panic = panic_message(panic.as_ref());
+                        tracing::warn!(%panic, "the retry policy panicked: no retry");
+                        RetryDecision::Stop
+                    });
+                    (retry, Some(times))
+                }
             };
             let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
                 invocation,
                 outcome,
-                retryable,
+                retry,
+                times,
                 elapsed,
             }));
         });

@@ -8,7 +8,8 @@
 
 mod retry;
 
-pub use retry::{Backoff, RetryPolicy};
+pub(crate) use retry::FailedAttempt;
+pub use retry::{Backoff, Retry, RetryPolicy};
 
 use std::future::Future;
 use std::sync::Arc;

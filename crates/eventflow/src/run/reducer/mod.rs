@@ -10,17 +10,20 @@
 //! O(N) overall.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::Wait;
+use crate::context::{PastAttempts, Wait};
 use crate::event::{AnyEvent, EventRole};
-use crate::step::StepError;
+use crate::step::{FailedAttempt, StepError};
 use crate::workflow::WorkflowSpec;
 
 mod path;
+mod retry;
 mod snapshot;
 
 use path::PathCounts;
+pub(crate) use retry::{AttemptTimes, RetryDecision};
 pub(crate) use snapshot::ReducerSnapshot;
 
 /// Identifies one invocation (one attempt) of a step within a run.
@@ -41,9 +44,12 @@ pub(crate) enum Tick {
     StepDone {
         invocation: InvocationId,
         outcome: Result<Vec<AnyEvent>, StepError>,
-        /// Whether the step's retry policy accepts this error. Decided where the error is
-        /// whole (a journaled error comes back as text), so a replay decides the same.
-        retryable: bool,
+        /// After a failure: whether and when to retry, decided by the step's policy in the
+        /// step's task (see `retry.rs`), so a replay decides the same.
+        retry: RetryDecision,
+        /// After a failure: when the first attempt began and this one failed, stamped by the
+        /// step's task; `None` on success and in journals written before they were recorded.
+        times: Option<AttemptTimes>,
         /// How long the invocation ran (for metrics and the failure event; it decides nothing,
         /// and a replayed journal gives zero).
         elapsed: Duration,
@@ -73,6 +79,8 @@ pub(crate) enum Command {
         attempt: u32,
         /// Stable across retries and recoveries of the same queued event.
         key: u64,
+        /// The attempts before this one, for `Context::retry_info`.
+        past: Option<Arc<PastAttempts>>,
     },
     /// Feed `Tick::RetryDue { timer }` back after `delay`.
     ScheduleRetry { timer: u64, delay: Duration },
@@ -104,10 +112,20 @@ pub(crate) enum Outcome {
     },
 }
 
+/// What a `Tick::StepDone` says besides the outcome.
+struct StepDone {
+    invocation: InvocationId,
+    retry: RetryDecision,
+    times: Option<AttemptTimes>,
+    elapsed: Duration,
+}
+
 struct Pending {
     event: AnyEvent,
     attempt: u32,
     key: u64,
+    /// The attempts before this one (a retry's), when known.
+    past: Option<Arc<PastAttempts>>,
 }
 
 struct InFlight {
@@ -116,6 +134,7 @@ struct InFlight {
     event: AnyEvent,
     attempt: u32,
     key: u64,
+    past: Option<Arc<PastAttempts>>,
     /// Events handed to this invocation's waits: a recovery runs it again from its top, so they
     /// go back to be received again.
     received: Vec<AnyEvent>,
@@ -191,9 +210,18 @@ impl RunState {
             Tick::StepDone {
                 invocation,
                 outcome,
-                retryable,
+                retry,
+                times,
                 elapsed,
-            } => self.step_done(spec, invocation, outcome, retryable, elapsed, out),
+            } => {
+                let done = StepDone {
+                    invocation,
+                    retry,
+                    times,
+                    elapsed,
+                };
+                self.step_done(spec, done, outcome, out);
+            }
             Tick::Wait { wait, prompt } => {
                 if !self.in_flight.contains_key(&wait.invocation) {
                     return;
@@ -322,6 +350,7 @@ impl RunState {
             event,
             attempt: 1,
             key,
+            past: None,
         });
         self.schedule(spec, step, out);
     }
@@ -342,6 +371,7 @@ impl RunState {
                     event: pending.event.clone(),
                     attempt: pending.attempt,
                     key: pending.key,
+                    past: pending.past.clone(),
                     received: Vec::new(),
                 },
             );
@@ -351,6 +381,7 @@ impl RunState {
                 event: pending.event,
                 attempt: pending.attempt,
                 key: pending.key,
+                past: pending.past,
             });
         }
     }
@@ -358,18 +389,16 @@ impl RunState {
     fn step_done(
         &mut self,
         spec: &WorkflowSpec,
-        invocation: InvocationId,
+        report: StepDone,
         outcome: Result<Vec<AnyEvent>, StepError>,
-        retryable: bool,
-        elapsed: Duration,
         out: &mut Vec<Command>,
     ) {
-        let Some(done) = self.in_flight.remove(&invocation) else {
+        let Some(done) = self.in_flight.remove(&report.invocation) else {
             return;
         };
         self.running[done.step] -= 1;
         if !self.waiters.is_empty() {
-            self.waiters.retain(|w| w.invocation != invocation);
+            self.waiters.retain(|w| w.invocation != report.invocation);
         }
         match outcome {
             Ok(events) => {
@@ -382,34 +411,41 @@ impl RunState {
             }
             Err(error) => {
                 let step = &spec.steps[done.step];
-                match step
-                    .retry
-                    .delay_after(done.attempt, retryable, &mut self.rng)
-                {
-                    None => {
-                        let outcome = Outcome::Failed {
-                            step: step.name.clone(),
-                            attempts: done.attempt,
-                            error,
-                            elapsed,
+                let delay = match report.retry {
+                    RetryDecision::Stop => None,
+                    RetryDecision::After(delay) => Some(delay),
+                    RetryDecision::Undecided { retryable } => {
+                        let failed = FailedAttempt {
+                            attempt: done.attempt,
+                            elapsed: Duration::ZERO,
+                            error: &error,
+                            retryable: Some(retryable),
                         };
-                        self.finish(outcome, out);
-                        return;
+                        step.retry.delay_after(&failed, &mut self.rng)
                     }
-                    Some(delay) => {
-                        let retry = Pending {
-                            event: done.event,
-                            attempt: done.attempt + 1,
-                            key: done.key,
-                        };
-                        if delay.is_zero() {
-                            self.queues[done.step].push_front(retry);
-                        } else {
-                            let timer = self.next_id();
-                            self.retrying.insert(timer, (done.step, retry));
-                            out.push(Command::ScheduleRetry { timer, delay });
-                        }
-                    }
+                };
+                let Some(delay) = delay else {
+                    let outcome = Outcome::Failed {
+                        step: step.name.clone(),
+                        attempts: done.attempt,
+                        error,
+                        elapsed: report.elapsed,
+                    };
+                    self.finish(outcome, out);
+                    return;
+                };
+                let retry = Pending {
+                    event: done.event,
+                    attempt: done.attempt + 1,
+                    key: done.key,
+                    past: report.times.map(|times| times.past(&error)),
+                };
+                if delay.is_zero() {
+                    self.queues[done.step].push_front(retry);
+                } else {
+                    let timer = self.next_id();
+                    self.retrying.insert(timer, (done.step, retry));
+                    out.push(Command::ScheduleRetry { timer, delay });
                 }
             }
         }

@@ -130,12 +130,26 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
             }
             other => unreachable!("unknown step {other}"),
         };
+        // As the executor does: the step's policy decides, where the error is whole.
+        let retry = match &outcome {
+            Ok(_) => RetryDecision::Stop,
+            Err(error) => {
+                let failed = FailedAttempt {
+                    attempt,
+                    elapsed: Duration::ZERO,
+                    error,
+                    retryable: None,
+                };
+                RetryDecision::ask(&spec.steps[step].retry, &failed, &mut rng)
+            }
+        };
         state.apply(
             spec,
             Tick::StepDone {
                 invocation,
                 outcome,
-                retryable: true,
+                retry,
+                times: None,
                 elapsed: Duration::ZERO,
             },
             &mut out,
@@ -223,7 +237,8 @@ fn ticks_after_the_end_are_ignored() {
         Tick::StepDone {
             invocation: 1,
             outcome: Ok(vec![AnyEvent::new(Work { id: 1 })]),
-            retryable: true,
+            retry: RetryDecision::Stop,
+            times: None,
             elapsed: Duration::ZERO,
         },
         &mut out,
