@@ -18,7 +18,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,8 +38,9 @@ pub struct Context {
     pub(crate) invocation: u64,
     pub(crate) attempt: u32,
     pub(crate) key: u64,
-    /// When this attempt began (wall clock): the first attempt's start when there is no past.
-    pub(crate) started_at: SystemTime,
+    /// When this attempt began (monotonic: a first attempt's time since it began needs no
+    /// wall clock, and the success path reads none).
+    pub(crate) started: Instant,
     /// The attempts before this one, when it is a retry.
     pub(crate) past: Option<Arc<PastAttempts>>,
 }
@@ -65,7 +66,7 @@ impl Context {
     /// the time since the first attempt began, and the previous attempt's error and when it
     /// failed. The same in a durable run recovered after a crash as in the live run.
     pub fn retry_info(&self) -> RetryInfo {
-        RetryInfo::new(self.attempt, self.started_at, self.past.as_deref())
+        RetryInfo::new(self.attempt, self.started, self.past.as_deref())
     }
 
     /// A key that names this step's work on its input event: the same for every attempt and

@@ -7,7 +7,7 @@
 //! and snapshots hold, so a run recovered from them tells its step exactly what the live run
 //! would have.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What a step invocation knows of the attempts at its input so far, from
 /// [`Context::retry_info`](crate::Context::retry_info).
@@ -30,8 +30,8 @@ pub struct RetryInfo {
     /// This attempt's number: 1 on the first try, 2 on the first retry, and so on. A durable run
     /// recovered after a crash hands the interrupted attempt the same number again.
     pub attempt: u32,
-    /// Wall-clock time from the start of the first attempt to the call of `retry_info`. Zero
-    /// when the clock went back (or, after a move between machines, runs behind the first's).
+    /// Time from the start of the first attempt to the call of `retry_info`: wall-clock time
+    /// on a retry (zero if the clock went back, or runs behind the first attempt's machine's).
     pub since_first_attempt: Duration,
     /// The previous attempt's error, as text (`Display` of its [`StepError`](crate::StepError)):
     /// `None` on the first attempt. Text because the error may have been raised in another
@@ -56,12 +56,19 @@ pub(crate) struct PastAttempts {
 }
 
 impl RetryInfo {
-    /// The retry information of attempt `attempt` that began at `started_at`, after `past`.
-    pub(crate) fn new(attempt: u32, started_at: SystemTime, past: Option<&PastAttempts>) -> Self {
-        let first = past.map_or(started_at, |past| past.first_attempt_at);
+    /// The retry information of attempt `attempt` that began at `started`, after `past`: a
+    /// first attempt counts on the monotonic clock, a retry from the wall-clock time the first
+    /// attempt began (which may have been in another process).
+    pub(crate) fn new(attempt: u32, started: Instant, past: Option<&PastAttempts>) -> Self {
+        let since_first_attempt = match past {
+            None => started.elapsed(),
+            Some(past) => SystemTime::now()
+                .duration_since(past.first_attempt_at)
+                .unwrap_or_default(),
+        };
         RetryInfo {
             attempt,
-            since_first_attempt: SystemTime::now().duration_since(first).unwrap_or_default(),
+            since_first_attempt,
             last_error: past.map(|past| past.last_error.clone()),
             last_failed_at: past.map(|past| past.last_failed_at),
         }
@@ -91,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_first_attempt_has_no_past() {
-        let info = RetryInfo::new(1, SystemTime::now(), None);
+        let info = RetryInfo::new(1, Instant::now(), None);
         assert_eq!(info.attempt, 1);
         assert_eq!(info.last_error, None);
         assert_eq!(info.last_failed_at, None);
@@ -107,7 +114,7 @@ mod tests {
             last_failed_at: now - Duration::from_secs(1),
         };
         // The retry's own start does not matter: the first attempt's does.
-        let info = RetryInfo::new(3, now, Some(&past));
+        let info = RetryInfo::new(3, Instant::now(), Some(&past));
         assert_eq!(info.attempt, 3);
         assert!(info.since_first_attempt >= Duration::from_secs(60));
         assert_eq!(info.last_error.as_deref(), Some("boom"));
@@ -116,7 +123,12 @@ mod tests {
 
     #[test]
     fn a_first_attempt_in_the_future_is_zero_time_ago() {
-        let info = RetryInfo::new(1, SystemTime::now() + Duration::from_secs(3600), None);
+        let past = PastAttempts {
+            first_attempt_at: SystemTime::now() + Duration::from_secs(3600),
+            last_error: "from a machine whose clock runs ahead".to_owned(),
+            last_failed_at: SystemTime::now(),
+        };
+        let info = RetryInfo::new(2, Instant::now(), Some(&past));
         assert_eq!(info.since_first_attempt, Duration::ZERO);
     }
 

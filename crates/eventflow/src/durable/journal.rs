@@ -17,7 +17,7 @@ use crate::context::{StateWrites, Wait, epoch_millis, from_epoch_millis};
 use crate::event::{AnyEvent, EventJson};
 use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::Tick;
-use crate::run::reducer::{AttemptTimes, RetryDecision};
+use crate::run::reducer::{AttemptTimes, RetryDecision, StepFailure};
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
@@ -142,11 +142,9 @@ impl Entry {
             Tick::StepDone {
                 invocation,
                 outcome,
-                retry,
-                times,
                 ..
             } => {
-                let (events, error) = match outcome {
+                let (events, failure) = match outcome {
                     Ok(events) => (
                         Some(
                             events
@@ -156,13 +154,15 @@ impl Entry {
                         ),
                         None,
                     ),
-                    Err(error) => (None, Some(ErrorJson::of(error))),
+                    Err(failure) => (None, Some(&**failure)),
                 };
-                let (retryable, retry_after_ms) = match *retry {
-                    RetryDecision::Stop => (false, None),
-                    RetryDecision::After(delay) => (true, Some(millis(delay))),
-                    RetryDecision::Undecided { retryable } => (retryable, None),
+                let error = failure.map(|f| ErrorJson::of(&f.error));
+                let (retryable, retry_after_ms) = match failure.map(|f| f.retry) {
+                    None | Some(RetryDecision::Stop) => (false, None),
+                    Some(RetryDecision::After(delay)) => (true, Some(millis(delay))),
+                    Some(RetryDecision::Undecided { retryable }) => (retryable, None),
                 };
+                let times = failure.and_then(|f| f.times);
                 Entry::StepDone {
                     invocation: *invocation,
                     events,
@@ -229,7 +229,11 @@ impl Entry {
                     _ => None,
                 };
                 let outcome = match (events, error) {
-                    (_, Some(error)) => Err(error.into_step_error()),
+                    (_, Some(error)) => Err(Box::new(StepFailure {
+                        error: error.into_step_error(),
+                        retry,
+                        times,
+                    })),
                     (events, None) => Ok(events
                         .unwrap_or_default()
                         .into_iter()
@@ -240,8 +244,6 @@ impl Entry {
                     Tick::StepDone {
                         invocation,
                         outcome,
-                        retry,
-                        times,
                         elapsed: Duration::ZERO,
                     },
                     writes,

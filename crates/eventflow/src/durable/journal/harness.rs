@@ -10,7 +10,7 @@
 //! context state; at the end, `rebuild` (snapshot + replay) must agree with them too.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,7 +22,9 @@ use crate::durable::journal::Entry;
 use crate::durable::rebuild::{rebuild, seed_of};
 use crate::durable::recorder::{DurableRun, DurableSettings, RunExit};
 use crate::event::{AnyEvent, EventJson, EventType};
-use crate::run::reducer::{AttemptTimes, Command, InvocationId, Outcome, RetryDecision, RunState};
+use crate::run::reducer::{
+    AttemptTimes, Command, InvocationId, Outcome, RetryDecision, RunState, StepFailure,
+};
 use crate::run::{RunShared, Tick, new_run};
 use crate::store::{Lease, LoadedRun, MemoryStore};
 use crate::workflow::{Workflow, WorkflowSpec};
@@ -688,7 +690,7 @@ impl World {
             invocation: running.invocation,
             attempt: 1,
             key: 0,
-            started_at: UNIX_EPOCH,
+            started: std::time::Instant::now(),
             past: None,
         }
     }
@@ -753,7 +755,7 @@ impl World {
                     invocation: running.invocation,
                     attempt: 1,
                     key: 0,
-                    started_at: UNIX_EPOCH,
+                    started: std::time::Instant::now(),
                     past: None,
                 };
                 collect.perform(&context(&self.journal_live));
@@ -770,8 +772,6 @@ impl World {
         Ok(Tick::StepDone {
             invocation: running.invocation,
             outcome: Ok(events),
-            retry: RetryDecision::Stop,
-            times: None,
             elapsed: Duration::from_millis(self.rng.u64(..50)),
         })
     }
@@ -819,9 +819,11 @@ impl World {
         };
         Tick::StepDone {
             invocation: running.invocation,
-            outcome: Err(error),
-            retry,
-            times,
+            outcome: Err(Box::new(StepFailure {
+                error,
+                retry,
+                times,
+            })),
             elapsed: Duration::from_millis(self.rng.u64(..50)),
         }
     }

@@ -23,7 +23,7 @@ mod retry;
 mod snapshot;
 
 use path::PathCounts;
-pub(crate) use retry::{AttemptTimes, RetryDecision};
+pub(crate) use retry::{AttemptTimes, RetryDecision, StepFailure};
 pub(crate) use snapshot::ReducerSnapshot;
 
 /// Identifies one invocation (one attempt) of a step within a run.
@@ -43,13 +43,9 @@ pub(crate) enum Tick {
     /// A step invocation ended.
     StepDone {
         invocation: InvocationId,
-        outcome: Result<Vec<AnyEvent>, StepError>,
-        /// After a failure: whether and when to retry, decided by the step's policy in the
-        /// step's task (see `retry.rs`), so a replay decides the same.
-        retry: RetryDecision,
-        /// After a failure: when the first attempt began and this one failed, stamped by the
-        /// step's task; `None` on success and in journals written before they were recorded.
-        times: Option<AttemptTimes>,
+        /// The events it emitted, or its failure with the retry decision and the times its
+        /// task made (see `retry.rs`), so that a replay decides the same.
+        outcome: Result<Vec<AnyEvent>, Box<StepFailure>>,
         /// How long the invocation ran (for metrics and the failure event; it decides nothing,
         /// and a replayed journal gives zero).
         elapsed: Duration,
@@ -110,14 +106,6 @@ pub(crate) enum Outcome {
     Stalled {
         reason: String,
     },
-}
-
-/// What a `Tick::StepDone` says besides the outcome.
-struct StepDone {
-    invocation: InvocationId,
-    retry: RetryDecision,
-    times: Option<AttemptTimes>,
-    elapsed: Duration,
 }
 
 struct Pending {
@@ -210,18 +198,8 @@ impl RunState {
             Tick::StepDone {
                 invocation,
                 outcome,
-                retry,
-                times,
                 elapsed,
-            } => {
-                let done = StepDone {
-                    invocation,
-                    retry,
-                    times,
-                    elapsed,
-                };
-                self.step_done(spec, done, outcome, out);
-            }
+            } => self.step_done(spec, invocation, outcome, elapsed, out),
             Tick::Wait { wait, prompt } => {
                 if !self.in_flight.contains_key(&wait.invocation) {
                     return;
@@ -389,16 +367,17 @@ impl RunState {
     fn step_done(
         &mut self,
         spec: &WorkflowSpec,
-        report: StepDone,
-        outcome: Result<Vec<AnyEvent>, StepError>,
+        invocation: InvocationId,
+        outcome: Result<Vec<AnyEvent>, Box<StepFailure>>,
+        elapsed: Duration,
         out: &mut Vec<Command>,
     ) {
-        let Some(done) = self.in_flight.remove(&report.invocation) else {
+        let Some(done) = self.in_flight.remove(&invocation) else {
             return;
         };
         self.running[done.step] -= 1;
         if !self.waiters.is_empty() {
-            self.waiters.retain(|w| w.invocation != report.invocation);
+            self.waiters.retain(|w| w.invocation != invocation);
         }
         match outcome {
             Ok(events) => {
@@ -409,9 +388,14 @@ impl RunState {
                     }
                 }
             }
-            Err(error) => {
+            Err(failure) => {
+                let StepFailure {
+                    error,
+                    retry,
+                    times,
+                } = *failure;
                 let step = &spec.steps[done.step];
-                let delay = match report.retry {
+                let delay = match retry {
                     RetryDecision::Stop => None,
                     RetryDecision::After(delay) => Some(delay),
                     RetryDecision::Undecided { retryable } => {
@@ -429,7 +413,7 @@ impl RunState {
                         step: step.name.clone(),
                         attempts: done.attempt,
                         error,
-                        elapsed: report.elapsed,
+                        elapsed,
                     };
                     self.finish(outcome, out);
                     return;
@@ -438,7 +422,7 @@ impl RunState {
                     event: done.event,
                     attempt: done.attempt + 1,
                     key: done.key,
-                    past: report.times.map(|times| times.past(&error)),
+                    past: times.map(|times| times.past(&error)),
                 };
                 if delay.is_zero() {
                     self.queues[done.step].push_front(retry);

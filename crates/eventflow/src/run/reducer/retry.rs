@@ -15,6 +15,17 @@ use std::time::{Duration, SystemTime};
 use crate::context::{PastAttempts, whole_millis};
 use crate::step::{FailedAttempt, RetryPolicy, StepError};
 
+/// A failed attempt as its task reports it: the error, what the step's policy decided, and the
+/// attempts' times. Boxed in `Tick::StepDone`: failures are rare, and a tick is moved several
+/// times on every step.
+#[derive(Debug)]
+pub(crate) struct StepFailure {
+    pub(crate) error: StepError,
+    pub(crate) retry: RetryDecision,
+    /// `None` in journals written before the times were recorded.
+    pub(crate) times: Option<AttemptTimes>,
+}
+
 /// Whether, and when, a failed attempt is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RetryDecision {

@@ -131,25 +131,25 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool) -> Report {
             other => unreachable!("unknown step {other}"),
         };
         // As the executor does: the step's policy decides, where the error is whole.
-        let retry = match &outcome {
-            Ok(_) => RetryDecision::Stop,
-            Err(error) => {
-                let failed = FailedAttempt {
-                    attempt,
-                    elapsed: Duration::ZERO,
-                    error,
-                    retryable: None,
-                };
-                RetryDecision::ask(&spec.steps[step].retry, &failed, &mut rng)
-            }
-        };
+        let outcome = outcome.map_err(|error| {
+            let failed = FailedAttempt {
+                attempt,
+                elapsed: Duration::ZERO,
+                error: &error,
+                retryable: None,
+            };
+            let retry = RetryDecision::ask(&spec.steps[step].retry, &failed, &mut rng);
+            Box::new(StepFailure {
+                error,
+                retry,
+                times: None,
+            })
+        });
         state.apply(
             spec,
             Tick::StepDone {
                 invocation,
                 outcome,
-                retry,
-                times: None,
                 elapsed: Duration::ZERO,
             },
             &mut out,
@@ -237,8 +237,6 @@ fn ticks_after_the_end_are_ignored() {
         Tick::StepDone {
             invocation: 1,
             outcome: Ok(vec![AnyEvent::new(Work { id: 1 })]),
-            retry: RetryDecision::Stop,
-            times: None,
             elapsed: Duration::ZERO,
         },
         &mut out,
