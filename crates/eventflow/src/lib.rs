@@ -62,7 +62,7 @@ mod workflow;
 /// `store::open` for a URL). The engine depends on the trait only.
 pub use eventflow_store as store;
 
-pub use context::{Context, SendEventError, StateError, WaitError, WaitForEvent};
+pub use context::{Context, RetryInfo, SendEventError, StateError, WaitError, WaitForEvent};
 pub use error::{SnapshotError, ValidationErrors, ValidationProblem, WorkflowError};
 pub use event::{
     AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
@@ -74,7 +74,7 @@ pub use graph::{RunPath, WorkflowGraph};
 pub use replay::{FormatError, ReplayError};
 pub use run::{EventStream, RunContext, RunOutput, RunSnapshot, WorkflowHandler};
 pub use step::{
-    Backoff, BoxError, DEFAULT_NUM_WORKERS, GraphCheck, IntoStepResult, RetryPolicy, Step,
+    Backoff, BoxError, DEFAULT_NUM_WORKERS, GraphCheck, IntoStepResult, Retry, RetryPolicy, Step,
     StepError, StepFn, StepInput, StepOutput, UnknownGraphCheck,
 };
 pub use verbose::VerboseLayer;

@@ -2,10 +2,13 @@
 
 mod access;
 mod path;
+mod retry;
 mod state;
 mod wait;
 
 pub(crate) use access::{RunAccess, WaitRequest};
+pub use retry::RetryInfo;
+pub(crate) use retry::{PastAttempts, epoch_millis, from_epoch_millis, whole_millis};
 pub use state::StateError;
 use state::Touch;
 pub(crate) use state::{ContextState, StateSnapshot, StateWrites};
@@ -15,7 +18,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,6 +38,11 @@ pub struct Context {
     pub(crate) invocation: u64,
     pub(crate) attempt: u32,
     pub(crate) key: u64,
+    /// When this attempt began (monotonic: a first attempt's time since it began needs no
+    /// wall clock, and the success path reads none).
+    pub(crate) started: Instant,
+    /// The attempts before this one, when it is a retry.
+    pub(crate) past: Option<Arc<PastAttempts>>,
 }
 
 impl Context {
@@ -52,6 +60,13 @@ impl Context {
     /// retry, and so on.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// What this invocation knows of the attempts at its input so far: its attempt number,
+    /// the time since the first attempt began, and the previous attempt's error and when it
+    /// failed. The same in a durable run recovered after a crash as in the live run.
+    pub fn retry_info(&self) -> RetryInfo {
+        RetryInfo::new(self.attempt, self.started, self.past.as_deref())
     }
 
     /// A key that names this step's work on its input event: the same for every attempt and

@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::context::{StateWrites, Wait};
+use crate::context::{StateWrites, Wait, epoch_millis, from_epoch_millis};
 use crate::event::{AnyEvent, EventJson};
 use crate::replay::{FormatError, ReplayError, check_format};
 use crate::run::Tick;
+use crate::run::reducer::{AttemptTimes, RetryDecision, StepFailure};
 use crate::step::StepError;
 use crate::workflow::WorkflowSpec;
 
@@ -59,10 +60,23 @@ pub(crate) enum Entry {
         events: Option<Vec<EventJson>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ErrorJson>,
+        /// Whether the step is retried (before `retry_after_ms` existed: whether its policy's
+        /// predicates accepted the error, the policy being asked again on replay).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         retryable: bool,
         #[serde(default, skip_serializing_if = "StateWrites::is_empty")]
         writes: StateWrites,
+        /// The delay before the retry, as the step's policy decided it when the step failed.
+        /// Added to format 1 later: an entry without it is replayed by asking the policy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+        /// When the first attempt at the input began, in milliseconds since the Unix epoch
+        /// (failures only; added to format 1 later, like `failed_at_ms`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_attempt_at_ms: Option<u64>,
+        /// When the attempt failed, in milliseconds since the Unix epoch (failures only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_at_ms: Option<u64>,
     },
     Wait {
         waiter: u64,
@@ -128,10 +142,9 @@ impl Entry {
             Tick::StepDone {
                 invocation,
                 outcome,
-                retryable,
                 ..
             } => {
-                let (events, error) = match outcome {
+                let (events, failure) = match outcome {
                     Ok(events) => (
                         Some(
                             events
@@ -141,14 +154,24 @@ impl Entry {
                         ),
                         None,
                     ),
-                    Err(error) => (None, Some(ErrorJson::of(error))),
+                    Err(failure) => (None, Some(&**failure)),
                 };
+                let error = failure.map(|f| ErrorJson::of(&f.error));
+                let (retryable, retry_after_ms) = match failure.map(|f| f.retry) {
+                    None | Some(RetryDecision::Stop) => (false, None),
+                    Some(RetryDecision::After(delay)) => (true, Some(millis(delay))),
+                    Some(RetryDecision::Undecided { retryable }) => (retryable, None),
+                };
+                let times = failure.and_then(|f| f.times);
                 Entry::StepDone {
                     invocation: *invocation,
                     events,
                     error,
-                    retryable: *retryable,
+                    retryable,
                     writes,
+                    retry_after_ms,
+                    first_attempt_at_ms: times.map(|t| epoch_millis(t.first_attempt_at)),
+                    failed_at_ms: times.map(|t| epoch_millis(t.failed_at)),
                 }
             }
             Tick::Wait { wait, prompt } => Entry::Wait {
@@ -189,9 +212,28 @@ impl Entry {
                 error,
                 retryable,
                 writes,
+                retry_after_ms,
+                first_attempt_at_ms,
+                failed_at_ms,
             } => {
+                let retry = match (retryable, retry_after_ms) {
+                    (true, Some(ms)) => RetryDecision::After(Duration::from_millis(ms)),
+                    (true, None) => RetryDecision::Undecided { retryable },
+                    (false, _) => RetryDecision::Stop,
+                };
+                let times = match (first_attempt_at_ms, failed_at_ms) {
+                    (Some(first), Some(failed)) => Some(AttemptTimes::new(
+                        from_epoch_millis(first),
+                        from_epoch_millis(failed),
+                    )),
+                    _ => None,
+                };
                 let outcome = match (events, error) {
-                    (_, Some(error)) => Err(error.into_step_error()),
+                    (_, Some(error)) => Err(Box::new(StepFailure {
+                        error: error.into_step_error(),
+                        retry,
+                        times,
+                    })),
                     (events, None) => Ok(events
                         .unwrap_or_default()
                         .into_iter()
@@ -202,7 +244,6 @@ impl Entry {
                     Tick::StepDone {
                         invocation,
                         outcome,
-                        retryable,
                         elapsed: Duration::ZERO,
                     },
                     writes,

@@ -8,21 +8,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::context::{Context, WaitRequest};
+use crate::context::{Context, PastAttempts, WaitRequest};
 use crate::error::SnapshotError;
 use crate::event::AnyEvent;
 use crate::run::end::RunEnd;
 use crate::run::message::Msg;
-use crate::run::reducer::{Command, InvocationId, Outcome, RunState, Tick};
+use crate::run::reducer::{
+    AttemptTimes, Command, InvocationId, Outcome, RetryDecision, RunState, StepFailure, Tick,
+};
 use crate::run::shared::RunShared;
 use crate::run::snapshot::{RunImage, RunSnapshot};
-use crate::step::StepError;
+use crate::step::{FailedAttempt, RetryPolicy, StepError};
 use crate::verbose::{STEP_SPAN, spawn_in_span};
 use crate::workflow::WorkflowSpec;
 
@@ -163,7 +165,8 @@ impl Executor {
                 event,
                 attempt,
                 key,
-            } => self.start_step(invocation, step, event, attempt, key),
+                past,
+            } => self.start_step(invocation, step, event, attempt, key, past),
             Command::ScheduleRetry { timer, delay } => {
                 let run = self.shared.clone();
                 let task = tokio::spawn(async move {
@@ -200,6 +203,7 @@ impl Executor {
         event: AnyEvent,
         attempt: u32,
         key: u64,
+        past: Option<Arc<PastAttempts>>,
     ) {
         let step = &self.spec.steps[step_index];
         // Made here, under the run's dispatcher (the executor runs in the run's task).
@@ -209,19 +213,22 @@ impl Executor {
             event = %event.name(),
             attempt,
         );
-        let ctx = Context {
-            run: self.shared.clone(),
-            step: step_index,
-            invocation,
-            attempt,
-            key,
-        };
+        let first_attempt_at = past.as_ref().map(|past| past.first_attempt_at);
         let body = step.body.clone();
         let timeout = step.timeout;
         let run = self.shared.clone();
         let task = spawn_in_span(self.shared.dispatch.as_ref(), || span, async move {
             tracing::debug!("step started");
             let started = Instant::now();
+            let ctx = Context {
+                run: run.clone(),
+                step: step_index,
+                invocation,
+                attempt,
+                key,
+                started,
+                past,
+            };
             // The body is called inside the guarded future, so a panic while building the
             // step's future is caught like one while polling it.
             let guarded = AssertUnwindSafe(async move { body(ctx, event).await }).catch_unwind();
@@ -243,14 +250,12 @@ impl Executor {
                 }
                 Err(error) => tracing::warn!(?elapsed, %error, "step failed"),
             }
-            let retryable = match &outcome {
-                Ok(_) => false,
-                Err(error) => step.retry.allows(error),
-            };
+            let outcome = outcome.map_err(|error| {
+                report_failure(&step.retry, attempt, first_attempt_at, started, error)
+            });
             let _ = run.inbox.send(Msg::Tick(Tick::StepDone {
                 invocation,
                 outcome,
-                retryable,
                 elapsed,
             }));
         });
@@ -332,6 +337,45 @@ impl Drop for Executor {
         // However the run's loop ends (finished, or its runtime shutting down), later sends fail.
         self.shared.inbox.close();
     }
+}
+
+/// A failed attempt's report to the reducer: the retry decision and the times are made here, in
+/// the attempt's task, where the error is whole and the clock may be read; the reducer only
+/// follows them (see `run/reducer/retry.rs`).
+/// `first_attempt_at` is `None` on a first attempt, which began at `started`: the wall clock
+/// is read only here, on failure.
+fn report_failure(
+    policy: &RetryPolicy,
+    attempt: u32,
+    first_attempt_at: Option<SystemTime>,
+    started: Instant,
+    error: StepError,
+) -> Box<StepFailure> {
+    let now = SystemTime::now();
+    let first_attempt_at =
+        first_attempt_at.unwrap_or_else(|| now.checked_sub(started.elapsed()).unwrap_or(now));
+    let times = AttemptTimes::new(first_attempt_at, now);
+    let failed = FailedAttempt {
+        attempt,
+        elapsed: times.elapsed(),
+        error: &error,
+        retryable: None,
+    };
+    // Any generator will do: the decision is journaled, not drawn again. A policy that panics
+    // (user code) ends the retries, not the task: the run would wait for a completion that
+    // never comes.
+    let mut rng = fastrand::Rng::new();
+    let ask = AssertUnwindSafe(|| RetryDecision::ask(policy, &failed, &mut rng));
+    let retry = std::panic::catch_unwind(ask).unwrap_or_else(|panic| {
+        let panic = panic_message(panic.as_ref());
+        tracing::warn!(%panic, "the retry policy panicked: no retry");
+        RetryDecision::Stop
+    });
+    Box::new(StepFailure {
+        error,
+        retry,
+        times: Some(times),
+    })
 }
 
 /// The names of the events a step emitted, for its `step finished` event: `A, B`, or

@@ -11,7 +11,8 @@ mod retry;
 
 pub(crate) use graph_check::{CHECK_NAMES, SkippedChecks};
 pub use graph_check::{GraphCheck, UnknownGraphCheck};
-pub use retry::{Backoff, RetryPolicy};
+pub(crate) use retry::FailedAttempt;
+pub use retry::{Backoff, Retry, RetryPolicy};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -3,7 +3,9 @@
 //!
 //! `tests/fixtures/journal_every_entry.v1.json` is a journal with every kind of entry (and every
 //! kind of step error and state write); `tests/fixtures/durable_snapshot.v1.json` a durable
-//! snapshot with the journal after it. Each records what replaying gives: the commands of every
+//! snapshot with the journal after it; `tests/fixtures/retry_decisions.v1.json` the same, written
+//! after format 1 gained its optional retry fields (the decisions and times of failed attempts
+//! in the journal, what retries are told of the attempts before them in the snapshot). Each records what replaying gives: the commands of every
 //! entry, the reducer state and the context state, and what `rebuild` makes of the run. The
 //! fixtures are never edited: a change of format bumps the version and adds new files (written
 //! by `write_golden_fixtures`, which never overwrites one).
@@ -28,6 +30,31 @@ use crate::store::LoadedRun;
 const JOURNAL_FIXTURE: &str = "journal_every_entry.v1.json";
 /// The durable snapshot (format 1) and the journal after it.
 const SNAPSHOT_FIXTURE: &str = "durable_snapshot.v1.json";
+/// A durable snapshot and journal (both format 1) with the optional retry fields added later.
+const RETRY_FIXTURE: &str = "retry_decisions.v1.json";
+
+/// The optional fields of a failed attempt's journal entry: its policy's decision and the times.
+const RETRY_KINDS: [&str; 3] = [
+    "step_done.failed_at_ms",
+    "step_done.first_attempt_at_ms",
+    "step_done.retry_after_ms",
+];
+
+/// Whether a stored run has what [`RETRY_FIXTURE`] must show: the retry fields in its journal,
+/// a retry that knows its past in its snapshot, and a retry told of its past when it resumes.
+fn has_retry_info(stored: &Stored, rebuilt: &RebuiltRun) -> bool {
+    let found = coverage(&stored.journal);
+    let in_journal = RETRY_KINDS.iter().all(|k| found.iter().any(|f| f == k));
+    let in_snapshot = stored.snapshot.as_ref().is_some_and(|(_, snapshot)| {
+        ["queued", "in_flight", "retrying"].iter().any(|part| {
+            snapshot["reducer"][part]
+                .as_array()
+                .is_some_and(|entries| entries.iter().any(|e| e.get("past").is_some()))
+        })
+    });
+    let resumed = rebuilt.resumed.iter().any(|c| c.contains("(first at"));
+    in_journal && in_snapshot && resumed
+}
 
 /// A golden file: a stored run and what reading it must give.
 #[derive(Serialize, Deserialize)]
@@ -220,6 +247,19 @@ fn a_durable_snapshot_and_the_journal_after_it_rebuild_to_the_recorded_result() 
     assert_eq!(rebuilt, fixture.expected.rebuilt);
 }
 
+/// Entries and snapshots with the retry fields (added to format 1 without a version bump: they
+/// are optional, and a build without them reads them as it read entries before).
+#[test]
+fn a_durable_run_with_retry_decisions_and_times_rebuilds_to_the_recorded_result() {
+    let fixture = load(RETRY_FIXTURE);
+    assert!(
+        has_retry_info(&fixture.stored, &fixture.expected.rebuilt),
+        "the fixture lacks a retry field, a retry's past in its snapshot or on resume"
+    );
+    let rebuilt = rebuild_run(&workflow(), fixture.stored.loaded()).unwrap();
+    assert_eq!(rebuilt, fixture.expected.rebuilt);
+}
+
 #[test]
 fn a_durable_snapshot_without_a_version_is_version_1() {
     let fixture = load(SNAPSHOT_FIXTURE);
@@ -395,6 +435,41 @@ fn write_golden_fixtures() {
              collect buffer, then the journal after it. Written by eventflow's durable snapshot \
              format 1 and journal format 1; rebuild must give `expected.rebuilt`. Never edit: \
              add a new fixture.",
+            &world,
+            true,
+            None,
+        ),
+    );
+
+    // The first seed whose snapshot and journal hold the retry fields.
+    let world = (0..10_000)
+        .find_map(|seed| {
+            let mut world = World::start(seed).unwrap();
+            for _ in 0..30 {
+                world.step(calm).unwrap();
+            }
+            world.take_snapshot().unwrap();
+            for _ in 0..20 {
+                world.step(calm).unwrap();
+            }
+            let loaded = world.stored(true);
+            let stored = Stored {
+                snapshot: loaded.snapshot,
+                journal: loaded.journal,
+                events: loaded.events,
+            };
+            (!world.is_finished() && has_retry_info(&stored, &world.expected_rebuild()))
+                .then_some(world)
+        })
+        .expect("some seed journals the retry fields");
+    write(
+        RETRY_FIXTURE,
+        fixture(
+            "A durable run as the store holds it mid-run, after journal format 1 gained its \
+             optional retry fields: a snapshot whose retries know the attempts before them, then \
+             the journal after it, whose failed attempts carry their policy's decision and their \
+             times. Written by eventflow's durable snapshot format 1 and journal format 1; \
+             rebuild must give `expected.rebuilt`. Never edit: add a new fixture.",
             &world,
             true,
             None,

@@ -17,17 +17,20 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::Context;
-use crate::context::{ContextState, Wait};
+use crate::context::{ContextState, PastAttempts, Wait, epoch_millis, from_epoch_millis};
 use crate::durable::journal::Entry;
 use crate::durable::rebuild::{rebuild, seed_of};
 use crate::durable::recorder::{DurableRun, DurableSettings, RunExit};
 use crate::event::{AnyEvent, EventJson, EventType};
-use crate::run::reducer::{Command, InvocationId, Outcome, RunState};
+use crate::run::reducer::{
+    AttemptTimes, Command, InvocationId, Outcome, RetryDecision, RunState, StepFailure,
+};
 use crate::run::{RunShared, Tick, new_run};
 use crate::store::{Lease, LoadedRun, MemoryStore};
 use crate::workflow::{Workflow, WorkflowSpec};
 use crate::{
     HumanResponseEvent, InputRequiredEvent, RetryPolicy, StartEvent, Step, StepError, StopEvent,
+    step::FailedAttempt,
 };
 
 /// The id of every simulated run: the reducer's seed, and a restart's, derive from it.
@@ -99,11 +102,24 @@ pub(super) fn describe(spec: &WorkflowSpec, command: &Command) -> String {
             event,
             attempt,
             key,
-        } => format!(
-            "start {} #{invocation} attempt {attempt} key {key}: {}",
-            spec.steps[*step].name,
-            json(event)
-        ),
+            past,
+        } => {
+            // What the attempt is told of the ones before it, when anything (journals written
+            // before failure times were recorded give nothing, and read as they always did).
+            let past = past.as_deref().map_or_else(String::new, |past| {
+                format!(
+                    " (first at {} ms, last failed at {} ms: {})",
+                    epoch_millis(past.first_attempt_at),
+                    epoch_millis(past.last_failed_at),
+                    past.last_error
+                )
+            });
+            format!(
+                "start {} #{invocation} attempt {attempt} key {key}{past}: {}",
+                spec.steps[*step].name,
+                json(event)
+            )
+        }
         Command::ScheduleRetry { timer, delay } => format!("retry timer {timer} after {delay:?}"),
         Command::Deliver { waiter, event } => {
             format!("deliver to waiter {waiter}: {}", json(event))
@@ -259,6 +275,10 @@ struct Running {
     step: usize,
     /// The event it runs on.
     event: AnyEvent,
+    /// Its attempt number.
+    attempt: u32,
+    /// The attempts before it, as the reducer handed them over.
+    past: Option<Arc<PastAttempts>>,
     /// The waiter it is blocked on, if it waits for an event.
     waiting: Option<u64>,
 }
@@ -410,11 +430,15 @@ impl World {
                     invocation,
                     step,
                     event,
+                    attempt,
+                    past,
                     ..
                 } => self.running.push(Running {
                     invocation,
                     step,
                     event,
+                    attempt,
+                    past,
                     waiting: None,
                 }),
                 Command::ScheduleRetry { timer, .. } => self.timers.push(timer),
@@ -666,6 +690,8 @@ impl World {
             invocation: running.invocation,
             attempt: 1,
             key: 0,
+            started: std::time::Instant::now(),
+            past: None,
         }
     }
 
@@ -729,6 +755,8 @@ impl World {
                     invocation: running.invocation,
                     attempt: 1,
                     key: 0,
+                    started: std::time::Instant::now(),
+                    past: None,
                 };
                 collect.perform(&context(&self.journal_live));
                 match collect.perform(&context(&self.direct_live)) {
@@ -744,12 +772,14 @@ impl World {
         Ok(Tick::StepDone {
             invocation: running.invocation,
             outcome: Ok(events),
-            retryable: true,
             elapsed: Duration::from_millis(self.rng.u64(..50)),
         })
     }
 
-    /// The invocation at `at` fails: an error, a panic or its step's timeout.
+    /// The invocation at `at` fails: an error, a panic or its step's timeout. Most failures
+    /// carry the decision of the step's policy and the attempts' times, as the executor makes
+    /// them; some are refused outright, and some are undecided, as journals written before
+    /// decisions were journaled hold them (a run continued by a newer build mixes both).
     fn fail(&mut self, at: usize) -> Tick {
         self.random_writes(at);
         let running = self.running.swap_remove(at);
@@ -758,10 +788,42 @@ impl World {
             1 => StepError::Panicked("index out of bounds".to_owned()),
             _ => StepError::TimedOut(Duration::from_millis(250)),
         };
+        // A clock that only moves forward: the first attempt began when its invocation was
+        // numbered, each failure some milliseconds after it.
+        let first_attempt_at = running.past.as_ref().map_or_else(
+            || from_epoch_millis(1_700_000_000_000 + running.invocation * 1_000),
+            |past| past.first_attempt_at,
+        );
+        let failed_at = first_attempt_at
+            + Duration::from_millis(u64::from(running.attempt) * 100 + self.rng.u64(..100));
+        let times = AttemptTimes::new(first_attempt_at, failed_at);
+        let (retry, times) = match self.rng.u8(0..8) {
+            0 => (RetryDecision::Stop, Some(times)),
+            1 => {
+                let retryable = self.rng.bool();
+                (RetryDecision::Undecided { retryable }, None)
+            }
+            _ => {
+                let failed = FailedAttempt {
+                    attempt: running.attempt,
+                    elapsed: times.elapsed(),
+                    error: &error,
+                    retryable: None,
+                };
+                let policy = &self.workflow.spec.steps[running.step].retry;
+                (
+                    RetryDecision::ask(policy, &failed, &mut self.rng),
+                    Some(times),
+                )
+            }
+        };
         Tick::StepDone {
             invocation: running.invocation,
-            outcome: Err(error),
-            retryable: self.rng.u8(0..8) != 0,
+            outcome: Err(Box::new(StepFailure {
+                error,
+                retry,
+                times,
+            })),
             elapsed: Duration::from_millis(self.rng.u64(..50)),
         }
     }

@@ -10,19 +10,22 @@
 //! O(N) overall.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::Wait;
+use crate::context::{PastAttempts, Wait};
 use crate::event::{
     AnyEvent, EventRole, StepState, StepStateChanged, UnhandledEvent, WorkflowIdleEvent,
 };
-use crate::step::StepError;
+use crate::step::{FailedAttempt, StepError};
 use crate::workflow::WorkflowSpec;
 
 mod path;
+mod retry;
 mod snapshot;
 
 use path::PathCounts;
+pub(crate) use retry::{AttemptTimes, RetryDecision, StepFailure};
 pub(crate) use snapshot::ReducerSnapshot;
 
 /// Identifies one invocation (one attempt) of a step within a run.
@@ -42,10 +45,9 @@ pub(crate) enum Tick {
     /// A step invocation ended.
     StepDone {
         invocation: InvocationId,
-        outcome: Result<Vec<AnyEvent>, StepError>,
-        /// Whether the step's retry policy accepts this error. Decided where the error is
-        /// whole (a journaled error comes back as text), so a replay decides the same.
-        retryable: bool,
+        /// The events it emitted, or its failure with the retry decision and the times its
+        /// task made (see `retry.rs`), so that a replay decides the same.
+        outcome: Result<Vec<AnyEvent>, Box<StepFailure>>,
         /// How long the invocation ran (for metrics and the failure event; it decides nothing,
         /// and a replayed journal gives zero).
         elapsed: Duration,
@@ -75,6 +77,8 @@ pub(crate) enum Command {
         attempt: u32,
         /// Stable across retries and recoveries of the same queued event.
         key: u64,
+        /// The attempts before this one, for `Context::retry_info`.
+        past: Option<Arc<PastAttempts>>,
     },
     /// Feed `Tick::RetryDue { timer }` back after `delay`.
     ScheduleRetry { timer: u64, delay: Duration },
@@ -110,6 +114,8 @@ struct Pending {
     event: AnyEvent,
     attempt: u32,
     key: u64,
+    /// The attempts before this one (a retry's), when known.
+    past: Option<Arc<PastAttempts>>,
 }
 
 struct InFlight {
@@ -118,6 +124,7 @@ struct InFlight {
     event: AnyEvent,
     attempt: u32,
     key: u64,
+    past: Option<Arc<PastAttempts>>,
     /// Events handed to this invocation's waits: a recovery runs it again from its top, so they
     /// go back to be received again.
     received: Vec<AnyEvent>,
@@ -206,9 +213,8 @@ impl RunState {
             Tick::StepDone {
                 invocation,
                 outcome,
-                retryable,
                 elapsed,
-            } => self.step_done(spec, invocation, outcome, retryable, elapsed, out),
+            } => self.step_done(spec, invocation, outcome, elapsed, out),
             Tick::Wait { wait, prompt } => {
                 if !self.in_flight.contains_key(&wait.invocation) {
                     return;
@@ -363,6 +369,7 @@ impl RunState {
             event,
             attempt: 1,
             key,
+            past: None,
         });
         self.schedule(spec, step, out);
         if let Some(input) = input
@@ -431,6 +438,7 @@ impl RunState {
                     event: pending.event.clone(),
                     attempt: pending.attempt,
                     key: pending.key,
+                    past: pending.past.clone(),
                     received: Vec::new(),
                 },
             );
@@ -440,6 +448,7 @@ impl RunState {
                 event: pending.event,
                 attempt: pending.attempt,
                 key: pending.key,
+                past: pending.past,
             });
         }
     }
@@ -448,8 +457,7 @@ impl RunState {
         &mut self,
         spec: &WorkflowSpec,
         invocation: InvocationId,
-        outcome: Result<Vec<AnyEvent>, StepError>,
-        retryable: bool,
+        outcome: Result<Vec<AnyEvent>, Box<StepFailure>>,
         elapsed: Duration,
         out: &mut Vec<Command>,
     ) {
@@ -484,36 +492,48 @@ impl RunState {
                     }
                 }
             }
-            Err(error) => {
+            Err(failure) => {
+                let StepFailure {
+                    error,
+                    retry,
+                    times,
+                } = *failure;
                 let step = &spec.steps[done.step];
-                match step
-                    .retry
-                    .delay_after(done.attempt, retryable, &mut self.rng)
-                {
-                    None => {
-                        let outcome = Outcome::Failed {
-                            step: step.name.clone(),
-                            attempts: done.attempt,
-                            error,
-                            elapsed,
+                let delay = match retry {
+                    RetryDecision::Stop => None,
+                    RetryDecision::After(delay) => Some(delay),
+                    RetryDecision::Undecided { retryable } => {
+                        let failed = FailedAttempt {
+                            attempt: done.attempt,
+                            elapsed: Duration::ZERO,
+                            error: &error,
+                            retryable: Some(retryable),
                         };
-                        self.finish(outcome, out);
-                        return;
+                        step.retry.delay_after(&failed, &mut self.rng)
                     }
-                    Some(delay) => {
-                        let retry = Pending {
-                            event: done.event,
-                            attempt: done.attempt + 1,
-                            key: done.key,
-                        };
-                        if delay.is_zero() {
-                            self.queues[done.step].push_front(retry);
-                        } else {
-                            let timer = self.next_id();
-                            self.retrying.insert(timer, (done.step, retry));
-                            out.push(Command::ScheduleRetry { timer, delay });
-                        }
-                    }
+                };
+                let Some(delay) = delay else {
+                    let outcome = Outcome::Failed {
+                        step: step.name.clone(),
+                        attempts: done.attempt,
+                        error,
+                        elapsed,
+                    };
+                    self.finish(outcome, out);
+                    return;
+                };
+                let retry = Pending {
+                    event: done.event,
+                    attempt: done.attempt + 1,
+                    key: done.key,
+                    past: times.map(|times| times.past(&error)),
+                };
+                if delay.is_zero() {
+                    self.queues[done.step].push_front(retry);
+                } else {
+                    let timer = self.next_id();
+                    self.retrying.insert(timer, (done.step, retry));
+                    out.push(Command::ScheduleRetry { timer, delay });
                 }
             }
         }

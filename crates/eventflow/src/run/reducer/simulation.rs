@@ -148,12 +148,26 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
             }
             other => unreachable!("unknown step {other}"),
         };
+        // As the executor does: the step's policy decides, where the error is whole.
+        let outcome = outcome.map_err(|error| {
+            let failed = FailedAttempt {
+                attempt,
+                elapsed: Duration::ZERO,
+                error: &error,
+                retryable: None,
+            };
+            let retry = RetryDecision::ask(&spec.steps[step].retry, &failed, &mut rng);
+            Box::new(StepFailure {
+                error,
+                retry,
+                times: None,
+            })
+        });
         state.apply(
             spec,
             Tick::StepDone {
                 invocation,
                 outcome,
-                retryable: true,
                 elapsed: Duration::ZERO,
             },
             &mut out,
@@ -288,7 +302,6 @@ fn ticks_after_the_end_are_ignored() {
         Tick::StepDone {
             invocation: 1,
             outcome: Ok(vec![AnyEvent::new(Work { id: 1 })]),
-            retryable: true,
             elapsed: Duration::ZERO,
         },
         &mut out,

@@ -1,11 +1,13 @@
 //! The reducer's state as data, and back: what a snapshot holds of a run's scheduling, and how a
 //! restored state is prepared to run again in a new process.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Command, InFlight, InvocationId, Pending, RunState};
-use crate::context::Wait;
+use crate::context::{PastAttempts, Wait, epoch_millis, from_epoch_millis};
 use crate::event::{AnyEvent, EventJson};
 use crate::graph::{NodeId, RunPath};
 use crate::replay::ReplayError;
@@ -40,6 +42,7 @@ impl RunState {
                         key: p.key,
                         id: 0,
                         received: Vec::new(),
+                        past: PastSnapshot::of(&p.past),
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -53,6 +56,7 @@ impl RunState {
                         key: f.key,
                         id: *id,
                         received: encode_all(&mut f.received.iter())?,
+                        past: PastSnapshot::of(&f.past),
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -67,6 +71,7 @@ impl RunState {
                         key: p.key,
                         id: *timer,
                         received: Vec::new(),
+                        past: PastSnapshot::of(&p.past),
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -103,6 +108,7 @@ impl RunState {
                 event: decode(entry.event)?,
                 attempt: entry.attempt,
                 key: entry.key,
+                past: entry.past.map(PastSnapshot::restore),
             });
         }
         for entry in snapshot.in_flight {
@@ -120,6 +126,7 @@ impl RunState {
                     event: decode(entry.event)?,
                     attempt: entry.attempt,
                     key: entry.key,
+                    past: entry.past.map(PastSnapshot::restore),
                     received,
                 },
             );
@@ -130,6 +137,7 @@ impl RunState {
                 event: decode(entry.event)?,
                 attempt: entry.attempt,
                 key: entry.key,
+                past: entry.past.map(PastSnapshot::restore),
             };
             state.retrying.insert(entry.id, (step, pending));
         }
@@ -189,6 +197,7 @@ impl RunState {
                 event: f.event,
                 attempt: f.attempt,
                 key: f.key,
+                past: f.past,
             });
         }
         self.running.iter_mut().for_each(|r| *r = 0);
@@ -228,6 +237,36 @@ struct EntrySnapshot {
     id: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     received: Vec<EventJson>,
+    /// The attempts before this one; absent on first attempts and in snapshots written before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    past: Option<PastSnapshot>,
+}
+
+/// [`PastAttempts`] as a snapshot holds it: times in milliseconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PastSnapshot {
+    first_attempt_at_ms: u64,
+    last_error: String,
+    last_failed_at_ms: u64,
+}
+
+impl PastSnapshot {
+    fn of(past: &Option<Arc<PastAttempts>>) -> Option<Self> {
+        past.as_deref().map(|past| PastSnapshot {
+            first_attempt_at_ms: epoch_millis(past.first_attempt_at),
+            last_error: past.last_error.clone(),
+            last_failed_at_ms: epoch_millis(past.last_failed_at),
+        })
+    }
+
+    fn restore(self) -> Arc<PastAttempts> {
+        Arc::new(PastAttempts {
+            first_attempt_at: from_epoch_millis(self.first_attempt_at_ms),
+            last_error: self.last_error,
+            last_failed_at: from_epoch_millis(self.last_failed_at_ms),
+        })
+    }
 }
 
 fn is_zero(id: &u64) -> bool {
