@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod catch_error;
 mod event;
 mod graph_check;
 mod workflow;
@@ -97,12 +98,29 @@ pub fn workflow(args: TokenStream, input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Marks a method of a `#[workflow]` impl block as an error handler (it is a step too, with
+/// `#[step(...)]` for its options if any): `#[catch_error]` catches every step no other handler
+/// names, `#[catch_error(for_steps = ["fetch", "parse"], max_recoveries = 2)]` the steps named.
+/// The method takes a `StepFailedEvent`; see `eventflow::Step::catch_error`.
+///
+/// `#[workflow]` consumes its `#[catch_error]` attributes, so this one only runs where there
+/// is no `#[workflow]` around, and says so.
+#[proc_macro_attribute]
+pub fn catch_error(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_workflow("catch_error", input)
+}
+
 /// Marks a method of a `#[workflow]` impl block as a step; see [`macro@workflow`].
 ///
 /// `#[workflow]` consumes its `#[step]` attributes, so this one only runs where there is no
 /// `#[workflow]` around, and says so.
 #[proc_macro_attribute]
 pub fn step(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_workflow("step", input)
+}
+
+/// The error of an attribute that only works inside `#[workflow]`, with the item kept.
+fn outside_workflow(attribute: &str, input: TokenStream) -> TokenStream {
     let input = proc_macro2::TokenStream::from(input);
     // At the attribute, but resolved like the user's tokens: the error then reads as the user's
     // mistake rather than as something "originating in the attribute macro `step`".
@@ -112,7 +130,9 @@ pub fn step(_args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let error = syn::Error::new(
         span,
-        "`#[step]` only works on methods of an `impl` block marked `#[workflow]`: add `#[workflow]` above the `impl`",
+        format!(
+            "`#[{attribute}]` only works on methods of an `impl` block marked `#[workflow]`: add `#[workflow]` above the `impl`"
+        ),
     )
     .into_compile_error();
     quote::quote!(#error #input).into()

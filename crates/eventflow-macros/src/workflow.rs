@@ -18,11 +18,12 @@ use syn::{
     Expr, FnArg, GenericParam, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type,
 };
 
-use crate::{graph_check, pretty, qualified_path, respan, unknown_option};
+use crate::{catch_error, graph_check, pretty, qualified_path, respan, unknown_option};
 
 const SHAPE: &str =
     "a step is an `async fn` taking `&self`, optionally `ctx: &Context`, and exactly one event";
 
+#[derive(Default)]
 struct StepOptions {
     name: Option<LitStr>,
     /// Each with the option's key, where a value of the wrong type is reported.
@@ -44,6 +45,8 @@ enum ContextParam {
 struct StepMethod {
     method: syn::Ident,
     options: StepOptions,
+    /// The `eventflow::CatchError` of an error handler (`#[catch_error]`).
+    catches: Option<TokenStream>,
     context: ContextParam,
     /// Whether the context comes before the event in the method's parameters.
     context_first: bool,
@@ -101,13 +104,22 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
         let ImplItem::Fn(function) = impl_item else {
             continue;
         };
-        let Some(position) = function.attrs.iter().position(is_step_attr) else {
+        let step_attr = take_attr(&mut function.attrs, is_step_attr);
+        let catch_attr = take_attr(&mut function.attrs, catch_error::is_catch_error);
+        if step_attr.is_none() && catch_attr.is_none() {
             continue;
-        };
-        let attr = function.attrs.remove(position);
-        match parse_step(&attr, function) {
-            Ok(step) => steps.push(step),
-            Err(error) => errors.push(error),
+        }
+        let catches = catch_attr.as_ref().map(catch_error::parse).transpose();
+        match (parse_step(step_attr.as_ref(), function), catches) {
+            (Ok(mut step), Ok(catches)) => {
+                step.catches = catches;
+                steps.push(step);
+            }
+            (Err(error), Ok(_)) | (Ok(_), Err(error)) => errors.push(error),
+            (Err(a), Err(b)) => {
+                errors.push(a);
+                errors.push(b);
+            }
         }
     }
     let mut seen = HashSet::new();
@@ -205,6 +217,15 @@ impl Errors {
     }
 }
 
+/// Removes the first attribute `is` picks from `attrs`.
+fn take_attr(
+    attrs: &mut Vec<syn::Attribute>,
+    is: fn(&syn::Attribute) -> bool,
+) -> Option<syn::Attribute> {
+    let position = attrs.iter().position(is)?;
+    Some(attrs.remove(position))
+}
+
 fn is_step_attr(attr: &syn::Attribute) -> bool {
     attr.path()
         .segments
@@ -252,8 +273,13 @@ fn context_param(ty: &Type) -> Option<(ContextParam, Option<&syn::TypeReference>
     Some((kind, reference))
 }
 
-fn parse_step(attr: &syn::Attribute, function: &ImplItemFn) -> syn::Result<StepMethod> {
-    let options = parse_options(attr);
+/// A step method: `attr` is its `#[step(...)]`, absent on a handler marked `#[catch_error]`
+/// only.
+fn parse_step(attr: Option<&syn::Attribute>, function: &ImplItemFn) -> syn::Result<StepMethod> {
+    let options = match attr {
+        Some(attr) => parse_options(attr),
+        None => Ok(StepOptions::default()),
+    };
     let signature = parse_signature(function);
     // Report a bad option and a bad signature together.
     let (options, (context, context_first, event_ty, return_ty)) = match (options, signature) {
@@ -267,6 +293,7 @@ fn parse_step(attr: &syn::Attribute, function: &ImplItemFn) -> syn::Result<StepM
     Ok(StepMethod {
         method: function.sig.ident.clone(),
         options,
+        catches: None,
         context,
         context_first,
         event_ty,
@@ -460,14 +487,7 @@ fn parse_signature(function: &ImplItemFn) -> syn::Result<Signature> {
 }
 
 fn parse_options(attr: &syn::Attribute) -> syn::Result<StepOptions> {
-    let mut options = StepOptions {
-        name: None,
-        num_workers: None,
-        retry: None,
-        timeout: None,
-        emits: Vec::new(),
-        skip_graph_checks: None,
-    };
+    let mut options = StepOptions::default();
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return Ok(options);
     }
@@ -606,6 +626,10 @@ fn step_expr(step: &StepMethod) -> TokenStream {
         .skip_graph_checks
         .as_ref()
         .map(|checks| quote!(.skip_graph_checks([#(#checks),*])));
+    let catches = step
+        .catches
+        .as_ref()
+        .map(|catches| quote!(.catch_error(#catches)));
     let emits_checks = step.options.emits.iter().map(|path| {
         qualified_path(
             &syn::parse_quote!(#path),
@@ -632,6 +656,7 @@ fn step_expr(step: &StepMethod) -> TokenStream {
             #(#options)*
             #(#emits)*
             #skips
+            #catches
     }}
 }
 

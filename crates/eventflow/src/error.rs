@@ -206,6 +206,37 @@ pub enum ValidationProblem {
         /// The name as given.
         name: String,
     },
+    /// An error handler does not accept [`StepFailedEvent`](crate::StepFailedEvent).
+    HandlerIgnoresFailure {
+        /// The handler.
+        handler: String,
+    },
+    /// An error handler names a step the workflow does not have.
+    CatchesUnknownStep {
+        /// The handler.
+        handler: String,
+        /// The name it gave.
+        step: String,
+    },
+    /// An error handler names another handler: a handler's failure fails the run.
+    CatchesHandler {
+        /// The handler.
+        handler: String,
+        /// The handler it named.
+        step: String,
+    },
+    /// More than one error handler covers every step.
+    SeveralCatchAll {
+        /// The wildcard handlers.
+        handlers: Vec<String>,
+    },
+    /// More than one error handler names the same step.
+    CaughtTwice {
+        /// The step.
+        step: String,
+        /// The handlers naming it.
+        handlers: Vec<String>,
+    },
 }
 
 impl fmt::Display for ValidationProblem {
@@ -262,6 +293,30 @@ impl fmt::Display for ValidationProblem {
             Self::CannotStop { step } => write!(
                 f,
                 "no chain of events leads from step `{step}` to a stop event; if it sends events with ctx.send_event, declare them with #[step(emits(...))]; if it is intended, skip the check with skip_graph_checks(dead_end)"
+            ),
+            Self::HandlerIgnoresFailure { handler } => write!(
+                f,
+                "error handler `{handler}` does not accept StepFailedEvent; take `ev: StepFailedEvent`"
+            ),
+            Self::CatchesUnknownStep { handler, step } => write!(
+                f,
+                "error handler `{handler}` names step `{step}`, which the workflow does not have"
+            ),
+            Self::CatchesHandler { handler, step } => write!(
+                f,
+                "error handler `{handler}` names `{step}`, another error handler; a handler's failure fails the run"
+            ),
+            Self::SeveralCatchAll { handlers } => write!(
+                f,
+                "{} error handlers catch every step ({}); keep one, and name the steps of the others with for_steps",
+                handlers.len(),
+                handlers.join(", ")
+            ),
+            Self::CaughtTwice { step, handlers } => write!(
+                f,
+                "step `{step}` is named by {} error handlers ({}); name it in one",
+                handlers.len(),
+                handlers.join(", ")
             ),
             Self::UnknownGraphCheck { step, name } => {
                 write!(f, "unknown graph check `{name}`")?;

@@ -66,16 +66,17 @@ pub use context::{Context, RetryInfo, SendEventError, StateError, WaitError, Wai
 pub use error::{SnapshotError, ValidationErrors, ValidationProblem, WorkflowError};
 pub use event::{
     AnyEvent, Event, EventFieldError, EventJson, EventRole, EventType, HumanResponseEvent,
-    InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent, StepState,
-    StepStateChanged, StopEvent, UnhandledEvent, WorkflowIdleEvent,
+    InputRequiredEvent, RunCancelledEvent, RunFailedEvent, RunTimedOutEvent, StartEvent,
+    StepFailedEvent, StepState, StepStateChanged, StopEvent, UnhandledEvent, WorkflowIdleEvent,
 };
-pub use eventflow_macros::{Event, EventUnion, step, workflow};
+pub use eventflow_macros::{Event, EventUnion, catch_error, step, workflow};
 pub use graph::{RunPath, WorkflowGraph};
 pub use replay::{FormatError, ReplayError};
 pub use run::{EventStream, RunContext, RunOutput, RunSnapshot, WorkflowHandler};
 pub use step::{
-    Backoff, BoxError, DEFAULT_NUM_WORKERS, GraphCheck, IntoStepResult, Retry, RetryPolicy, Step,
-    StepError, StepFn, StepInput, StepOutput, UnknownGraphCheck,
+    Backoff, BoxError, CatchError, DEFAULT_MAX_RECOVERIES, DEFAULT_NUM_WORKERS, GraphCheck,
+    IntoStepResult, Retry, RetryPolicy, Step, StepError, StepFn, StepInput, StepOutput,
+    UnknownGraphCheck,
 };
 pub use verbose::VerboseLayer;
 pub use workflow::{IntoWorkflow, StartInput, Workflow, WorkflowBuilder};
@@ -149,8 +150,8 @@ pub mod prelude {
     pub use crate::{
         AnyEvent, BoxError, Context, Event, EventFieldError, EventType, EventUnion, GraphCheck,
         HumanResponseEvent, InputRequiredEvent, IntoWorkflow, Result, RetryPolicy, SnapshotError,
-        StartEvent, StateError, Step, StepError, StopEvent, ValidationErrors, WaitError, Workflow,
-        WorkflowError, WorkflowHandler, step, workflow,
+        StartEvent, StateError, Step, StepError, StepFailedEvent, StopEvent, ValidationErrors,
+        WaitError, Workflow, WorkflowError, WorkflowHandler, catch_error, step, workflow,
     };
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::json;

@@ -140,6 +140,34 @@ fn two_answers() -> Workflow {
         .unwrap()
 }
 
+/// `flaky` fails; the error handler `fallback` recovers the run (and publishes what it does).
+fn recovering() -> Workflow {
+    Workflow::builder("recovering")
+        .add_step("flaky", |ctx: Context, _: StartEvent| async move {
+            log_attempt(&ctx, "start");
+            Err::<StopEvent, BoxError>("the flaky service is down".into())
+        })
+        .step(
+            Step::new(
+                "fallback",
+                |ctx: Context, failed: StepFailedEvent| async move {
+                    log_attempt(&ctx, "start");
+                    tokio::time::sleep(pause("fallback")).await;
+                    log_attempt(&ctx, "end");
+                    Ok::<_, BoxError>(StopEvent::new(json!({
+                        "recovered": failed.step,
+                        "error": failed.error,
+                        "worker": std::env::var("EF_WORKER").unwrap_or_default(),
+                    })))
+                },
+            )
+            .catch_error(eventflow::CatchError::any_step()),
+        )
+        .build()
+        .unwrap()
+        .internal_events(true)
+}
+
 fn crasher() -> Workflow {
     Workflow::builder("crasher")
         .add_step("crash", |ctx: Context, _: StartEvent| async move {
@@ -154,7 +182,14 @@ fn crasher() -> Workflow {
 }
 
 fn workflows() -> Vec<Workflow> {
-    vec![pipeline(), traced(), hitl(), two_answers(), crasher()]
+    vec![
+        pipeline(),
+        traced(),
+        recovering(),
+        hitl(),
+        two_answers(),
+        crasher(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,6 +546,53 @@ async fn kill_mid_step_internal_events(backend: Backend) {
     assert_eq!(
         outputs,
         [&json!("Fetched"), &json!("Summarized"), &json!("StopEvent")]
+    );
+}
+
+/// kill -9 in the middle of an error handler: the failure it recovers was committed, so the
+/// failed step never runs again; the next worker runs the handler again and the run ends with
+/// its result; the stream shows both of the handler's starts.
+async fn kill_mid_error_handler(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let a = h.spawn_worker("a", &[("EF_SLEEP_FALLBACK", "60000")]);
+    let run_id = h.start("recovering", StartEvent::new()).await;
+    h.until_logged("start fallback").await;
+    h.kill(a);
+    h.spawn_worker("b", &[]);
+    let record = h
+        .until(&run_id, "completed", |r| r.status.is_terminal())
+        .await;
+    assert_eq!(record.status, RunStatus::Completed, "{record:?}");
+    let result = result(&record);
+    assert_eq!(result["recovered"], "flaky");
+    assert_eq!(result["error"], "the flaky service is down");
+    assert_eq!(result["worker"], "b");
+    assert_eq!(h.count("start", "flaky"), 1, "its failure was committed");
+    assert_eq!(h.count("start", "fallback"), 2);
+    assert_eq!(h.count("end", "fallback"), 1);
+    let events = h.store.events_after(&run_id, 0, 10_000).await.unwrap();
+    let trace: Vec<String> = events
+        .iter()
+        .map(|(_, event)| match event.name.as_str() {
+            "StepStateChanged" => format!(
+                "{} {}",
+                event.value["name"].as_str().unwrap(),
+                event.value["step_state"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        trace,
+        [
+            "flaky running",
+            "flaky not_running",
+            "fallback running",
+            "fallback running",
+            "fallback not_running",
+            "StopEvent",
+        ],
+        "{events:?}"
     );
 }
 
@@ -929,6 +1011,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     kill_mid_step,
     kill_mid_step_internal_events,
+    kill_mid_error_handler,
     kill_twice_mid_step,
     kill_after_commit,
     answer_twice_and_early,

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::internal::{StepStateChanged, UnhandledEvent, WorkflowIdleEvent};
-use crate::{Event, EventType};
+use crate::{Event, EventJson, EventType};
 
 /// Every built-in event type, in one place: what the engine knows without being told.
-pub(crate) fn builtins() -> [EventType; 10] {
+pub(crate) fn builtins() -> [EventType; 11] {
     [
         EventType::of::<StartEvent>(),
         EventType::of::<StopEvent>(),
@@ -24,6 +24,7 @@ pub(crate) fn builtins() -> [EventType; 10] {
         EventType::of::<RunFailedEvent>(),
         EventType::of::<RunTimedOutEvent>(),
         EventType::of::<RunCancelledEvent>(),
+        EventType::of::<StepFailedEvent>(),
         EventType::of::<StepStateChanged>(),
         EventType::of::<WorkflowIdleEvent>(),
         EventType::of::<UnhandledEvent>(),
@@ -300,6 +301,52 @@ impl HumanResponseEvent {
     }
 }
 
+/// What an error handler (`#[catch_error]`, [`Step::catch_error`](crate::Step::catch_error))
+/// receives when a step it covers has failed its last allowed attempt. The handler returns any
+/// event to recover the run — often a stop event — or fails, which fails the run.
+#[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[event(schema = json!({
+    "title": "StepFailedEvent",
+    "type": "object",
+    "properties": {
+        "step": { "type": "string" },
+        "input_event": {
+            "type": "object",
+            "properties": { "type": { "type": "string" }, "value": {} },
+            "required": ["type", "value"]
+        },
+        "error": { "type": "string" },
+        "attempts": { "type": "integer", "minimum": 1 },
+        "elapsed_ms": { "type": "integer", "minimum": 0 },
+        "failed_at_ms": { "type": ["integer", "null"], "minimum": 0 }
+    },
+    "required": ["step", "input_event", "error", "attempts", "elapsed_ms"]
+}))]
+pub struct StepFailedEvent {
+    /// The step that failed.
+    pub step: String,
+    /// The event it failed on; [`input`](Self::input) reads it as its type.
+    pub input_event: EventJson,
+    /// The last attempt's error.
+    pub error: String,
+    /// How many attempts the step made.
+    pub attempts: u32,
+    /// From the start of the first attempt to the last failure, in milliseconds (the last
+    /// attempt's duration for a durable run recorded before attempt times were kept).
+    pub elapsed_ms: u64,
+    /// When the last attempt failed, in milliseconds since the Unix epoch; `None` for a durable
+    /// run recorded before attempt times were kept.
+    #[serde(default)]
+    pub failed_at_ms: Option<u64>,
+}
+
+impl StepFailedEvent {
+    /// The event the step failed on, as an `E`.
+    pub fn input<E: Event>(&self) -> Result<E, serde_json::Error> {
+        E::deserialize(&self.input_event.value)
+    }
+}
+
 /// Published last when a run fails: a step failed after its retries, or the run stalled.
 #[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[event(terminal, schema = json!({
@@ -474,6 +521,27 @@ mod tests {
                 role: r#""terminal""#,
                 schema: r#"{"title":"RunCancelledEvent","type":"object"}"#,
                 samples: vec![(RunCancelledEvent {}.into(), "{}")],
+            },
+            Pinned {
+                ty: EventType::of::<StepFailedEvent>(),
+                name: "StepFailedEvent",
+                role: r#""plain""#,
+                schema: r#"{"properties":{"attempts":{"minimum":1,"type":"integer"},"elapsed_ms":{"minimum":0,"type":"integer"},"error":{"type":"string"},"failed_at_ms":{"minimum":0,"type":["integer","null"]},"input_event":{"properties":{"type":{"type":"string"},"value":{}},"required":["type","value"],"type":"object"},"step":{"type":"string"}},"required":["step","input_event","error","attempts","elapsed_ms"],"title":"StepFailedEvent","type":"object"}"#,
+                samples: vec![(
+                    StepFailedEvent {
+                        step: "fetch".into(),
+                        input_event: EventJson {
+                            name: "StartEvent".into(),
+                            value: json!({"url": "x"}),
+                        },
+                        error: "timed out".into(),
+                        attempts: 3,
+                        elapsed_ms: 1200,
+                        failed_at_ms: Some(1_700_000_000_000),
+                    }
+                    .into(),
+                    r#"{"attempts":3,"elapsed_ms":1200,"error":"timed out","failed_at_ms":1700000000000,"input_event":{"type":"StartEvent","value":{"url":"x"}},"step":"fetch"}"#,
+                )],
             },
             Pinned {
                 ty: EventType::of::<StepStateChanged>(),

@@ -10,7 +10,7 @@ mod internal;
 pub(crate) use builtin::builtins;
 pub use builtin::{
     EventFieldError, HumanResponseEvent, InputRequiredEvent, RunCancelledEvent, RunFailedEvent,
-    RunTimedOutEvent, StartEvent, StopEvent,
+    RunTimedOutEvent, StartEvent, StepFailedEvent, StopEvent,
 };
 pub use internal::{StepState, StepStateChanged, UnhandledEvent, WorkflowIdleEvent};
 

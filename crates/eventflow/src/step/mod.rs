@@ -6,9 +6,11 @@
 //! way axum turns functions into handlers, so the `#[workflow]` macro and the builder API produce
 //! the very same graph.
 
+mod catch;
 mod graph_check;
 mod retry;
 
+pub use catch::{CatchError, DEFAULT_MAX_RECOVERIES};
 pub(crate) use graph_check::{CHECK_NAMES, SkippedChecks};
 pub use graph_check::{GraphCheck, UnknownGraphCheck};
 pub(crate) use retry::FailedAttempt;
@@ -251,6 +253,8 @@ pub struct Step {
     pub(crate) timeout: Option<Duration>,
     /// The graph checks that do not apply to this step.
     pub(crate) skipped_checks: SkippedChecks,
+    /// Set on an error handler: the failed steps it recovers.
+    pub(crate) catches: Option<CatchError>,
     pub(crate) body: ErasedStep,
 }
 
@@ -294,6 +298,7 @@ impl Step {
             retry: RetryPolicy::none(),
             timeout: None,
             skipped_checks: SkippedChecks::default(),
+            catches: None,
             body,
         }
     }
@@ -370,6 +375,21 @@ impl Step {
         self.skipped_checks.as_slice()
     }
 
+    /// Makes this step an error handler (the reference's `@catch_error`): when a step it
+    /// covers fails its last allowed attempt, this step receives a
+    /// [`StepFailedEvent`](crate::StepFailedEvent) — so it must accept one — and what it returns
+    /// goes on in the run in place of the failure. It is not invoked for the run's own timeout
+    /// or for cancellation, and a handler's own failure fails the run.
+    pub fn catch_error(mut self, catches: CatchError) -> Self {
+        self.catches = Some(catches);
+        self
+    }
+
+    /// What this step catches, when it is an error handler.
+    pub fn catches(&self) -> Option<&CatchError> {
+        self.catches.as_ref()
+    }
+
     /// Declares that the step sends events of type `E` with `Context::send_event`, so the graph,
     /// validation and drawing know about them.
     pub fn emits<E: Event>(mut self) -> Self {
@@ -390,6 +410,7 @@ impl std::fmt::Debug for Step {
             .field("num_workers", &self.num_workers)
             .field("timeout", &self.timeout)
             .field("skipped_graph_checks", &self.skipped_checks.as_slice())
+            .field("catches", &self.catches)
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
 //! Workflows: a validated set of steps, and how runs of it are started.
 
+mod recovery;
 mod validate;
 
 use std::any::TypeId;
@@ -12,7 +13,7 @@ use fnv::FnvHasher;
 use serde_json::{Map, Value};
 
 use crate::error::{ValidationErrors, WorkflowError};
-use crate::event::{AnyEvent, Event, EventJson, EventRole, EventType, StartEvent};
+use crate::event::{AnyEvent, Event, EventJson, EventRole, EventType, StartEvent, StepFailedEvent};
 use crate::replay::ReplayError;
 use crate::step::{GraphCheck, SkippedChecks, Step, StepFn, UnknownGraphCheck};
 
@@ -154,6 +155,8 @@ impl WorkflowBuilder {
 pub(crate) struct WorkflowSpec {
     pub(crate) name: String,
     pub(crate) steps: Vec<Step>,
+    /// The error handler of each step, by index (`#[catch_error]`).
+    pub(crate) recovered_by: Vec<Option<usize>>,
     /// The steps' names, by index (the context state keys its collect buffers by them).
     step_names: Vec<String>,
     /// The event types in step signatures: the routing table's and the graph's.
@@ -197,11 +200,13 @@ impl WorkflowSpec {
                 note(*ty, &mut events);
             }
         }
-        // The terminal and internal events are left out: only the engine publishes them, so a
-        // client may not send one.
-        let builtins = crate::event::builtins()
-            .into_iter()
-            .filter(|ty| !matches!(ty.role(), EventRole::Terminal | EventRole::Internal));
+        // The terminal and internal events, and the failures handed to error handlers, are
+        // left out: only the engine makes them, so a client may not send one (a workflow with
+        // a handler knows `StepFailedEvent` through the handler's signature).
+        let builtins = crate::event::builtins().into_iter().filter(|ty| {
+            !matches!(ty.role(), EventRole::Terminal | EventRole::Internal)
+                && ty.name() != StepFailedEvent::NAME
+        });
         let decodable = events
             .iter()
             .chain(&extra_events)
@@ -225,7 +230,9 @@ impl WorkflowSpec {
                 .any(|ty| ty.role() == EventRole::External)
         });
         let fingerprint = fingerprint(&name, &steps);
+        let (recovered_by, _) = recovery::plan(&steps);
         Ok(WorkflowSpec {
+            recovered_by,
             registered: extra_events.clone(),
             name,
             step_names: steps.iter().map(|step| step.name.clone()).collect(),

@@ -12,8 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::recovery;
+use crate::Event;
 use crate::error::ValidationProblem;
-use crate::event::{EventRole, EventType};
+use crate::event::{EventRole, EventType, StepFailedEvent};
 use crate::step::{GraphCheck, SkippedChecks, Step};
 
 /// Runs every check over `steps`, except those `skipped` for the whole workflow or for a step,
@@ -24,6 +26,8 @@ pub(crate) fn validate(steps: &[Step], skipped: &SkippedChecks) -> Vec<Validatio
         problems.push(ValidationProblem::NoSteps);
         return problems;
     }
+    let (recovered_by, handler_problems) = recovery::plan(steps);
+    problems.extend(handler_problems);
 
     let mut seen = BTreeSet::new();
     for step in steps {
@@ -127,11 +131,13 @@ pub(crate) fn validate(steps: &[Step], skipped: &SkippedChecks) -> Vec<Validatio
             }
         }
     }
+    // The engine makes the failure events error handlers take.
+    let is_handler = |name: &String| steps.iter().any(|s| &s.name == name && s.catches.is_some());
     for (name, acceptors) in &accepted_by {
         let exempt = matches!(
             role_of(name),
             EventRole::Start | EventRole::External | EventRole::Stop
-        );
+        ) || (*name == StepFailedEvent::NAME && acceptors.iter().all(is_handler));
         if !exempt && !emitted_by.contains_key(name) {
             problems.push(ValidationProblem::NeverProduced {
                 event: (*name).to_owned(),
@@ -140,7 +146,7 @@ pub(crate) fn validate(steps: &[Step], skipped: &SkippedChecks) -> Vec<Validatio
         }
     }
 
-    reachability(steps, skipped, &mut problems);
+    reachability(steps, skipped, &recovered_by, &mut problems);
     problems
 }
 
@@ -169,7 +175,13 @@ fn unknown_checks(steps: &[Step], skipped: &SkippedChecks) -> Vec<ValidationProb
 /// A step that skips reachability is not reported as unreachable, but it is not a root either:
 /// the steps only it leads to are still reported, as in the reference. It is then checked for
 /// a dead end like a reached step, since something outside the graph is expected to reach it.
-fn reachability(steps: &[Step], skipped: &SkippedChecks, problems: &mut Vec<ValidationProblem>) {
+/// A failing step leads to its error handler (`recovered_by`).
+fn reachability(
+    steps: &[Step],
+    skipped: &SkippedChecks,
+    recovered_by: &[Option<usize>],
+    problems: &mut Vec<ValidationProblem>,
+) {
     let accepts_role =
         |step: &Step, role: EventRole| step.accepts.iter().any(|ty| ty.role() == role);
     let emits_role = |step: &Step, role: EventRole| step.emits.iter().any(|ty| ty.role() == role);
@@ -184,15 +196,19 @@ fn reachability(steps: &[Step], skipped: &SkippedChecks, problems: &mut Vec<Vali
         .collect();
     let successors: Vec<Vec<usize>> = steps
         .iter()
-        .map(|step| {
+        .zip(recovered_by)
+        .map(|(step, handler)| {
             let mut next: Vec<usize> = step
                 .emits
                 .iter()
+                // StepFailedEvent reaches handlers only through the failure edge below.
+                .filter(|ty| ty.name() != StepFailedEvent::NAME)
                 .flat_map(|ty| consumers.get(ty).into_iter().flatten().copied())
                 .collect();
             if emits_role(step, EventRole::Outbound) {
                 next.extend(&external_acceptors);
             }
+            next.extend(handler);
             next
         })
         .collect();

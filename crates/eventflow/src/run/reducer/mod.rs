@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::{PastAttempts, Wait};
+use crate::context::{PastAttempts, Wait, epoch_millis};
 use crate::event::{
-    AnyEvent, EventRole, StepState, StepStateChanged, UnhandledEvent, WorkflowIdleEvent,
+    AnyEvent, EventRole, StepFailedEvent, StepState, StepStateChanged, UnhandledEvent,
+    WorkflowIdleEvent,
 };
 use crate::step::{FailedAttempt, StepError};
 use crate::workflow::WorkflowSpec;
@@ -116,6 +117,8 @@ struct Pending {
     key: u64,
     /// The attempts before this one (a retry's), when known.
     past: Option<Arc<PastAttempts>>,
+    /// How many error handlers recovered failures along the chain of events that led here.
+    recoveries: u32,
 }
 
 struct InFlight {
@@ -125,9 +128,18 @@ struct InFlight {
     attempt: u32,
     key: u64,
     past: Option<Arc<PastAttempts>>,
+    recoveries: u32,
     /// Events handed to this invocation's waits: a recovery runs it again from its top, so they
     /// go back to be received again.
     received: Vec<AnyEvent>,
+}
+
+/// Where a routed event comes from: the step that emitted it, and the recoveries along its
+/// chain (which the events it leads to inherit).
+#[derive(Clone, Copy)]
+struct Origin {
+    step: usize,
+    recoveries: u32,
 }
 
 /// The scheduling state of one run.
@@ -207,8 +219,11 @@ impl RunState {
                 target,
                 from,
             } => {
-                let from_step = from.and_then(|id| self.in_flight.get(&id)).map(|f| f.step);
-                self.route(spec, event, target, from_step, out);
+                let origin = from.and_then(|id| self.in_flight.get(&id)).map(|f| Origin {
+                    step: f.step,
+                    recoveries: f.recoveries,
+                });
+                self.route(spec, event, target, origin, out);
             }
             Tick::StepDone {
                 invocation,
@@ -284,16 +299,17 @@ impl RunState {
         spec: &WorkflowSpec,
         event: AnyEvent,
         target: Option<usize>,
-        from_step: Option<usize>,
+        origin: Option<Origin>,
         out: &mut Vec<Command>,
     ) {
         if self.finished {
             return;
         }
         let event_index = spec.event_index(event.type_id());
-        if let (Some(step), Some(index)) = (from_step, event_index) {
-            self.path.emitted[step * self.path.events + index] += 1;
+        if let (Some(origin), Some(index)) = (origin, event_index) {
+            self.path.emitted[origin.step * self.path.events + index] += 1;
         }
+        let recoveries = origin.map_or(0, |origin| origin.recoveries);
         if event.role() == EventRole::Stop {
             self.finish(Outcome::Stopped(event), out);
             return;
@@ -334,9 +350,9 @@ impl RunState {
         }
         let (last, rest) = consumers.split_last().expect("not empty");
         for &step in rest {
-            self.enqueue(spec, step, event.clone(), event_index, out);
+            self.enqueue(spec, step, event.clone(), event_index, recoveries, out);
         }
-        self.enqueue(spec, *last, event, event_index, out);
+        self.enqueue(spec, *last, event, event_index, recoveries, out);
     }
 
     fn deliver(
@@ -358,6 +374,7 @@ impl RunState {
         step: usize,
         event: AnyEvent,
         event_index: Option<usize>,
+        recoveries: u32,
         out: &mut Vec<Command>,
     ) {
         if let Some(index) = event_index {
@@ -370,6 +387,7 @@ impl RunState {
             attempt: 1,
             key,
             past: None,
+            recoveries,
         });
         self.schedule(spec, step, out);
         if let Some(input) = input
@@ -439,6 +457,7 @@ impl RunState {
                     attempt: pending.attempt,
                     key: pending.key,
                     past: pending.past.clone(),
+                    recoveries: pending.recoveries,
                     received: Vec::new(),
                 },
             );
@@ -485,8 +504,12 @@ impl RunState {
         }
         match outcome {
             Ok(events) => {
+                let origin = Origin {
+                    step: done.step,
+                    recoveries: done.recoveries,
+                };
                 for event in events {
-                    self.route(spec, event, None, Some(done.step), out);
+                    self.route(spec, event, None, Some(origin), out);
                     if self.finished {
                         return;
                     }
@@ -513,6 +536,10 @@ impl RunState {
                     }
                 };
                 let Some(delay) = delay else {
+                    if self.hand_to_handler(spec, &done, &error, times.as_ref(), elapsed, out) {
+                        self.schedule(spec, done.step, out);
+                        return;
+                    }
                     let outcome = Outcome::Failed {
                         step: step.name.clone(),
                         attempts: done.attempt,
@@ -527,6 +554,7 @@ impl RunState {
                     attempt: done.attempt + 1,
                     key: done.key,
                     past: times.map(|times| times.past(&error)),
+                    recoveries: done.recoveries,
                 };
                 if delay.is_zero() {
                     self.queues[done.step].push_front(retry);
@@ -538,6 +566,49 @@ impl RunState {
             }
         }
         self.schedule(spec, done.step, out);
+    }
+
+    /// Hands a step's last failure to its error handler, if it has one and the chain of events
+    /// that led to the failure has recoveries left; false when the run is to fail.
+    fn hand_to_handler(
+        &mut self,
+        spec: &WorkflowSpec,
+        failed: &InFlight,
+        error: &StepError,
+        times: Option<&AttemptTimes>,
+        elapsed: Duration,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let Some(handler) = spec.recovered_by[failed.step] else {
+            return false;
+        };
+        let catches = spec.steps[handler].catches.as_ref();
+        if catches.is_none_or(|catches| failed.recoveries >= catches.recoveries()) {
+            return false;
+        }
+        let Ok(input_event) = failed.event.to_event_json() else {
+            return false;
+        };
+        let event = StepFailedEvent {
+            step: spec.steps[failed.step].name.clone(),
+            input_event,
+            error: error.to_string(),
+            attempts: failed.attempt,
+            elapsed_ms: u64::try_from(times.map_or(elapsed, AttemptTimes::elapsed).as_millis())
+                .unwrap_or(u64::MAX),
+            failed_at_ms: times.map(|times| epoch_millis(times.failed_at)),
+        };
+        let event = AnyEvent::new(event);
+        let event_index = spec.event_index(event.type_id());
+        self.enqueue(
+            spec,
+            handler,
+            event,
+            event_index,
+            failed.recoveries + 1,
+            out,
+        );
+        true
     }
 
     /// Fails the run when it can never make progress again.

@@ -148,21 +148,7 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
             }
             other => unreachable!("unknown step {other}"),
         };
-        // As the executor does: the step's policy decides, where the error is whole.
-        let outcome = outcome.map_err(|error| {
-            let failed = FailedAttempt {
-                attempt,
-                elapsed: Duration::ZERO,
-                error: &error,
-                retryable: None,
-            };
-            let retry = RetryDecision::ask(&spec.steps[step].retry, &failed, &mut rng);
-            Box::new(StepFailure {
-                error,
-                retry,
-                times: None,
-            })
-        });
+        let outcome = outcome.map_err(|error| failure(spec, step, attempt, error, &mut rng));
         state.apply(
             spec,
             Tick::StepDone {
@@ -181,6 +167,29 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
         starts,
         states,
     }
+}
+
+/// A failed attempt as the executor reports it: the step's policy decides, where the error is
+/// whole.
+fn failure(
+    spec: &WorkflowSpec,
+    step: usize,
+    attempt: u32,
+    error: StepError,
+    rng: &mut fastrand::Rng,
+) -> Box<StepFailure> {
+    let failed = FailedAttempt {
+        attempt,
+        elapsed: Duration::ZERO,
+        error: &error,
+        retryable: None,
+    };
+    let retry = RetryDecision::ask(&spec.steps[step].retry, &failed, rng);
+    Box::new(StepFailure {
+        error,
+        retry,
+        times: None,
+    })
 }
 
 proptest! {
@@ -307,4 +316,109 @@ fn ticks_after_the_end_are_ignored() {
         &mut out,
     );
     assert!(out.is_empty());
+}
+
+/// The fan-out with an error handler: `work` fails its last attempt at random and `rescue`
+/// recovers it with the `Done` the failed work would have given.
+fn rescued_fan_out(workers: usize) -> Workflow {
+    Workflow::builder("sim_rescue")
+        .add_step("start", |_: StartEvent| async { Vec::<Work>::new() })
+        .step(
+            Step::new("work", |w: Work| async move { Done { id: w.id, value: 0 } })
+                .num_workers(workers)
+                .retry(RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(2)),
+        )
+        .step(
+            Step::new("rescue", |f: StepFailedEvent| async move {
+                let id = f.input::<Work>().map(|w| w.id).unwrap_or_default();
+                Done { id, value: 0 }
+            })
+            .catch_error(crate::CatchError::for_steps(["work"])),
+        )
+        .step(Step::new("collect", |_: Done| async { None::<StopEvent> }).num_workers(2))
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Whatever fails for good is recovered once by the handler, in any order of completions
+    /// and timers: every item is collected once, and the handler ran once per lost item.
+    #[test]
+    fn a_handler_recovers_each_lost_item_once(seed in any::<u64>(), items in 1u64..40, workers in 1usize..5) {
+        let workflow = rescued_fan_out(workers);
+        let spec = &*workflow.spec;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut state = RunState::new(spec, seed);
+        let mut out = Vec::new();
+        state.apply(spec, Tick::Start(AnyEvent::new(StartEvent::new())), &mut out);
+        let mut running: Vec<(InvocationId, usize, AnyEvent, u32)> = Vec::new();
+        let mut timers: Vec<u64> = Vec::new();
+        let mut collected: Vec<u64> = Vec::new();
+        let (mut lost, mut rescues) = (0u64, 0u64);
+        let mut result = None;
+        loop {
+            for command in out.drain(..) {
+                match command {
+                    Command::StartStep { invocation, step, event, attempt, .. } => {
+                        running.push((invocation, step, event, attempt));
+                    }
+                    Command::ScheduleRetry { timer, .. } => timers.push(timer),
+                    Command::Finish(Outcome::Stopped(stop)) => {
+                        result = Some(stop.downcast_ref::<StopEvent>().unwrap().result::<u64>().unwrap());
+                    }
+                    Command::Finish(_) => panic!("the run must stop with a result"),
+                    Command::Deliver { .. } | Command::Publish(_) => unreachable!(),
+                }
+            }
+            if result.is_some() {
+                break;
+            }
+            let choices = running.len() + timers.len();
+            prop_assert!(choices > 0, "the run stalled without finishing");
+            let pick = rng.usize(..choices);
+            if pick >= running.len() {
+                let timer = timers.swap_remove(pick - running.len());
+                state.apply(spec, Tick::RetryDue { timer }, &mut out);
+                continue;
+            }
+            let (invocation, step, event, attempt) = running.swap_remove(pick);
+            let outcome = match spec.steps[step].name.as_str() {
+                "start" => Ok((0..items).map(|id| AnyEvent::new(Work { id })).collect()),
+                "work" if rng.bool() => {
+                    lost += u64::from(attempt == 2);
+                    Err(StepError::Failed("flaky".into()))
+                }
+                "work" => {
+                    let id = event.downcast_ref::<Work>().unwrap().id;
+                    Ok(vec![AnyEvent::new(Done { id, value: 0 })])
+                }
+                "rescue" => {
+                    rescues += 1;
+                    let failed = event.downcast_ref::<StepFailedEvent>().unwrap();
+                    prop_assert_eq!(failed.attempts, 2);
+                    let id = failed.input::<Work>().unwrap().id;
+                    Ok(vec![AnyEvent::new(Done { id, value: 0 })])
+                }
+                "collect" => {
+                    collected.push(event.downcast_ref::<Done>().unwrap().id);
+                    if collected.len() as u64 == items {
+                        let total: u64 = collected.iter().map(|id| id * 2).sum();
+                        Ok(vec![AnyEvent::new(StopEvent::new(total))])
+                    } else {
+                        Ok(Vec::new())
+                    }
+                }
+                other => unreachable!("unknown step {other}"),
+            };
+            let outcome = outcome.map_err(|error| failure(spec, step, attempt, error, &mut rng));
+            state.apply(spec, Tick::StepDone { invocation, outcome, elapsed: Duration::ZERO }, &mut out);
+        }
+        prop_assert_eq!(result, Some(items * (items - 1)));
+        let unique: BTreeSet<u64> = collected.iter().copied().collect();
+        prop_assert_eq!(unique, (0..items).collect::<BTreeSet<u64>>());
+        prop_assert_eq!(collected.len() as u64, items);
+        prop_assert_eq!(rescues, lost);
+    }
 }

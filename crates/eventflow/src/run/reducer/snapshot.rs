@@ -43,6 +43,7 @@ impl RunState {
                         id: 0,
                         received: Vec::new(),
                         past: PastSnapshot::of(&p.past),
+                        recoveries: p.recoveries,
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -57,6 +58,7 @@ impl RunState {
                         id: *id,
                         received: encode_all(&mut f.received.iter())?,
                         past: PastSnapshot::of(&f.past),
+                        recoveries: f.recoveries,
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -72,6 +74,7 @@ impl RunState {
                         id: *timer,
                         received: Vec::new(),
                         past: PastSnapshot::of(&p.past),
+                        recoveries: p.recoveries,
                     })
                 })
                 .collect::<Result<_, serde_json::Error>>()?,
@@ -109,6 +112,7 @@ impl RunState {
                 attempt: entry.attempt,
                 key: entry.key,
                 past: entry.past.map(PastSnapshot::restore),
+                recoveries: entry.recoveries,
             });
         }
         for entry in snapshot.in_flight {
@@ -127,6 +131,7 @@ impl RunState {
                     attempt: entry.attempt,
                     key: entry.key,
                     past: entry.past.map(PastSnapshot::restore),
+                    recoveries: entry.recoveries,
                     received,
                 },
             );
@@ -138,6 +143,7 @@ impl RunState {
                 attempt: entry.attempt,
                 key: entry.key,
                 past: entry.past.map(PastSnapshot::restore),
+                recoveries: entry.recoveries,
             };
             state.retrying.insert(entry.id, (step, pending));
         }
@@ -198,6 +204,7 @@ impl RunState {
                 attempt: f.attempt,
                 key: f.key,
                 past: f.past,
+                recoveries: f.recoveries,
             });
         }
         self.running.iter_mut().for_each(|r| *r = 0);
@@ -241,6 +248,9 @@ struct EntrySnapshot {
     /// it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     past: Option<PastSnapshot>,
+    /// The error handlers' recoveries along its chain of events; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    recoveries: u32,
 }
 
 /// [`PastAttempts`] as a snapshot holds it: times in milliseconds since the Unix epoch.
@@ -269,8 +279,8 @@ impl PastSnapshot {
     }
 }
 
-fn is_zero(id: &u64) -> bool {
-    *id == 0
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
