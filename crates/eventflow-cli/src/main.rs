@@ -144,6 +144,12 @@ struct ServeArgs {
     /// reach it can start, read and cancel runs.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// A host name the server answers to besides localhost, 127.0.0.1 and [::1] (repeatable;
+    /// `NAME` on any port, `NAME:PORT` on that one). Without a token, a server on loopback
+    /// refuses requests whose Host header names anything else, so that web pages cannot drive
+    /// it through DNS rebinding; allow the names a proxy or a tunnel reaches it by.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     body_limit: usize,

@@ -70,7 +70,9 @@ pub(crate) async fn serve(
     } else if !args.no_cors && !args.cors_origins.is_empty() {
         config = config.cors(Cors::Origins(args.cors_origins.clone()));
     }
-    config = config.insecure_no_auth(args.insecure_no_auth);
+    config = config
+        .insecure_no_auth(args.insecure_no_auth)
+        .allowed_hosts(args.allowed_hosts.iter().cloned());
     if let Some(token) = token.filter(|t| !t.is_empty()) {
         config = config.auth_token(token);
     }

@@ -338,3 +338,37 @@ fn sigterm_stops_the_server_gracefully() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}; log:\n{}", server.log());
 }
+
+/// The status line and body of a `GET path` sent to `port` with `Host: host`.
+fn get_with_host(port: u16, path: &str, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Without a token, `serve` on loopback answers only to loopback names (the DNS-rebinding
+/// guard) and to the names given with `--allowed-host`; the refusal says how to allow one.
+#[test]
+fn allowed_hosts_are_set_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(&dir, &["--allowed-host", "app.internal"]);
+    let port = server.port;
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "app.internal".into(),
+    ] {
+        let answer = get_with_host(port, "/workflows", &host);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    let answer = get_with_host(port, "/workflows", &format!("rebind.example:{port}"));
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("--allowed-host"), "{answer}");
+}

@@ -95,6 +95,7 @@ pub struct ServerConfig {
     pub(crate) poll_interval: Option<Duration>,
     pub(crate) lease_ttl: Option<Duration>,
     pub(crate) insecure_no_auth: bool,
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +114,7 @@ impl Default for ServerConfig {
             poll_interval: None,
             lease_ttl: None,
             insecure_no_auth: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -129,6 +131,7 @@ impl fmt::Debug for ServerConfig {
             .field("cancel_wait", &self.cancel_wait)
             .field("worker_id", &self.worker_id)
             .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +169,27 @@ impl ServerConfig {
     /// network could start, read and cancel its runs.
     pub fn insecure_no_auth(mut self, allow: bool) -> Self {
         self.insecure_no_auth = allow;
+        self
+    }
+
+    /// Host names a loopback server without a token answers to, besides `localhost`,
+    /// `127.0.0.1` and `[::1]` (repeatable; `eventflow serve --allowed-host NAME`).
+    ///
+    /// Such a server refuses (403) a request whose `Host` header names anything else: otherwise
+    /// a web page could point a name of its own at 127.0.0.1 (DNS rebinding) and drive the
+    /// server from the browser of anyone who runs it. Allow the names you reach it by, e.g.
+    /// through a proxy or a tunnel: `name` allows it on any port, `name:port` on that port only.
+    /// Names are compared without regard to case. A server with a token does not check names.
+    pub fn allowed_hosts<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.allowed_hosts.extend(
+            names
+                .into_iter()
+                .map(|name| name.into().to_ascii_lowercase()),
+        );
         self
     }
 

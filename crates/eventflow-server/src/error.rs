@@ -70,6 +70,18 @@ pub enum ApiError {
         /// How it finished.
         status: RunStatus,
     },
+    /// The path exists, but not with this method (405).
+    #[error("Method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
+    /// The request names a host this server does not answer to: a loopback server without a
+    /// token answers only to loopback names and `ServerConfig::allowed_hosts` (403).
+    #[error("{0}")]
+    HostNotAllowed(String),
     /// The request body is larger than the configured limit (413).
     #[error("Request body too large: the limit is {limit} bytes")]
     PayloadTooLarge {
@@ -96,6 +108,8 @@ impl ApiError {
             | ApiError::InvalidStartEvent(_)
             | ApiError::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_)
             | ApiError::WorkflowNotFound { .. }
             | ApiError::HandlerNotFound { .. } => StatusCode::NOT_FOUND,
@@ -180,11 +194,18 @@ impl IntoResponse for ApiError {
         let detail = match &self {
             // The store's and the server's own failures stay in the log: a database's text
             // names tables, queries and hosts, and is no use to a client. The id ties the
-            // answer to the log line.
+            // answer to the log line. Messages are logged with Debug formatting: they may
+            // quote what a client sent (a name, a cursor), and a newline or an escape sequence
+            // in it must not forge a log line or reach a terminal.
             ApiError::Store(_) | ApiError::Internal(_) => {
                 let error_id = uuid::Uuid::new_v4().simple().to_string();
                 let error_id = &error_id[..12];
-                tracing::error!(error = %self, status = status.as_u16(), error_id, "request failed");
+                tracing::error!(
+                    error = ?self.to_string(),
+                    status = status.as_u16(),
+                    error_id,
+                    "request failed"
+                );
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     format!("The store is unavailable; retry later (error id {error_id})")
                 } else {
@@ -195,9 +216,9 @@ impl IntoResponse for ApiError {
             }
             _ => {
                 if status.is_server_error() {
-                    tracing::error!(error = %self, status = status.as_u16(), "request failed");
+                    tracing::error!(error = ?self.to_string(), status = status.as_u16(), "request failed");
                 } else {
-                    tracing::debug!(error = %self, status = status.as_u16(), "request refused");
+                    tracing::debug!(error = ?self.to_string(), status = status.as_u16(), "request refused");
                 }
                 self.to_string()
             }

@@ -39,8 +39,10 @@
 //!
 //! The routes, payloads and status codes are described in `API.md` next to this crate's
 //! `Cargo.toml`, and served as OpenAPI at `/openapi.json`. Beyond the reference: bearer-token
-//! auth, a request body limit, configurable CORS, Prometheus metrics at `/metrics`, structured
-//! logs with run ids, and a graceful shutdown that hands runs back to the store.
+//! auth, a request body limit, configurable CORS, a DNS-rebinding guard on loopback servers
+//! without a token ([`ServerConfig::allowed_hosts`]), Prometheus metrics at `/metrics`,
+//! structured logs with run ids (request values escaped), and a graceful shutdown that hands
+//! runs back to the store.
 
 #![warn(missing_docs)]
 

@@ -128,6 +128,15 @@ impl ServerBuilder {
             return Err(error);
         }
         let config = self.config;
+        if let Some(bad) = config
+            .allowed_hosts
+            .iter()
+            .find(|name| crate::routes::split_host(name).is_none())
+        {
+            return Err(ServerError::Config(format!(
+                "allowed host `{bad}` is not a host name (`name` or `name:port`)"
+            )));
+        }
         let store = match &config.store {
             StoreConfig::Url(url) => eventflow::store::open(url).await?,
             StoreConfig::Instance(store) => store.clone(),
@@ -218,8 +227,12 @@ impl Server {
     /// The server's routes with every layer (auth, limits, CORS, tracing, metrics), to serve
     /// yourself or to nest in a larger axum application. Shutting down is then yours: call
     /// [`Server::shutdown`] after serving stops.
+    ///
+    /// The listening address is unknown here, so the DNS-rebinding guard (see
+    /// [`ServerConfig::allowed_hosts`]) is on whenever there is no token and
+    /// [`ServerConfig::insecure_no_auth`] is off.
     pub fn router(&self) -> axum::Router {
-        crate::routes::router(self.state.clone())
+        crate::routes::router(self.state.clone(), None)
     }
 
     /// Serves on `addr` until SIGINT or SIGTERM, then shuts down gracefully.
@@ -250,7 +263,7 @@ impl Server {
         let addr = listener.local_addr()?;
         self.state.config.check_exposure(addr)?;
         tracing::info!(%addr, "listening");
-        let router = self.router();
+        let router = crate::routes::router(self.state.clone(), Some(addr));
         let trigger = self.shutdown_tx.clone();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {

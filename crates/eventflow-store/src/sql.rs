@@ -116,8 +116,10 @@ where
 }
 
 /// Values that do not decode are data this version did not write; a database that cannot be
-/// reached, is busy or is short of a resource may recover, so the operation may be retried;
-/// anything else the database refuses will be refused again.
+/// reached, is busy or is short of a resource (an I/O error, a pool that timed out or closed, a
+/// connection lost mid-protocol) may recover, so the operation may be retried; anything else
+/// the database refuses — and a value the driver cannot encode, an invalid argument, a bad
+/// configuration, migrations that do not match — will be refused again.
 pub(crate) fn db(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::ColumnDecode { .. }
@@ -128,23 +130,39 @@ pub(crate) fn db(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(ref refused) if !may_pass(refused.code().as_deref()) => {
             StoreError::Refused(Box::new(error))
         }
-        sqlx::Error::Configuration(_) => StoreError::Refused(Box::new(error)),
+        sqlx::Error::Configuration(_)
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::InvalidArgument(_)
+        | sqlx::Error::InvalidSavePointStatement => StoreError::Refused(Box::new(error)),
+        sqlx::Error::Migrate(migrate) => migrate_error(*migrate),
         error => StoreError::Database(Box::new(error)),
+    }
+}
+
+/// A migration failed: as [`db`] classifies the statement's error when one failed to execute;
+/// otherwise the database's migrations do not match this version's (one missing, modified,
+/// newer, left dirty), which retrying cannot change.
+pub(crate) fn migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => db(error),
+        other => StoreError::Refused(Box::new(other)),
     }
 }
 
 /// Whether a database error with this code may not happen again. Postgres SQLSTATEs (always
 /// five characters) by class: 08 connection exception, 40 transaction rollback (serialization
-/// failure, deadlock), 53 insufficient resources, 57 operator intervention (shutdown), 58
-/// system error (I/O). SQLite result codes (numbers below 10,000; the primary code is the low
+/// failure, deadlock), 53 insufficient resources, 57 operator intervention (shutdown, a
+/// statement timeout), 58 system error (I/O); and 55P03, a lock not available (in time). SQLite result codes (numbers below 10,000; the primary code is the low
 /// byte): 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot open. A database error without a
 /// code is taken as passing.
 pub(crate) fn may_pass(code: Option<&str>) -> bool {
     let Some(code) = code else { return true };
     if code.len() == 5 {
-        return ["08", "40", "53", "57", "58"]
-            .iter()
-            .any(|class| code.starts_with(class));
+        return code == "55P03"
+            || ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class));
     }
     code.parse::<u32>()
         .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 10 | 13 | 14))
@@ -152,17 +170,60 @@ pub(crate) fn may_pass(code: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::may_pass;
+    use super::{db, may_pass, migrate_error};
+    use crate::StoreError;
+    use sqlx::migrate::MigrateError;
+
+    /// The driver's own failures, as sqlx reports them: those of the connection may pass,
+    /// those of the request or the schema will not.
+    #[test]
+    fn driver_errors_are_classified() {
+        let transient = [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::other("connection reset")),
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::BeginFailed,
+            sqlx::Error::Migrate(Box::new(MigrateError::Execute(sqlx::Error::PoolTimedOut))),
+        ];
+        for error in transient {
+            let text = error.to_string();
+            assert!(db(error).is_transient(), "{text}");
+        }
+        let refused = [
+            sqlx::Error::Encode("a value the driver cannot send".into()),
+            sqlx::Error::InvalidArgument("x".into()),
+            sqlx::Error::Configuration("bad url".into()),
+            sqlx::Error::Migrate(Box::new(MigrateError::VersionMismatch(1))),
+        ];
+        for error in refused {
+            let text = error.to_string();
+            let classified = db(error);
+            assert!(
+                matches!(classified, StoreError::Refused(_)),
+                "{text}: {classified:?}"
+            );
+        }
+        assert!(matches!(
+            migrate_error(MigrateError::VersionMissing(3)),
+            StoreError::Refused(_)
+        ));
+    }
 
     #[test]
     fn database_errors_that_may_pass_are_told_from_refusals() {
         // Postgres: connection lost, serialization failure, deadlock, too many connections,
         // shutting down, I/O; then a B-tree row too large, a unique violation, an undefined
         // table, a value too long.
-        for code in ["08006", "40001", "40P01", "53300", "57P01", "58030"] {
+        for code in [
+            "08006", "40001", "40P01", "53300", "57P01", "57014", "58030", "55P03",
+        ] {
             assert!(may_pass(Some(code)), "{code}");
         }
-        for code in ["54000", "23505", "42P01", "22001"] {
+        for code in [
+            "54000", "23505", "23514", "42P01", "22001", "22021", "55000",
+        ] {
             assert!(!may_pass(Some(code)), "{code}");
         }
         // SQLite: busy, busy snapshot (517), locked, I/O error, disk full, cannot open; then

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventflow::durable::{EngineError, SequencedEvent};
@@ -21,7 +21,10 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
-use super::{AppRef, JsonBody, load_run, log_run, query_flag, query_pairs, query_value};
+use super::{
+    AppRef, JsonBody, PathParam, idempotency_key, load_run, log_run, query_flag, query_pairs,
+    query_value,
+};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
@@ -53,7 +56,7 @@ use crate::metrics::StreamGuard;
 )]
 pub(crate) async fn stream(
     State(state): State<AppRef>,
-    Path(handler_id): Path<String>,
+    PathParam(handler_id): PathParam,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -235,7 +238,7 @@ impl Frames {
                 }
             }
             Some(Some(Err(error))) => {
-                tracing::error!(%error, "event stream failed");
+                tracing::error!(error = ?error.to_string(), "event stream failed");
                 self.done = true;
                 let data = serde_json::to_string(&ErrorBody {
                     detail: format!("event stream failed: {error}"),
@@ -273,7 +276,7 @@ impl Frames {
 )]
 pub(crate) async fn send(
     State(state): State<AppRef>,
-    Path(handler_id): Path<String>,
+    PathParam(handler_id): PathParam,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Json<SendOutcome>, ApiError> {
@@ -317,11 +320,8 @@ pub(crate) async fn send(
         });
     }
     let event = envelope::incoming(event).map_err(ApiError::InvalidEvent)?;
-    let msg_id = headers
-        .get("idempotency-key")
-        .and_then(|value| value.to_str().ok())
-        .filter(|key| !key.is_empty())
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let msg_id =
+        idempotency_key(&headers)?.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let name = event.name.clone();
     match state
         .engine

@@ -3,14 +3,16 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventflow::store::{RunFilter, RunRecord, RunStatus};
 use eventflow_api::{CancelOutcome, ErrorBody, Handler, HandlerList};
 use serde_json::Value;
 
-use super::{AppRef, handler_data, load_run, log_run, query_flag, query_pairs, wire_status};
+use super::{
+    AppRef, PathParam, handler_data, load_run, log_run, query_flag, query_pairs, wire_status,
+};
 use crate::error::ApiError;
 
 /// `GET /handlers?status=...&workflow_name=...`.
@@ -65,10 +67,18 @@ pub(crate) async fn list(
             }
         }
     }
-    filter.workflow = values("workflow_name")
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    for name in values("workflow_name") {
+        // No workflow name holds one, and Postgres cannot even compare text holding NUL: a
+        // 400 here rather than the database's refusal.
+        if let Some((at, control)) = name.char_indices().find(|(_, c)| c.is_control()) {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid workflow_name filter: it holds the control character U+{:04X} at byte \
+                 {at}",
+                u32::from(control)
+            )));
+        }
+        filter.workflow.push(name.to_owned());
+    }
     let runs = state.engine.runs(&filter, 0, None).await?;
     let handlers = runs.iter().map(handler_data).collect();
     Ok(Json(HandlerList { handlers }))
@@ -98,7 +108,7 @@ fn status_code(record: &RunRecord) -> StatusCode {
 )]
 pub(crate) async fn get(
     State(state): State<AppRef>,
-    Path(handler_id): Path<String>,
+    PathParam(handler_id): PathParam,
 ) -> Result<Response, ApiError> {
     let record = load_run(&state, &handler_id).await?;
     log_run(&record.run_id, &record.workflow.name);
@@ -122,7 +132,7 @@ pub(crate) async fn get(
 #[deprecated = "the reference deprecates `/results`: use `/handlers/{handler_id}`"]
 pub(crate) async fn result(
     State(state): State<AppRef>,
-    Path(handler_id): Path<String>,
+    PathParam(handler_id): PathParam,
 ) -> Result<Response, ApiError> {
     let record = load_run(&state, &handler_id).await?;
     let mut data = serde_json::to_value(handler_data(&record))
@@ -153,7 +163,7 @@ pub(crate) async fn result(
 )]
 pub(crate) async fn cancel(
     State(state): State<AppRef>,
-    Path(handler_id): Path<String>,
+    PathParam(handler_id): PathParam,
     RawQuery(query): RawQuery,
 ) -> Result<Json<CancelOutcome>, ApiError> {
     let purge = query_flag(&query_pairs(query.as_deref()), "purge", false);

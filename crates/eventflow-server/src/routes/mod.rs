@@ -1,22 +1,29 @@
 //! The routes, the request-body extractor and the cross-cutting layers.
 
+mod auth;
 mod events;
 mod handlers;
+mod hosts;
 mod workflows;
 
+pub(crate) use hosts::{HostPolicy, split_host};
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use eventflow::store::{RunFilter, RunRecord, RunStatus};
 use eventflow_api::Handler;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,7 +64,10 @@ pub(crate) fn api() -> OpenApiRouter<AppRef> {
 #[derive(Clone)]
 struct OpenApiJson(Bytes);
 
-pub(crate) fn router(state: AppRef) -> Router {
+/// The router with every layer. `bound` is the address the server listens on, when it serves
+/// itself: the DNS-rebinding guard needs to know whether it is loopback.
+pub(crate) fn router(state: AppRef, bound: Option<SocketAddr>) -> Router {
+    let hosts = Arc::new(HostPolicy::new(&state.config, bound));
     let (routes, document) = api().split_for_parts();
     let document = OpenApiJson(Bytes::from(
         document
@@ -67,17 +77,25 @@ pub(crate) fn router(state: AppRef) -> Router {
     let routes = routes
         .layer(Extension(document))
         .route_layer(middleware::from_fn_with_state(state.clone(), measure))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     let mut app = routes
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn(require_host))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(hosts, hosts::guard_host))
+        .layer(middleware::from_fn(hosts::require_host))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // Debug formatting: the method and path come from the client, and a path may
+                // hold raw bytes beyond ASCII (hyper passes them), e.g. U+0085, a line break
+                // to some log readers.
                 tracing::info_span!(
                     "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
+                    method = ?request.method(),
+                    path = ?request.uri().path(),
                     run_id = tracing::field::Empty,
                     workflow = tracing::field::Empty,
                 )
@@ -125,50 +143,10 @@ pub(crate) fn log_run(run_id: &str, workflow: &str) {
     span.record("workflow", workflow);
 }
 
-/// Refuses an HTTP/1.1 request that names no host (RFC 9112 §3.2 makes `Host` mandatory;
-/// hyper lets it through). HTTP/2 carries the host in the request's URI instead.
-async fn require_host(request: Request, next: Next) -> Response {
-    if request.version() == axum::http::Version::HTTP_11
-        && !request.headers().contains_key(header::HOST)
-    {
-        return ApiError::BadRequest("The request names no host: send a `Host` header".into())
-            .into_response();
-    }
-    next.run(request).await
-}
-
-/// Checks the bearer token, when one is configured; `/health` and CORS preflights are open.
-async fn authenticate(State(state): State<AppRef>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.config.auth_token
-        && request.uri().path() != "/health"
-        && request.method() != Method::OPTIONS
-    {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        let Some(given) = given else {
-            return ApiError::Unauthorized(
-                "Missing bearer token: send `Authorization: Bearer <token>`",
-            )
-            .into_response();
-        };
-        // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
-        let presented = match given.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => "",
-        };
-        if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-            return ApiError::Unauthorized("Invalid bearer token").into_response();
-        }
-    }
-    next.run(request).await
-}
-
 /// Counts and times requests by matched route.
 async fn measure(State(state): State<AppRef>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -181,6 +159,23 @@ async fn measure(State(state): State<AppRef>, request: Request, next: Next) -> R
         started.elapsed(),
     );
     response
+}
+
+/// The `method` label of a request's metrics: the methods the API serves, and `OTHER` for the
+/// rest — a series per method a client makes up would let it grow the metrics without bound.
+fn method_label(method: &Method) -> String {
+    match *method {
+        Method::GET | Method::POST | Method::HEAD | Method::OPTIONS => method.to_string(),
+        _ => "OTHER".to_owned(),
+    }
+}
+
+/// A path that exists, with a method it does not serve: 405 `{"detail"}` (axum adds `Allow`).
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -262,6 +257,35 @@ impl FromRequest<AppRef> for JsonBody {
         serde_json::from_slice(&bytes)
             .map(|value| JsonBody(Some(value)))
             .map_err(|error| ApiError::InvalidJson(error.to_string()))
+    }
+}
+
+/// A path parameter (a workflow name, a handler id), percent-decoded. One that is not UTF-8
+/// once decoded is a 400 `{"detail"}` like every other refusal (axum's own answer is text).
+pub(crate) struct PathParam(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PathParam(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The request's `Idempotency-Key`: `None` when absent or empty; 400 when it is not visible
+/// ASCII (ignoring it would start or deliver twice what the client meant once). Its length
+/// and characters are checked by the engine, as for run ids.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    match headers.get("idempotency-key").map(HeaderValue::to_str) {
+        None => Ok(None),
+        Some(Ok("")) => Ok(None),
+        Some(Ok(key)) => Ok(Some(key)),
+        Some(Err(_)) => Err(ApiError::BadRequest(
+            "Invalid Idempotency-Key: it is not visible ASCII".to_owned(),
+        )),
     }
 }
 

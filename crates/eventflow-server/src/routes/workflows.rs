@@ -1,7 +1,7 @@
 //! `/health`, `/workflows` and the routes of one workflow: run, schema, events, representation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use eventflow::durable::{StartOptions, Started};
@@ -13,7 +13,7 @@ use eventflow_api::{
 };
 use serde_json::{Map, Value};
 
-use super::{AppRef, JsonBody, handler_data, load_run, log_run};
+use super::{AppRef, JsonBody, PathParam, handler_data, idempotency_key, load_run, log_run};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -205,11 +205,7 @@ async fn start(
         }
     };
     let start = decode_start(workflow, start_value(workflow, &body)?)?;
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .and_then(|value| value.to_str().ok())
-        .filter(|key| !key.is_empty())
-        .map(str::to_owned);
+    let idempotency_key = idempotency_key(headers)?.map(str::to_owned);
     let options = StartOptions {
         run_id: handler_id.clone(),
         idempotency_key,
@@ -275,7 +271,7 @@ fn kind(value: &Value) -> &'static str {
 )]
 pub(crate) async fn run(
     State(state): State<AppRef>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -330,7 +326,7 @@ pub(crate) async fn run(
 )]
 pub(crate) async fn run_nowait(
     State(state): State<AppRef>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Handler>, ApiError> {
@@ -354,7 +350,7 @@ pub(crate) async fn run_nowait(
 )]
 pub(crate) async fn schema(
     State(state): State<AppRef>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<Json<WorkflowSchema>, ApiError> {
     let workflow = served(&state, &name)?;
     let start = workflow.start_event();
@@ -385,7 +381,7 @@ pub(crate) async fn schema(
 )]
 pub(crate) async fn events(
     State(state): State<AppRef>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<Json<WorkflowEvents>, ApiError> {
     let workflow = served(&state, &name)?;
     let events = workflow
@@ -409,7 +405,7 @@ pub(crate) async fn events(
 )]
 pub(crate) async fn representation(
     State(state): State<AppRef>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<Json<Representation>, ApiError> {
     let workflow = served(&state, &name)?;
     Ok(Json(Representation {

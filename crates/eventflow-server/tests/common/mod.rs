@@ -15,7 +15,10 @@ use eventflow_server::{RunningServer, Server, ServerConfig};
 use futures::StreamExt;
 use serde_json::Value;
 
+mod raw;
 mod workflows;
+#[allow(unused_imports)] // Only some test files write raw requests.
+pub(crate) use raw::*;
 pub(crate) use workflows::*;
 
 /// Counted by `visits` on each run.

@@ -116,10 +116,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(db)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        MIGRATOR.run(&pool).await.map_err(sql::migrate_error)?;
         // The schema the migrations just used (the first of the search path).
         let current: Option<String> = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&pool)

@@ -172,6 +172,27 @@ async fn a_limit_of_the_database_is_refused_not_transient() {
     drop_schema(&url, &schema).await;
 }
 
+/// Migrations that do not match this version's (a checksum changed, as when another version of
+/// the migration ran) are refused for good: opening fails, and not as a transient error that
+/// a supervisor would retry forever.
+#[tokio::test]
+#[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
+async fn mismatched_migrations_are_refused_not_transient() {
+    let (store, url, schema) = fresh("migrations").await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    drop(store);
+    let refused = PostgresStore::connect_schema(&url, &schema)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Refused(_)), "{refused:?}");
+    assert!(!refused.is_transient());
+    drop_schema(&url, &schema).await;
+}
+
 #[tokio::test]
 #[ignore = "needs Postgres: DATABASE_URL, and --ignored (bash .ci/run runs them)"]
 async fn bad_data_is_corrupt() {

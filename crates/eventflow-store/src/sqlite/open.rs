@@ -115,7 +115,7 @@ async fn migrate(path: &Path, options: &SqliteOptions) -> Result<(), StoreError>
         .map_err(crate::sql::db)?;
     let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
     pool.close().await;
-    migrated.map_err(|error| StoreError::Database(Box::new(error)))
+    migrated.map_err(crate::sql::migrate_error)
 }
 
 /// A connection to the migrated file at `path`: WAL (the file's mode, set by [`migrate`]),

@@ -43,8 +43,8 @@ pub(super) fn all<T>(
 }
 
 /// Values that do not decode are data this version did not write; busy, locked, I/O, full and
-/// cannot-open may pass, so the operation may be retried; anything else SQLite refuses will be
-/// refused again.
+/// cannot-open may pass, so the operation may be retried; anything else SQLite refuses, and
+/// every error rusqlite raises itself, will be refused again.
 pub(super) fn db(error: Error) -> StoreError {
     match error {
         Error::FromSqlConversionFailure(..)
@@ -60,7 +60,9 @@ pub(super) fn db(error: Error) -> StoreError {
                 StoreError::Refused(Box::new(error))
             }
         }
-        error => StoreError::Database(Box::new(error)),
+        // The rest (a parameter that does not convert, a statement that is not one) are
+        // mistakes retrying repeats.
+        error => StoreError::Refused(Box::new(error)),
     }
 }
 

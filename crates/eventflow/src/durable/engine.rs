@@ -254,7 +254,9 @@ impl Engine {
     }
 
     /// Sends an event given as JSON (`{"type", "value"}`), to one step with `step`. The event
-    /// must be one of the run's workflow's event types and decode as it.
+    /// must be one of the run's workflow's event types and decode as it. The message id is
+    /// stored and indexed like an idempotency key, and must pass
+    /// [`check_idempotency_key`](super::check_idempotency_key).
     pub async fn send_json(
         &self,
         run_id: &str,
@@ -262,6 +264,7 @@ impl Engine {
         event: EventJson,
         step: Option<&str>,
     ) -> Result<Sent, EngineError> {
+        check_idempotency_key(msg_id)?;
         let record = self.record(run_id).await?;
         let invalid = |reason: String| EngineError::InvalidEvent {
             run_id: run_id.to_owned(),
