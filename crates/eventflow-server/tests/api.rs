@@ -1753,6 +1753,30 @@ async fn serve_workflow_is_one_line() {
     serving.abort();
 }
 
+/// A server of `workflow` alone on loopback, and the id of a run of it started with `{}`.
+async fn serve_alone_and_run(
+    workflow: eventflow::Workflow,
+    config: eventflow_server::ServerConfig,
+) -> (eventflow_server::RunningServer, String) {
+    let name = workflow.name().to_owned();
+    let server = Server::builder(config)
+        .workflow(workflow)
+        .build()
+        .await
+        .unwrap();
+    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/workflows/{name}/run", running.url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, data) = split(response).await;
+    assert_eq!(status, 200, "{data}");
+    let id = data["handler_id"].as_str().unwrap().to_owned();
+    (running, id)
+}
+
 /// An event without fields: it serializes to `null`.
 #[derive(eventflow::Event, Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Ping;
@@ -1770,22 +1794,9 @@ async fn a_unit_event_is_sent_as_an_empty_object() {
         })
         .build()
         .unwrap();
-    let server = Server::builder(ServerConfig::default().store_url("memory"))
-        .workflow(workflow)
-        .build()
-        .await
-        .unwrap();
-    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let config = ServerConfig::default().store_url("memory");
+    let (running, id) = serve_alone_and_run(workflow, config).await;
     let http = reqwest::Client::new();
-    let response = http
-        .post(format!("{}/workflows/ping/run", running.url()))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let (status, data) = split(response).await;
-    assert_eq!(status, 200, "{data}");
-    let id = data["handler_id"].as_str().unwrap();
     let response = http
         .get(format!("{}/events/{id}?sse=false", running.url()))
         .send()
@@ -1819,22 +1830,9 @@ async fn internal_events_stream_to_readers_who_ask() {
         .unwrap()
         .internal_events(true);
     let store = format!("sqlite:{}", dir.path().join("traced.db").display());
-    let server = Server::builder(ServerConfig::default().store_url(store))
-        .workflow(workflow)
-        .build()
-        .await
-        .unwrap();
-    let running = server.bind(([127, 0, 0, 1], 0)).await.unwrap();
+    let config = ServerConfig::default().store_url(store);
+    let (running, id) = serve_alone_and_run(workflow, config).await;
     let http = reqwest::Client::new();
-    let response = http
-        .post(format!("{}/workflows/traced/run", running.url()))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let (status, data) = split(response).await;
-    assert_eq!(status, 200, "{data}");
-    let id = data["handler_id"].as_str().unwrap();
     let read = |query: &'static str| {
         let http = http.clone();
         let url = format!("{}/events/{id}?sse=false{query}", running.url());

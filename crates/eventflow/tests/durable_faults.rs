@@ -441,6 +441,22 @@ fn uuid_like() -> String {
     )
 }
 
+/// A run's stored events, one line each: `step state` for a `StepStateChanged`, the name for
+/// the others.
+fn trace(events: &[(u64, eventflow::EventJson)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(_, event)| match event.name.as_str() {
+            "StepStateChanged" => format!(
+                "{} {}",
+                event.value["name"].as_str().unwrap(),
+                event.value["step_state"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
 fn result(record: &RunRecord) -> serde_json::Value {
     record.result.clone().expect("a completed run has a result")["value"]["result"].clone()
 }
@@ -506,17 +522,7 @@ async fn kill_mid_step_internal_events(backend: Backend) {
     let events = h.store.events_after(&run_id, 0, 10_000).await.unwrap();
     let sequences: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(sequences, (1..=events.len() as u64).collect::<Vec<_>>());
-    let trace: Vec<String> = events
-        .iter()
-        .map(|(_, event)| match event.name.as_str() {
-            "StepStateChanged" => format!(
-                "{} {}",
-                event.value["name"].as_str().unwrap(),
-                event.value["step_state"].as_str().unwrap()
-            ),
-            other => other.to_owned(),
-        })
-        .collect();
+    let trace = trace(&events);
     assert_eq!(
         trace,
         [
@@ -571,17 +577,7 @@ async fn kill_mid_error_handler(backend: Backend) {
     assert_eq!(h.count("start", "fallback"), 2);
     assert_eq!(h.count("end", "fallback"), 1);
     let events = h.store.events_after(&run_id, 0, 10_000).await.unwrap();
-    let trace: Vec<String> = events
-        .iter()
-        .map(|(_, event)| match event.name.as_str() {
-            "StepStateChanged" => format!(
-                "{} {}",
-                event.value["name"].as_str().unwrap(),
-                event.value["step_state"].as_str().unwrap()
-            ),
-            other => other.to_owned(),
-        })
-        .collect();
+    let trace = trace(&events);
     assert_eq!(
         trace,
         [
