@@ -82,6 +82,9 @@ pub enum ApiError {
     /// token answers only to loopback names and `ServerConfig::allowed_hosts` (403).
     #[error("{0}")]
     HostNotAllowed(String),
+    /// A web page of a site the CORS configuration does not allow sent a write (403).
+    #[error("{0}")]
+    CrossSite(String),
     /// The request body is larger than the configured limit (413).
     #[error("Request body too large: the limit is {limit} bytes")]
     PayloadTooLarge {
@@ -108,7 +111,7 @@ impl ApiError {
             | ApiError::InvalidStartEvent(_)
             | ApiError::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::HostNotAllowed(_) | ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_)
             | ApiError::WorkflowNotFound { .. }

@@ -1259,6 +1259,34 @@ async fn cross_origin_calls_are_refused_by_default() {
         "{headers:?}"
     );
     assert!(headers.get("access-control-allow-methods").is_none());
+
+    // A "simple" cross-site write (no preflight: text/plain) is refused and starts nothing;
+    // the server's own origin, and programs that send no Origin, pass.
+    let post = |origin: Option<String>| {
+        let mut request = server
+            .http
+            .post(server.at("/workflows/greet/run-nowait"))
+            .header("Content-Type", "text/plain")
+            .body("{}");
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        async move { split(request.send().await.unwrap()).await }
+    };
+    let (status, body) = post(Some("https://evil.example".into())).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cross-site request refused"),
+        "{body}"
+    );
+    let (_, list) = server.get("/handlers").await;
+    assert_eq!(list["handlers"].as_array().unwrap().len(), 0, "{list}");
+    let own = server.url.trim_end_matches('/').to_owned();
+    assert_eq!(post(Some(own)).await.0, 200);
+    assert_eq!(post(None).await.0, 200);
 }
 
 /// `Cors::AnyOrigin` lets every page call, but never with credentials: the caller must hold

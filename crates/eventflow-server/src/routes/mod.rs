@@ -4,6 +4,7 @@ mod auth;
 mod events;
 mod handlers;
 mod hosts;
+mod origin;
 mod workflows;
 
 pub(crate) use hosts::{HostPolicy, split_host};
@@ -83,6 +84,10 @@ pub(crate) fn router(state: AppRef, bound: Option<SocketAddr>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.config.cors.clone()),
+            origin::refuse_cross_site,
         ))
         .layer(middleware::from_fn_with_state(hosts, hosts::guard_host))
         .layer(middleware::from_fn(hosts::require_host))
