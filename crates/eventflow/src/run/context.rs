@@ -76,7 +76,9 @@ impl RunContext {
         }
     }
 
-    /// A new handle on what this one holds now: a run it starts moves only the new handle.
+    /// A new handle on the run this one holds (for `RunOutput::context`, whose own handle is
+    /// always on its run): a run started from the new handle moves only the new handle. A
+    /// seed is not shared: the new handle of a seed is empty.
     pub(crate) fn detached(&self) -> Self {
         match &*self.lock() {
             Holder::Run(run) => RunContext::of_run(run.clone()),
