@@ -284,7 +284,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             output::clear_line();
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", eventflow::store::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

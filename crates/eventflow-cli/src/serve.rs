@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use eventflow::store::{PostgresStore, is_postgres_url};
-use eventflow_server::{Cors, Server, ServerConfig, shutdown_signal};
+use eventflow_server::{Cors, Server, ServerConfig, ServerError, shutdown_signal};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -115,7 +115,7 @@ pub(crate) async fn serve(
     let store_hint = if is_postgres_url(&args.database_url) {
         "is Postgres running, and does the URL name a database that exists?"
     } else {
-        "use sqlite:PATH (a file, created if missing), postgres://... or memory"
+        "sqlite:PATH creates the file if missing, not its folder; or use postgres://... or memory"
     };
     config = match &args.schema {
         Some(schema) => {
@@ -125,7 +125,7 @@ pub(crate) async fn serve(
             let store = PostgresStore::connect_schema(&args.database_url, schema)
                 .await
                 .with_context(|| {
-                    format!("cannot open the store {store_name} (schema {schema}): {store_hint}")
+                    format!("cannot open the store {store_name} (schema {schema}; {store_hint})")
                 })?;
             config.store(Arc::new(store))
         }
@@ -138,10 +138,13 @@ pub(crate) async fn serve(
     for workflow in workflows {
         builder = builder.workflow(workflow);
     }
-    let server = builder
-        .build()
-        .await
-        .with_context(|| format!("cannot open the store {store_name}: {store_hint}"))?;
+    let server = builder.build().await.map_err(|error| match error {
+        // Say which store, and what to check, instead of the server's bare "cannot open the
+        // store"; the store's error follows as the cause.
+        ServerError::Store(error) => anyhow::Error::new(error)
+            .context(format!("cannot open the store {store_name} ({store_hint})")),
+        error => anyhow::Error::new(error),
+    })?;
 
     let url = format!("http://{addr}");
     if out.json {

@@ -372,3 +372,24 @@ fn allowed_hosts_are_set_on_the_command_line() {
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("--allowed-host"), "{answer}");
 }
+
+#[test]
+fn a_store_in_a_missing_folder_names_the_folder_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("missing").join("dir");
+    let url = format!("sqlite:{}", folder.join("runs.db").display());
+    let output = eventflow()
+        .args(["serve", "--demo", "--port", "0", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let missing = format!("the folder {} does not exist", folder.display());
+    assert_eq!(stderr.matches(&missing).count(), 1, "{stderr}");
+    assert!(stderr.matches("unable to open").count() <= 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot open the store").count(),
+        1,
+        "{stderr}"
+    );
+}

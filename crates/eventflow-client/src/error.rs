@@ -67,7 +67,7 @@ pub enum ClientError {
         after: Duration,
     },
     /// The server could not be reached, or the connection failed.
-    #[error("transport error: {0}")]
+    #[error("transport error")]
     Transport(#[source] reqwest::Error),
     /// An event stream ended with an error the server reported (`event: error`), or could not
     /// be resumed within the reconnection budget.

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventflow::durable::EngineError;
-use eventflow::store::{RunStatus, StoreError};
+use eventflow::store::{RunStatus, StoreError, error_chain};
 
 /// Why a request failed. Every variant maps to one status code ([`ApiError::status`]) and is
 /// answered as JSON `{"detail": "<message>"}`, the body llama-agents-server uses.
@@ -95,7 +95,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     /// The store failed (500, or 503 when the database could not be reached).
-    #[error("store error: {0}")]
+    #[error("store error")]
     Store(#[from] StoreError),
     /// Something else failed inside the server (500).
     #[error("Internal server error: {0}")]
@@ -148,7 +148,7 @@ impl From<EngineError> for ApiError {
                 ApiError::BadRequest(format!("Invalid Idempotency-Key: {reason}"))
             }
             EngineError::UnknownWorkflow { name } => ApiError::WorkflowNotFound { name },
-            EngineError::Start(error) => ApiError::InvalidStartEvent(error.to_string()),
+            EngineError::Start(error) => ApiError::InvalidStartEvent(error_chain(&error)),
             EngineError::UnknownEventType {
                 workflow,
                 name,
@@ -186,7 +186,7 @@ impl From<EngineError> for ApiError {
                 status: RunStatus::Running,
             },
             EngineError::Store(error) => ApiError::Store(error),
-            error => ApiError::Internal(error.to_string()),
+            error => ApiError::Internal(error_chain(&error)),
         }
     }
 }
@@ -204,7 +204,7 @@ impl IntoResponse for ApiError {
                 let error_id = uuid::Uuid::new_v4().simple().to_string();
                 let error_id = &error_id[..12];
                 tracing::error!(
-                    error = ?self.to_string(),
+                    error = ?error_chain(&self),
                     status = status.as_u16(),
                     error_id,
                     "request failed"
@@ -219,9 +219,9 @@ impl IntoResponse for ApiError {
             }
             _ => {
                 if status.is_server_error() {
-                    tracing::error!(error = ?self.to_string(), status = status.as_u16(), "request failed");
+                    tracing::error!(error = ?error_chain(&self), status = status.as_u16(), "request failed");
                 } else {
-                    tracing::debug!(error = ?self.to_string(), status = status.as_u16(), "request refused");
+                    tracing::debug!(error = ?error_chain(&self), status = status.as_u16(), "request refused");
                 }
                 self.to_string()
             }
@@ -247,10 +247,10 @@ impl IntoResponse for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
+    #[error("cannot open the store")]
     Store(#[from] StoreError),
     /// The durable engine could not start.
-    #[error("cannot start the engine: {0}")]
+    #[error("cannot start the engine")]
     Engine(#[from] EngineError),
     /// Two workflows were registered under one name.
     #[error("two workflows are named `{name}`")]
@@ -262,7 +262,7 @@ pub enum ServerError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Binding or serving the socket failed.
-    #[error("i/o error: {0}")]
+    #[error("binding or serving the socket failed")]
     Io(#[from] std::io::Error),
 }
 

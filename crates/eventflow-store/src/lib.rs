@@ -236,12 +236,36 @@ pub enum StoreError {
     #[error("corrupt store data: {0}")]
     Corrupt(String),
     /// The database failed or could not be reached; the operation may be retried.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database refused the operation for a reason retrying cannot change (a value beyond
     /// one of its limits, a bad configuration, a failed migration).
-    #[error("the database refused the operation: {0}")]
+    #[error("the database refused the operation")]
     Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The folder of a SQLite file does not exist (the store creates the file, not its folder).
+    #[error("the folder {} does not exist", .folder.display())]
+    MissingFolder {
+        /// The folder.
+        folder: std::path::PathBuf,
+    },
+}
+
+/// `error` and its causes joined with ": ", as anyhow's `{:#}` prints them, each cause once:
+/// errors here do not embed their source's text in their own, but some of the drivers' do (an
+/// `sqlx::Error::Database` ends with its source's text), so a cause whose text the line already
+/// ends with is left out. What the CLI prints and the server logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let part = next.to_string();
+        if !part.is_empty() && !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = next.source();
+    }
+    text
 }
 
 impl StoreError {

@@ -238,10 +238,13 @@ impl Frames {
                 }
             }
             Some(Some(Err(error))) => {
-                tracing::error!(error = ?error.to_string(), "event stream failed");
+                tracing::error!(error = ?eventflow::store::error_chain(&error), "event stream failed");
                 self.done = true;
                 let data = serde_json::to_string(&ErrorBody {
-                    detail: format!("event stream failed: {error}"),
+                    detail: format!(
+                        "event stream failed: {}",
+                        eventflow::store::error_chain(&error)
+                    ),
                     handler_id: None,
                 })
                 .unwrap_or_default();

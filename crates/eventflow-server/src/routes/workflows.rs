@@ -44,7 +44,7 @@ pub(crate) async fn health(State(state): State<AppRef>) -> Response {
     match state.engine.check_store().await {
         Ok(()) => health_status("healthy").into_response(),
         Err(error) => {
-            tracing::warn!(%error, "health check: the store cannot be read");
+            tracing::warn!(error = %eventflow::store::error_chain(&error), "health check: the store cannot be read");
             unhealthy()
         }
     }

@@ -62,6 +62,7 @@ impl SqliteStore {
         options: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        check_folder(&path)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -95,6 +96,21 @@ impl SqliteStore {
             path: path.to_path_buf(),
             options: options.clone(),
         })
+    }
+}
+
+/// SQLite creates a missing file but not its folder, and says only "unable to open database
+/// file" (retrying will not help either): name the folder instead.
+fn check_folder(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(folder)
+            if !folder.as_os_str().is_empty() && matches!(folder.try_exists(), Ok(false)) =>
+        {
+            Err(StoreError::MissingFolder {
+                folder: folder.to_path_buf(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

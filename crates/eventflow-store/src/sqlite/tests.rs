@@ -189,3 +189,35 @@ async fn processes_sharing_a_file_never_claim_the_same_run() {
     }
     assert_eq!(seen.len(), RUNS, "claims per process: {per_child:?}");
 }
+
+#[tokio::test]
+async fn a_file_in_a_missing_folder_names_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("missing").join("dir");
+    let Err(error) = SqliteStore::open(folder.join("runs.db")).await else {
+        panic!("the folder is missing");
+    };
+    assert!(
+        matches!(&error, StoreError::MissingFolder { folder: f } if *f == folder),
+        "{error:?}"
+    );
+    assert_eq!(
+        crate::error_chain(&error),
+        format!("the folder {} does not exist", folder.display())
+    );
+    // Nothing was created on the way.
+    assert!(!dir.path().join("missing").exists());
+}
+
+#[test]
+fn the_error_chain_prints_each_cause_once() {
+    // sqlx's database error embeds its source's text: the chain prints it once.
+    #[derive(Debug, thiserror::Error)]
+    #[error("driver failed: {0}")]
+    struct Embedding(#[source] std::io::Error);
+    let error = StoreError::Database(Box::new(Embedding(std::io::Error::other("disk on fire"))));
+    assert_eq!(
+        crate::error_chain(&error),
+        "database error: driver failed: disk on fire"
+    );
+}

@@ -249,7 +249,7 @@ impl DurableRun {
                 continue;
             };
             if let Err(error) = self.record(spec, live, &tick, None) {
-                tracing::warn!(%error, "dropped an inbox message that cannot be journaled");
+                tracing::warn!(error = %crate::store::error_chain(&error), "dropped an inbox message that cannot be journaled");
                 continue;
             }
             ticks.push(tick);
@@ -325,7 +325,7 @@ impl DurableRun {
                     return Ok(());
                 }
                 Err(error) if error.is_transient() => {
-                    tracing::warn!(%error, "commit failed; retrying");
+                    tracing::warn!(error = %crate::store::error_chain(&error), "commit failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(1));
                 }
@@ -346,7 +346,7 @@ where
     loop {
         match operation().await {
             Err(error) if error.is_transient() && tries < 200 => {
-                tracing::warn!(%error, "store unreachable; retrying");
+                tracing::warn!(error = %crate::store::error_chain(&error), "store unreachable; retrying");
                 tries += 1;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));

@@ -190,10 +190,10 @@ async fn let_go(executor: &mut Executor, durable: &mut DurableRun, error: StoreE
     executor.stop_tasks();
     match error {
         StoreError::Fenced { .. } | StoreError::UnknownRun { .. } => {
-            tracing::info!(%error, "the run is no longer ours");
+            tracing::info!(error = %crate::store::error_chain(&error), "the run is no longer ours");
         }
         error => {
-            tracing::error!(%error, "the store refused the run; handing it back");
+            tracing::error!(error = %crate::store::error_chain(&error), "the store refused the run; handing it back");
             durable.pending = Default::default();
             let release = CommitEnd::Release {
                 idle: false,

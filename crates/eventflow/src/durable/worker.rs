@@ -138,7 +138,7 @@ impl Inner {
             Ok(Some(record)) => record,
             Ok(None) => return,
             Err(error) => {
-                tracing::warn!(%error, run_id = %lease.run_id, "cannot read a claimed run");
+                tracing::warn!(error = %crate::store::error_chain(&error), run_id = %lease.run_id, "cannot read a claimed run");
                 return;
             }
         };
@@ -148,7 +148,7 @@ impl Inner {
         let loaded = match retry_transient(|| self.store.load(&lease)).await {
             Ok(loaded) => loaded,
             Err(error) => {
-                tracing::warn!(%error, run_id = %lease.run_id, "cannot load a claimed run");
+                tracing::warn!(error = %crate::store::error_chain(&error), run_id = %lease.run_id, "cannot load a claimed run");
                 return;
             }
         };
@@ -242,7 +242,7 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
                 let Some(inner) = inner.upgrade() else { return };
                 match inner.store.heartbeat(&inner.options.worker_id, &inner.keys).await {
                     Ok(()) => last_beat = tokio::time::Instant::now(),
-                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                    Err(error) => tracing::warn!(error = %crate::store::error_chain(&error), "heartbeat failed"),
                 }
                 continue;
             }
@@ -299,7 +299,9 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
                             {
                                 Ok(Some(claim)) => inner.drive_claimed(claim).await,
                                 Ok(None) => {}
-                                Err(error) => tracing::warn!(%error, "claim failed"),
+                                Err(error) => {
+                                    tracing::warn!(error = %crate::store::error_chain(&error), "claim failed")
+                                }
                             }
                         }
                     }
@@ -311,7 +313,9 @@ pub(super) async fn background(inner: std::sync::Weak<Inner>) {
                         inner.drive_claimed(claim).await;
                     }
                 }
-                Err(error) => tracing::warn!(%error, "claim failed"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::store::error_chain(&error), "claim failed")
+                }
             },
         }
     }
