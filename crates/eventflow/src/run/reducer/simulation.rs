@@ -22,19 +22,45 @@ struct Done {
     value: u64,
 }
 
-/// A fan-out/fan-in workflow. The closures are never called: the simulation computes what
-/// each step emits.
-fn fan_out(workers: usize) -> Workflow {
-    Workflow::builder("sim")
+/// A fan-out/fan-in workflow; with `rescue`, `work` has 2 attempts instead of 3 and an error
+/// handler, `rescue`, recovers it with the `Done` the failed work would have given. The
+/// closures are never called: the simulation computes what each step emits.
+fn fan_out(workers: usize, rescue: bool) -> Workflow {
+    let attempts = if rescue { 2 } else { 3 };
+    let builder = Workflow::builder("sim")
         .add_step("start", |_: StartEvent| async { Vec::<Work>::new() })
         .step(
             Step::new("work", |w: Work| async move { Done { id: w.id, value: 0 } })
                 .num_workers(workers)
-                .retry(RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(3)),
+                .retry(RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(attempts)),
         )
-        .step(Step::new("collect", |_: Done| async { None::<StopEvent> }).num_workers(2))
-        .build()
-        .unwrap()
+        .step(Step::new("collect", |_: Done| async { None::<StopEvent> }).num_workers(2));
+    let builder = if rescue {
+        builder.step(
+            Step::new("rescue", |f: StepFailedEvent| async move {
+                let id = f.input::<Work>().map(|w| w.id).unwrap_or_default();
+                Done { id, value: 0 }
+            })
+            .catch_error(crate::CatchError::for_steps(["work"])),
+        )
+    } else {
+        builder
+    };
+    builder.build().unwrap()
+}
+
+/// What a simulation runs.
+#[derive(Clone, Copy, Default)]
+struct Sim {
+    items: u64,
+    workers: usize,
+    /// Work attempts fail at random: all but the last (so they are retried), or with `rescue`
+    /// any of them (so some are lost to the error handler).
+    flaky: bool,
+    /// The reducer publishes internal events.
+    internal: bool,
+    /// `work` has an error handler (see [`fan_out`]).
+    rescue: bool,
 }
 
 struct Report {
@@ -46,13 +72,22 @@ struct Report {
     starts: usize,
     /// The `StepStateChanged` events published, in order (with `internal`).
     states: Vec<StepStateChanged>,
+    /// Work items whose last attempt failed, and the error handler's invocations (`rescue`).
+    lost: u64,
+    rescues: u64,
 }
 
-/// Runs the fan-out of `items` events to completion in an order drawn from `seed`; with
-/// `flaky`, work attempts fail at random (and are retried); with `internal`, the reducer
-/// publishes internal events.
-fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) -> Report {
-    let workflow = fan_out(workers);
+/// Runs the fan-out of `sim.items` events to completion in an order drawn from `seed`.
+fn simulate(seed: u64, sim: Sim) -> Report {
+    let Sim {
+        items,
+        workers,
+        flaky,
+        internal,
+        rescue,
+    } = sim;
+    let workflow = fan_out(workers, rescue);
+    let last_attempt = if rescue { 2 } else { 3 };
     let spec = &*workflow.spec;
     let work_step = spec.step_index("work").unwrap();
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -72,6 +107,7 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
     let mut collected: Vec<u64> = Vec::new();
     let mut peak_work = 0;
     let mut commands = 0;
+    let (mut lost, mut rescues) = (0, 0);
     let mut result = None;
     loop {
         for command in out.drain(..) {
@@ -130,9 +166,19 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
         let (invocation, step, event, attempt) = running.swap_remove(pick);
         let outcome = match spec.steps[step].name.as_str() {
             "start" => Ok((0..items).map(|id| AnyEvent::new(Work { id })).collect()),
-            "work" if flaky && attempt < 3 && rng.bool() => Err(StepError::Failed("flaky".into())),
+            "work" if flaky && (rescue || attempt < last_attempt) && rng.bool() => {
+                lost += u64::from(attempt == last_attempt);
+                Err(StepError::Failed("flaky".into()))
+            }
             "work" => {
                 let id = event.downcast_ref::<Work>().unwrap().id;
+                Ok(vec![AnyEvent::new(Done { id, value: id * 2 })])
+            }
+            "rescue" => {
+                rescues += 1;
+                let failed = event.downcast_ref::<StepFailedEvent>().unwrap();
+                assert_eq!(failed.attempts, 2);
+                let id = failed.input::<Work>().unwrap().id;
                 Ok(vec![AnyEvent::new(Done { id, value: id * 2 })])
             }
             "collect" => {
@@ -166,6 +212,8 @@ fn simulate(seed: u64, items: u64, workers: usize, flaky: bool, internal: bool) 
         commands,
         starts,
         states,
+        lost,
+        rescues,
     }
 }
 
@@ -202,7 +250,7 @@ proptest! {
         workers in 1usize..6,
         flaky in any::<bool>(),
     ) {
-        let report = simulate(seed, items, workers, flaky, false);
+        let report = simulate(seed, Sim { items, workers, flaky, ..Sim::default() });
         // Same result whatever the order: the sum of 2*id.
         prop_assert_eq!(report.result, items * (items - 1));
         // No event lost, none delivered twice.
@@ -215,8 +263,8 @@ proptest! {
 
     #[test]
     fn the_same_seed_gives_the_same_run(seed in any::<u64>(), items in 1u64..30) {
-        let a = simulate(seed, items, 3, true, false);
-        let b = simulate(seed, items, 3, true, false);
+        let sim = Sim { items, workers: 3, flaky: true, ..Sim::default() };
+        let (a, b) = (simulate(seed, sim), simulate(seed, sim));
         prop_assert_eq!(a.collected, b.collected);
         prop_assert_eq!(a.commands, b.commands);
     }
@@ -231,8 +279,9 @@ proptest! {
         workers in 1usize..5,
         flaky in any::<bool>(),
     ) {
-        let plain = simulate(seed, items, workers, flaky, false);
-        let traced = simulate(seed, items, workers, flaky, true);
+        let sim = Sim { items, workers, flaky, ..Sim::default() };
+        let plain = simulate(seed, sim);
+        let traced = simulate(seed, Sim { internal: true, ..sim });
         prop_assert!(plain.states.is_empty());
         prop_assert_eq!(&plain.collected, &traced.collected);
         prop_assert_eq!(plain.commands, traced.commands);
@@ -275,8 +324,16 @@ proptest! {
 fn fan_out_cost_is_linear() {
     let bytes_per_event = |items: u64| {
         let mut report = None;
-        let allocated =
-            allocation_counter::measure(|| report = Some(simulate(1, items, 4, false, false)));
+        let allocated = allocation_counter::measure(|| {
+            report = Some(simulate(
+                1,
+                Sim {
+                    items,
+                    workers: 4,
+                    ..Sim::default()
+                },
+            ))
+        });
         assert_eq!(report.map(|r| r.collected.len()), Some(items as usize));
         allocated.bytes_total as f64 / items as f64
     };
@@ -291,7 +348,7 @@ fn fan_out_cost_is_linear() {
 
 #[test]
 fn ticks_after_the_end_are_ignored() {
-    let workflow = fan_out(2);
+    let workflow = fan_out(2, false);
     let spec = &*workflow.spec;
     let mut state = RunState::new(spec, 1);
     let mut out = Vec::new();
@@ -318,28 +375,6 @@ fn ticks_after_the_end_are_ignored() {
     assert!(out.is_empty());
 }
 
-/// The fan-out with an error handler: `work` fails its last attempt at random and `rescue`
-/// recovers it with the `Done` the failed work would have given.
-fn rescued_fan_out(workers: usize) -> Workflow {
-    Workflow::builder("sim_rescue")
-        .add_step("start", |_: StartEvent| async { Vec::<Work>::new() })
-        .step(
-            Step::new("work", |w: Work| async move { Done { id: w.id, value: 0 } })
-                .num_workers(workers)
-                .retry(RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(2)),
-        )
-        .step(
-            Step::new("rescue", |f: StepFailedEvent| async move {
-                let id = f.input::<Work>().map(|w| w.id).unwrap_or_default();
-                Done { id, value: 0 }
-            })
-            .catch_error(crate::CatchError::for_steps(["work"])),
-        )
-        .step(Step::new("collect", |_: Done| async { None::<StopEvent> }).num_workers(2))
-        .build()
-        .unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
 
@@ -347,78 +382,12 @@ proptest! {
     /// and timers: every item is collected once, and the handler ran once per lost item.
     #[test]
     fn a_handler_recovers_each_lost_item_once(seed in any::<u64>(), items in 1u64..40, workers in 1usize..5) {
-        let workflow = rescued_fan_out(workers);
-        let spec = &*workflow.spec;
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut state = RunState::new(spec, seed);
-        let mut out = Vec::new();
-        state.apply(spec, Tick::Start(AnyEvent::new(StartEvent::new())), &mut out);
-        let mut running: Vec<(InvocationId, usize, AnyEvent, u32)> = Vec::new();
-        let mut timers: Vec<u64> = Vec::new();
-        let mut collected: Vec<u64> = Vec::new();
-        let (mut lost, mut rescues) = (0u64, 0u64);
-        let mut result = None;
-        loop {
-            for command in out.drain(..) {
-                match command {
-                    Command::StartStep { invocation, step, event, attempt, .. } => {
-                        running.push((invocation, step, event, attempt));
-                    }
-                    Command::ScheduleRetry { timer, .. } => timers.push(timer),
-                    Command::Finish(Outcome::Stopped(stop)) => {
-                        result = Some(stop.downcast_ref::<StopEvent>().unwrap().result::<u64>().unwrap());
-                    }
-                    Command::Finish(_) => panic!("the run must stop with a result"),
-                    Command::Deliver { .. } | Command::Publish(_) => unreachable!(),
-                }
-            }
-            if result.is_some() {
-                break;
-            }
-            let choices = running.len() + timers.len();
-            prop_assert!(choices > 0, "the run stalled without finishing");
-            let pick = rng.usize(..choices);
-            if pick >= running.len() {
-                let timer = timers.swap_remove(pick - running.len());
-                state.apply(spec, Tick::RetryDue { timer }, &mut out);
-                continue;
-            }
-            let (invocation, step, event, attempt) = running.swap_remove(pick);
-            let outcome = match spec.steps[step].name.as_str() {
-                "start" => Ok((0..items).map(|id| AnyEvent::new(Work { id })).collect()),
-                "work" if rng.bool() => {
-                    lost += u64::from(attempt == 2);
-                    Err(StepError::Failed("flaky".into()))
-                }
-                "work" => {
-                    let id = event.downcast_ref::<Work>().unwrap().id;
-                    Ok(vec![AnyEvent::new(Done { id, value: 0 })])
-                }
-                "rescue" => {
-                    rescues += 1;
-                    let failed = event.downcast_ref::<StepFailedEvent>().unwrap();
-                    prop_assert_eq!(failed.attempts, 2);
-                    let id = failed.input::<Work>().unwrap().id;
-                    Ok(vec![AnyEvent::new(Done { id, value: 0 })])
-                }
-                "collect" => {
-                    collected.push(event.downcast_ref::<Done>().unwrap().id);
-                    if collected.len() as u64 == items {
-                        let total: u64 = collected.iter().map(|id| id * 2).sum();
-                        Ok(vec![AnyEvent::new(StopEvent::new(total))])
-                    } else {
-                        Ok(Vec::new())
-                    }
-                }
-                other => unreachable!("unknown step {other}"),
-            };
-            let outcome = outcome.map_err(|error| failure(spec, step, attempt, error, &mut rng));
-            state.apply(spec, Tick::StepDone { invocation, outcome, elapsed: Duration::ZERO }, &mut out);
-        }
-        prop_assert_eq!(result, Some(items * (items - 1)));
-        let unique: BTreeSet<u64> = collected.iter().copied().collect();
+        let sim = Sim { items, workers, flaky: true, rescue: true, ..Sim::default() };
+        let report = simulate(seed, sim);
+        prop_assert_eq!(report.result, items * (items - 1));
+        let unique: BTreeSet<u64> = report.collected.iter().copied().collect();
         prop_assert_eq!(unique, (0..items).collect::<BTreeSet<u64>>());
-        prop_assert_eq!(collected.len() as u64, items);
-        prop_assert_eq!(rescues, lost);
+        prop_assert_eq!(report.collected.len() as u64, items);
+        prop_assert_eq!(report.rescues, report.lost);
     }
 }
